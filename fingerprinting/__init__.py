@@ -1,0 +1,1 @@
+"""Fingerprinting: safe image loading, native-resolution crops, spectral and learned fingerprints, the zoo."""
