@@ -1,0 +1,331 @@
+"""FingerprintIndex: a FAISS inner-product index over int64 ids whose type follows its size."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+
+import faiss
+import numpy as np
+from faiss.contrib.inspect_tools import get_invlist
+
+FORMAT_VERSION = 1
+
+# Below this many vectors exact search is fast enough (a few ms a query at 128-d on one core).
+EXACT_MAX = 50_000
+# From here on full float32 vectors no longer fit comfortably in memory: compress with PQ.
+COMPRESSED_MIN = 10_000_000
+# k-means needs about this many training points per IVF list; more brings little.
+TRAIN_POINTS_PER_LIST = 64
+# Rebuild an automatically typed IVF index only after it has grown this much since it was built
+# (amortised O(1) cost per vector; no rebuild ping-pong around a threshold).
+REBUILD_GROWTH = 4
+
+
+class IndexCorruptError(RuntimeError):
+    """The saved index is missing, truncated, or does not match its checksum sidecar."""
+
+
+def set_threads(n: int) -> None:
+    """Pin FAISS's OpenMP threads (call once at start-up, beside torch's own pinning)."""
+    faiss.omp_set_num_threads(max(1, int(n)))
+
+
+def _nlist(n: int) -> int:
+    """IVF list count: a power of two near 4 * sqrt(n), the usual FAISS guideline."""
+    return int(min(65_536, max(64, 2 ** round(math.log2(4 * math.sqrt(max(n, 1)))))))
+
+
+def choose_factory(n: int, dim: int) -> str:
+    """The index_factory string for `n` vectors of `dim` dimensions (inner product).
+
+    - n < EXACT_MAX: "IDMap2,Flat", exact search;
+    - n < COMPRESSED_MIN: "IVF{nlist},Flat", approximate, lossless storage;
+    - above: "IVF{nlist},PQ{m}", product-quantised (m bytes per vector).
+    """
+    if n < EXACT_MAX:
+        return "IDMap2,Flat"
+    if n < COMPRESSED_MIN:
+        return f"IVF{_nlist(n)},Flat"
+    m = next(m for m in (dim // 4, dim // 2, dim) if m > 0 and dim % m == 0)
+    return f"IVF{_nlist(n)},PQ{m}"
+
+
+def default_nprobe(nlist: int) -> int:
+    """Lists probed per query: chosen so recall@10 stays >= 0.95 (measured; see BENCHMARKS.md)."""
+    return int(min(nlist, max(16, nlist // 32)))
+
+
+def _normalised(x: np.ndarray, dim: int) -> np.ndarray:
+    x = np.array(x, dtype=np.float32, order="C", copy=True).reshape(-1, dim)
+    if not np.isfinite(x).all():
+        raise ValueError("vectors contain NaN or infinity")
+    faiss.normalize_L2(x)
+    return x
+
+
+def _sha256(data: bytes | memoryview) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_atomic(path: Path, data: bytes | memoryview) -> None:
+    """Write aside, fsync, then rename over the target: readers see the old or the new file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FingerprintIndex:
+    """Inner-product search over L2-normalised float32 fingerprints, keyed by int64 ids.
+
+    With `factory=None` the index type follows the number of vectors (`choose_factory`): when an
+    `add` makes the chosen type differ from the current one, the index is rebuilt from its own
+    vectors, which it can only do while storage is lossless (Flat or IVF-Flat) and, for IVF, once
+    it has grown REBUILD_GROWTH times since it was built. A compressed (PQ) index never rebuilds
+    itself: call `rebuild(vectors, ids)` with the stored vectors. An explicit `factory` is kept.
+    Ids must be unique; vectors are L2-normalised on the way in.
+    """
+
+    def __init__(self, dim: int, factory: str | None = None) -> None:
+        self.dim = int(dim)
+        self.auto = factory is None
+        self.factory = factory or choose_factory(0, self.dim)
+        self._built_at = 0
+        self._index = self._empty(self.factory)
+
+    # ---- construction -------------------------------------------------------------------------
+
+    def _empty(self, factory: str) -> faiss.Index:
+        index = faiss.index_factory(self.dim, factory, faiss.METRIC_INNER_PRODUCT)
+        ivf = self._ivf(index)
+        if ivf is not None:
+            ivf.nprobe = default_nprobe(ivf.nlist)
+            # A hash table from id to list position: reconstruct(id) and remove_ids work.
+            ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+        return index
+
+    @staticmethod
+    def _ivf(index: faiss.Index) -> faiss.IndexIVF | None:
+        try:
+            return faiss.extract_index_ivf(index)
+        except RuntimeError:
+            return None
+
+    def _build(self, factory: str, vectors: np.ndarray, ids: np.ndarray, seed: int = 0) -> None:
+        index = self._empty(factory)
+        if not index.is_trained:
+            n_train = min(len(vectors), TRAIN_POINTS_PER_LIST * self._ivf(index).nlist)
+            sample = np.random.default_rng(seed).choice(len(vectors), n_train, replace=False)
+            index.train(vectors[np.sort(sample)])
+        if len(vectors):
+            index.add_with_ids(vectors, ids)
+        self._index, self.factory, self._built_at = index, factory, len(vectors)
+
+    @classmethod
+    def from_vectors(
+        cls, vectors: np.ndarray, ids: np.ndarray, factory: str | None = None
+    ) -> FingerprintIndex:
+        """A new index holding `vectors` under `ids`, its type chosen for their number."""
+        vectors = np.asarray(vectors)
+        index = cls(vectors.shape[1], factory)
+        index.rebuild(vectors, ids)
+        return index
+
+    def rebuild(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        """Replace the contents with `vectors` under `ids`, retraining the index type for them."""
+        vectors = _normalised(vectors, self.dim)
+        ids = self._checked_ids(ids, len(vectors))
+        factory = choose_factory(len(vectors), self.dim) if self.auto else self.factory
+        self._build(factory, vectors, ids)
+
+    # ---- contents -----------------------------------------------------------------------------
+
+    @property
+    def ntotal(self) -> int:
+        return int(self._index.ntotal)
+
+    def __len__(self) -> int:
+        return self.ntotal
+
+    @property
+    def lossless(self) -> bool:
+        """Whether `vectors_and_ids` returns the exact vectors (not PQ approximations)."""
+        return self.factory.endswith("Flat")
+
+    def __contains__(self, id_: int) -> bool:
+        try:
+            self._index.reconstruct(int(id_))
+        except RuntimeError:
+            return False
+        return True
+
+    def _checked_ids(self, ids: np.ndarray, n: int) -> np.ndarray:
+        ids = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
+        if len(ids) != n:
+            raise ValueError(f"{n} vectors but {len(ids)} ids")
+        if len(np.unique(ids)) != len(ids):
+            raise ValueError("ids must be unique")
+        return ids
+
+    def vectors_and_ids(self) -> tuple[np.ndarray, np.ndarray]:
+        """All stored (vectors, ids); exact for Flat and IVF-Flat, PQ approximations otherwise."""
+        index = self._index
+        if isinstance(index, faiss.IndexIDMap2):
+            ids = faiss.vector_to_array(index.id_map).astype(np.int64)
+            return index.index.reconstruct_n(0, index.ntotal), ids
+        ivf = self._ivf(index)
+        if ivf is None or not self.lossless:
+            raise NotImplementedError(f"cannot list the exact vectors of a {self.factory} index")
+        vectors, ids = [], []
+        for list_no in range(ivf.nlist):
+            list_ids, codes = get_invlist(ivf.invlists, list_no)
+            if len(list_ids):
+                ids.append(list_ids.astype(np.int64))
+                vectors.append(codes.view(np.float32).reshape(-1, self.dim))
+        if not ids:
+            return np.empty((0, self.dim), np.float32), np.empty(0, np.int64)
+        return np.concatenate(vectors), np.concatenate(ids)
+
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        """Add vectors under new, unique ids; may rebuild into a bigger type (see class doc)."""
+        vectors = _normalised(vectors, self.dim)
+        ids = self._checked_ids(ids, len(vectors))
+        if not len(ids):
+            return
+        present = [int(i) for i in ids if i in self]
+        if present:
+            raise ValueError(f"ids already in the index: {present[:10]}")
+        target = choose_factory(self.ntotal + len(ids), self.dim)
+        if self._should_rebuild(target):
+            old_vectors, old_ids = self.vectors_and_ids()
+            self._build(target, np.concatenate([old_vectors, vectors]), np.concatenate([old_ids, ids]))
+        else:
+            self._index.add_with_ids(vectors, ids)
+
+    def _should_rebuild(self, target: str) -> bool:
+        if not self.auto or target == self.factory or not self.lossless:
+            return False
+        if self.factory.startswith("IDMap2"):
+            return True
+        return self.ntotal >= REBUILD_GROWTH * max(self._built_at, 1)
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Remove these ids (unknown ones are ignored); returns how many were removed."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
+        return int(self._index.remove_ids(ids))
+
+    # ---- search -------------------------------------------------------------------------------
+
+    @property
+    def nprobe(self) -> int | None:
+        ivf = self._ivf(self._index)
+        return None if ivf is None else int(ivf.nprobe)
+
+    @nprobe.setter
+    def nprobe(self, value: int) -> None:
+        ivf = self._ivf(self._index)
+        if ivf is None:
+            raise ValueError(f"{self.factory} has no nprobe")
+        ivf.nprobe = int(value)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (similarities (n, k) float32 descending, ids (n, k) int64); -1 / -inf where fewer."""
+        queries = _normalised(queries, self.dim)
+        if k <= 0 or not len(queries):
+            return np.empty((len(queries), 0), np.float32), np.empty((len(queries), 0), np.int64)
+        sims, ids = self._index.search(queries, int(k))
+        sims[ids < 0] = -np.inf
+        return sims, ids
+
+    def range_search(
+        self, queries: np.ndarray, min_similarity: float
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per query, (ids, similarities) of every vector with similarity > min_similarity,
+        most similar first (approximate for IVF: only the probed lists are scanned)."""
+        queries = _normalised(queries, self.dim)
+        if not len(queries):
+            return []
+        lims, sims, ids = self._index.range_search(queries, float(min_similarity))
+        out = []
+        for start, stop in zip(lims[:-1], lims[1:]):
+            order = np.argsort(-sims[start:stop], kind="stable")
+            out.append((ids[start:stop][order].astype(np.int64), sims[start:stop][order]))
+        return out
+
+    # ---- persistence --------------------------------------------------------------------------
+
+    @staticmethod
+    def sidecar_path(path: str | os.PathLike) -> Path:
+        path = Path(path)
+        return path.with_name(path.name + ".json")
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the index atomically beside a JSON sidecar (dim, factory, count, sha256)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = faiss.serialize_index(self._index)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "dim": self.dim,
+            "factory": self.factory,
+            "auto": self.auto,
+            "count": self.ntotal,
+            "built_at": self._built_at,
+            "nprobe": self.nprobe,
+            "sha256": _sha256(memoryview(data)),
+            "faiss_version": faiss.__version__,
+        }
+        # Index first, then the sidecar: a crash in between leaves a checksum mismatch, which
+        # load() reports, never a silently stale index.
+        _write_atomic(path, memoryview(data))
+        _write_atomic(self.sidecar_path(path), json.dumps(meta, indent=1).encode())
+        _fsync_dir(path.parent)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> FingerprintIndex:
+        """Load and verify a saved index; raises IndexCorruptError saying how to recover."""
+        path = Path(path)
+
+        def corrupt(reason: str) -> IndexCorruptError:
+            return IndexCorruptError(
+                f"fingerprint index {path} is unusable ({reason}). Delete {path} and "
+                f"{cls.sidecar_path(path).name} and rebuild it from the stored fingerprint vectors: "
+                "FingerprintIndex.from_vectors(vectors, ids).save(path)."
+            )
+
+        try:
+            meta = json.loads(cls.sidecar_path(path).read_text())
+            data = path.read_bytes()
+        except (OSError, ValueError) as err:
+            raise corrupt(f"cannot read it or its sidecar: {err}") from err
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise corrupt(f"format version {meta.get('format_version')}, expected {FORMAT_VERSION}")
+        if _sha256(data) != meta.get("sha256"):
+            raise corrupt("checksum mismatch: truncated or modified file")
+        try:
+            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        except RuntimeError as err:
+            raise corrupt(f"FAISS cannot read it: {err}") from err
+        if index.d != meta["dim"] or index.ntotal != meta["count"]:
+            raise corrupt("dimension or count differ from the sidecar")
+        loaded = cls.__new__(cls)
+        loaded.dim, loaded.factory, loaded.auto = int(meta["dim"]), meta["factory"], bool(meta["auto"])
+        loaded._built_at, loaded._index = int(meta["built_at"]), index
+        return loaded
+
+    def __repr__(self) -> str:
+        return f"FingerprintIndex(dim={self.dim}, factory={self.factory!r}, ntotal={self.ntotal})"
+
