@@ -1,0 +1,73 @@
+"""Fixed-size crops at native resolution: pixels are only ever sliced, never resampled.
+
+Policy, for a crop side ``size``:
+- Images up to about twice the crop (fewer than two whole crops along either side): one centre crop.
+- Larger images: a regular grid of up to ``max_crops`` crops spread over the image (rows and columns
+  in proportion to its aspect ratio); the embedder averages their fingerprints.
+- Images smaller than the crop (both sides at least ``MIN_SIDE``; smaller ones never get past
+  ``load_image``): the largest centred square, at its own size, for fingerprinters that accept any
+  crop size (``size_agnostic``); otherwise that square reflect-padded up to ``size``. Padding is
+  the last resort because mirrored pixels add structure the generator never made.
+- Crop corners sit on multiples of ``ALIGN`` pixels where the image allows, so the JPEG 8x8 block
+  grid and upsampling periods (2, 4, 8) keep one phase in every crop of every image.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from fingerprinting.images import MIN_SIDE
+
+ALIGN = 8
+
+
+def crop_grid(pixels: np.ndarray, size: int, max_crops: int = 4, *, size_agnostic: bool = False) -> np.ndarray:
+    """Crops of ``pixels`` (H, W, 3) as an array (n, s, s, 3), n <= max_crops.
+
+    ``s`` is ``size``, except for an image smaller than the crop with ``size_agnostic`` set, where it
+    is the image's shorter side (see the module docstring).
+    """
+    height, width = pixels.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise ValueError(f"image too small: {width}x{height} < {MIN_SIDE} px")
+    if max_crops < 1:
+        raise ValueError("max_crops must be at least 1")
+    if min(height, width) < size:
+        return _small_image_crop(pixels, size, size_agnostic)[None]
+    rows, cols = _grid_shape(height // size, width // size, max_crops)
+    tops = _offsets(height, size, rows)
+    lefts = _offsets(width, size, cols)
+    return np.stack([pixels[top : top + size, left : left + size] for top in tops for left in lefts])
+
+
+def _grid_shape(fit_rows: int, fit_cols: int, max_crops: int) -> tuple[int, int]:
+    """Rows x columns of crops: as many as allowed, shaped like the image, without stacking crops."""
+    if fit_rows * fit_cols <= 1:
+        return 1, 1
+    rows = min(fit_rows, max(1, round(math.sqrt(max_crops * fit_rows / fit_cols))))
+    cols = min(fit_cols, max(1, max_crops // rows))
+    rows = min(fit_rows, max(1, max_crops // cols))
+    return rows, cols
+
+
+def _offsets(extent: int, size: int, count: int) -> list[int]:
+    """``count`` crop starts at the centres of ``count`` equal bands, snapped down to ``ALIGN``."""
+    slack = extent - size
+    starts = []
+    for index in range(count):
+        start = round(slack * (2 * index + 1) / (2 * count))
+        aligned = start - start % ALIGN
+        starts.append(aligned if slack >= ALIGN else start)
+    return starts
+
+
+def _small_image_crop(pixels: np.ndarray, size: int, size_agnostic: bool) -> np.ndarray:
+    side = min(pixels.shape[:2])
+    top = _offsets(pixels.shape[0], side, 1)[0]
+    left = _offsets(pixels.shape[1], side, 1)[0]
+    square = pixels[top : top + side, left : left + side]
+    if size_agnostic:
+        return square
+    before = (size - side) // 2
+    return np.pad(square, ((before, size - side - before),) * 2 + ((0, 0),), mode="reflect")

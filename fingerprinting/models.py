@@ -1,0 +1,74 @@
+"""The fingerprinter interface every model implements, and ``load_fingerprinter`` to pick one."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "default.safetensors"
+
+
+@dataclass(frozen=True)
+class FingerprintOutput:
+    """What a fingerprinter says about n crops.
+
+    ``vectors``: (n, dim) float32, L2-normalised. ``fake_scores``: (n,) float32 in [0, 1], or None
+    without a detection head. ``parsed``: n rows of ``parsed_*`` columns (see ``parsing``), or None
+    without parsing heads.
+    """
+
+    vectors: np.ndarray
+    fake_scores: np.ndarray | None = None
+    parsed: pd.DataFrame | None = None
+
+
+@runtime_checkable
+class Fingerprinter(Protocol):
+    """A fingerprint model. ``fingerprint`` takes uint8 RGB crops (n, s, s, 3), s == ``crop_size``.
+
+    A fingerprinter that also accepts smaller square crops (an image smaller than ``crop_size``,
+    taken at its own size rather than padded) sets a class attribute ``size_agnostic = True``;
+    without it the embedder pads such images (see ``crops``).
+    """
+
+    name: str
+    version: str
+    dim: int
+    crop_size: int
+
+    def fingerprint(self, crops: np.ndarray) -> FingerprintOutput: ...
+
+
+def is_size_agnostic(fingerprinter: Fingerprinter) -> bool:
+    return bool(getattr(fingerprinter, "size_agnostic", False))
+
+
+def load_fingerprinter(name: str | os.PathLike = "default") -> Fingerprinter:
+    """``"spectral"``; ``"default"`` (the shipped checkpoint, else spectral with a warning); or a checkpoint path."""
+    if name == "spectral":
+        from fingerprinting.spectral import SpectralFingerprinter
+
+        return SpectralFingerprinter()
+    if name == "default":
+        if DEFAULT_CHECKPOINT.is_file():
+            return _load_checkpoint(DEFAULT_CHECKPOINT)
+        log.warning("no shipped checkpoint at %s: using the training-free spectral fingerprint", DEFAULT_CHECKPOINT)
+        return load_fingerprinter("spectral")
+    path = Path(name)
+    if path.is_file():
+        return _load_checkpoint(path)
+    raise ValueError(f"unknown fingerprinter {str(name)!r}: use 'spectral', 'default' or a checkpoint file path")
+
+
+def _load_checkpoint(path: Path) -> Fingerprinter:
+    # Imported here so loading, cropping and the spectral fingerprint work without the learned model.
+    from fingerprinting.checkpoint import load_learned
+
+    return load_learned(path)

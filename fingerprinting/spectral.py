@@ -1,0 +1,146 @@
+"""The training-free spectral fingerprint: noise residual -> log power spectrum -> pooled, standardised.
+
+For each crop (uint8 RGB, any square size from ``MIN_SIDE`` up):
+1. grey (BT.601 luma) in [0, 1];
+2. noise residual: the crop minus its 3x3 median. A *linear* denoiser would only multiply the
+   spectrum by a fixed filter, which the standardisation below cancels; the median removes edges
+   and flat areas (content) while keeping the periodic high-frequency traces generators leave;
+3. log power spectrum of the residual (``rfft2``; the other half-plane mirrors it);
+4. pooled, in fractional frequency so crops of any size give one layout: the half-plane averaged
+   over a ``grid`` of cells, plus an azimuthal average in ``radial_bins`` rings;
+5. standardised per feature with the mean and spread of the same features on crops of real
+   photographs that ship with scikit-image and scikit-learn (fixed constants, so vectors from
+   different runs stay comparable), centred per vector (the overall residual energy follows the
+   content's texture more than its origin), then L2-normalised.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fingerprinting.models import FingerprintOutput
+
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32) / 255.0
+_BLOCK = 32
+_EPSILON = 1e-10
+_REFERENCE_CROPS_PER_PHOTO = 48
+
+
+class SpectralFingerprinter:
+    """Training-free fingerprint (see the module docstring); no detection or parsing heads."""
+
+    name = "spectral"
+    size_agnostic = True
+
+    def __init__(self, crop_size: int = 64, grid: tuple[int, int] = (16, 8), radial_bins: int = 32) -> None:
+        self.crop_size = crop_size
+        self.grid = grid
+        self.radial_bins = radial_bins
+        self.dim = grid[0] * grid[1] + radial_bins
+        self.version = f"1-grid{grid[0]}x{grid[1]}-radial{radial_bins}"
+
+    def fingerprint(self, crops: np.ndarray) -> FingerprintOutput:
+        """(n, s, s, 3) uint8 crops -> (n, dim) float32 L2-normalised vectors."""
+        if crops.ndim != 4 or crops.shape[1] != crops.shape[2] or crops.shape[3] != 3:
+            raise ValueError(f"expected crops of shape (n, s, s, 3), got {crops.shape}")
+        size = crops.shape[1]
+        if len(crops) == 0:
+            return FingerprintOutput(vectors=np.zeros((0, self.dim), dtype=np.float32))
+        mean, scale = _reference_statistics(size, self.grid, self.radial_bins)
+        features = (pooled_log_spectrum(crops, self.grid, self.radial_bins) - mean) / scale
+        features -= features.mean(dim=1, keepdim=True)
+        vectors = F.normalize(features, dim=1)
+        return FingerprintOutput(vectors=vectors.numpy().astype(np.float32, copy=False))
+
+
+def pooled_log_spectrum(crops: np.ndarray, grid: tuple[int, int], radial_bins: int) -> torch.Tensor:
+    """Steps 1-4 of the module docstring: (n, s, s, 3) uint8 -> (n, grid cells + radial_bins)."""
+    pooling = _pooling_matrix(crops.shape[1], grid, radial_bins)
+    # Blocks of a few crops keep every intermediate in cache: about 3x faster than one big batch.
+    blocks = [
+        _block_log_spectrum(crops[start : start + _BLOCK], pooling) for start in range(0, len(crops), _BLOCK)
+    ]
+    return torch.cat(blocks)
+
+
+def _block_log_spectrum(crops: np.ndarray, pooling: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        grey = torch.from_numpy(crops.astype(np.float32) @ _LUMA)
+        residual = grey - _median3x3(grey)
+        power = torch.fft.rfft2(residual, norm="ortho").abs().square()
+        return torch.log(power + _EPSILON).flatten(1) @ pooling
+
+
+def _median3x3(images: torch.Tensor) -> torch.Tensor:
+    """Per-pixel median of the 3x3 neighbourhood, edges reflected: (n, s, s) -> (n, s, s).
+
+    Paeth's 19-exchange median-of-9 network on shifted views: exact, and several times faster
+    than sorting unfolded windows.
+    """
+    height, width = images.shape[1:]
+    padded = F.pad(images[:, None], (1, 1, 1, 1), mode="reflect")[:, 0]
+    p0, p1, p2, p3, p4, p5, p6, p7, p8 = (
+        padded[:, row : row + height, col : col + width] for row in range(3) for col in range(3)
+    )
+    low, high = torch.minimum, torch.maximum
+    p1, p2 = low(p1, p2), high(p1, p2)
+    p4, p5 = low(p4, p5), high(p4, p5)
+    p7, p8 = low(p7, p8), high(p7, p8)
+    p0, p1 = low(p0, p1), high(p0, p1)
+    p3, p4 = low(p3, p4), high(p3, p4)
+    p6, p7 = low(p6, p7), high(p6, p7)
+    p1, p2 = low(p1, p2), high(p1, p2)
+    p4, p5 = low(p4, p5), high(p4, p5)
+    p7, p8 = low(p7, p8), high(p7, p8)
+    p3, p5 = high(p0, p3), low(p5, p8)
+    p4, p7 = low(p4, p7), high(p4, p7)
+    p6, p4, p2 = high(p3, p6), high(p1, p4), low(p2, p5)
+    p4 = low(p4, p7)
+    p4, p2 = low(p4, p2), high(p4, p2)
+    p4 = high(p6, p4)
+    return low(p4, p2)
+
+
+@lru_cache(maxsize=16)
+def _pooling_matrix(size: int, grid: tuple[int, int], radial_bins: int) -> torch.Tensor:
+    """(bins of an s x (s//2+1) rfft2, features): averages log power over cells and rings."""
+    fy = torch.fft.fftfreq(size)[:, None].expand(size, size // 2 + 1)
+    fx = torch.fft.rfftfreq(size)[None, :].expand(size, size // 2 + 1)
+    rows, cols = grid
+    cell_row = ((fy + 0.5) * rows).floor().clamp(0, rows - 1).long()
+    cell_col = (fx * 2 * cols).floor().clamp(0, cols - 1).long()
+    cell = (cell_row * cols + cell_col).flatten()
+    radius = torch.sqrt(fy.square() + fx.square()) / np.sqrt(0.5)  # 0 at DC, 1 at the corner
+    ring = (radius * radial_bins).floor().clamp(0, radial_bins - 1).long().flatten()
+    members = torch.zeros(cell.numel(), rows * cols + radial_bins)
+    members[torch.arange(cell.numel()), cell] = 1.0
+    members[torch.arange(ring.numel()), rows * cols + ring] = 1.0
+    counts = members.sum(dim=0)
+    # A small crop can leave a fine cell or ring without a bin: it borrows nothing, it stays 0.
+    return members / counts.clamp(min=1.0)
+
+
+@lru_cache(maxsize=16)
+def _reference_statistics(size: int, grid: tuple[int, int], radial_bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-feature mean and spread on native-resolution crops of the bundled real photographs."""
+    from fingerprinting.crops import crop_grid
+
+    photos = [photo for photo in _reference_photos() if min(photo.shape[:2]) >= size]
+    if not photos:
+        raise ValueError(f"crop size {size} is larger than every reference photograph")
+    crops = np.concatenate([crop_grid(photo, size, _REFERENCE_CROPS_PER_PHOTO) for photo in photos])
+    features = pooled_log_spectrum(crops, grid, radial_bins)
+    return features.mean(dim=0), features.std(dim=0).clamp(min=1e-3)
+
+
+def _reference_photos() -> list[np.ndarray]:
+    """Real photographs installed with scikit-learn and scikit-image (nothing is downloaded)."""
+    from skimage import data
+    from sklearn.datasets import load_sample_images
+
+    photos = list(load_sample_images().images)
+    photos += [data.astronaut(), data.coffee(), data.chelsea(), data.rocket()]
+    return [np.ascontiguousarray(photo[..., :3]) for photo in photos]
