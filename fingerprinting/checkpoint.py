@@ -1,0 +1,165 @@
+"""The safe checkpoint format: safetensors weights beside a json config; loading executes no code.
+
+A checkpoint ``NAME.safetensors`` has a sibling ``NAME.json`` with the architecture, the head spec,
+the detector's calibration, a version string, the training options and the sha256 of the weights
+file. Only those two formats are ever read (never pickle), and the weights must match the recorded
+checksum before they are parsed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+
+from fingerprinting.network import FingerprintNet, NetworkConfig
+
+if TYPE_CHECKING:
+    from fingerprinting.learned import LearnedFingerprinter
+
+FORMAT = "genprint-fingerprint-checkpoint"
+FORMAT_VERSION = 1
+BASE_VERSION = "learned-1"
+WEIGHTS_SUFFIX = ".safetensors"
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used: wrong format, missing config, checksum mismatch, bad weights."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Platt scaling of the detector's logit: fake_score = sigmoid(scale * logit + bias)."""
+
+    scale: float = 1.0
+    bias: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": "platt", "scale": self.scale, "bias": self.bias}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Calibration:
+        if data.get("method") != "platt":
+            raise CheckpointError(f"unknown calibration method {data.get('method')!r}")
+        return cls(scale=float(data["scale"]), bias=float(data["bias"]))
+
+
+@dataclass
+class Checkpoint:
+    """A loaded (or about to be saved) fingerprint network with everything needed to use it."""
+
+    net: FingerprintNet
+    calibration: Calibration = field(default_factory=Calibration)
+    training: dict[str, Any] = field(default_factory=dict)  # zoo options, seed, epochs, validation figures
+    version: str = ""
+
+
+def config_path(weights_path: Path) -> Path:
+    return weights_path.with_suffix(".json")
+
+
+def _weights_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if path.suffix == ".json":
+        path = path.with_suffix(WEIGHTS_SUFFIX)
+    if path.suffix != WEIGHTS_SUFFIX:
+        raise CheckpointError(f"{path}: not a genprint checkpoint (expected a {WEIGHTS_SUFFIX} file with a .json beside it)")
+    return path
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike) -> Path:
+    """Write ``path`` (.safetensors) and its .json; returns the weights path. The version ends in the checksum."""
+    weights_path = _weights_path(path)
+    state = {name: tensor.detach().contiguous().cpu() for name, tensor in checkpoint.net.state_dict().items()}
+    weights = save_safetensors_bytes(state)
+    sha256 = hashlib.sha256(weights).hexdigest()
+    # The base names the architecture and training recipe; the suffix pins these exact weights.
+    version = f"{checkpoint.version.split('+')[0] or BASE_VERSION}+{sha256[:12]}"
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "version": version,
+        "network": checkpoint.net.config.to_dict(),
+        "calibration": checkpoint.calibration.to_dict(),
+        "training": checkpoint.training,
+        "weights_file": weights_path.name,
+        "weights_sha256": sha256,
+    }
+    _atomic_write(weights_path, weights)
+    _atomic_write(config_path(weights_path), (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
+    checkpoint.version = version
+    return weights_path
+
+
+def read_config(path: str | os.PathLike) -> dict[str, Any]:
+    """The json config of a checkpoint, checked for format."""
+    json_path = config_path(_weights_path(path))
+    try:
+        config = json.loads(json_path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{json_path}: missing checkpoint config (every .safetensors needs its .json)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{json_path}: not valid json ({exc})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise CheckpointError(f"{json_path}: not a genprint checkpoint config")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{json_path}: checkpoint format version {config.get('format_version')}, this genprint reads {FORMAT_VERSION}")
+    return config
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read, verify and rebuild a checkpoint (network in eval mode). Raises CheckpointError."""
+    weights_path = _weights_path(path)
+    config = read_config(weights_path)
+    try:
+        weights = weights_path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"{weights_path}: missing weights file") from None
+    sha256 = hashlib.sha256(weights).hexdigest()
+    if sha256 != config.get("weights_sha256"):
+        raise CheckpointError(
+            f"{weights_path}: checksum mismatch (sha256 {sha256[:12]}..., config expects "
+            f"{str(config.get('weights_sha256'))[:12]}...): the weights were changed or damaged"
+        )
+    try:
+        state = load_safetensors_bytes(weights)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{weights_path}: not a valid safetensors file ({exc})") from None
+    try:
+        net = FingerprintNet(NetworkConfig.from_dict(config["network"]))
+        net.load_state_dict(state, strict=True)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{weights_path}: weights do not fit the recorded architecture ({exc})") from None
+    net.eval()
+    return Checkpoint(
+        net=net,
+        calibration=Calibration.from_dict(config["calibration"]),
+        training=dict(config.get("training", {})),
+        version=str(config["version"]),
+    )
+
+
+def load_learned(path: str | os.PathLike) -> LearnedFingerprinter:
+    """A ``Fingerprinter`` from a checkpoint file (the .safetensors or its .json)."""
+    from fingerprinting.learned import LearnedFingerprinter
+
+    return LearnedFingerprinter(load_checkpoint(path))

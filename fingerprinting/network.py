@@ -1,0 +1,168 @@
+"""The learned fingerprint network: a cheap residual estimator, an encoder and its heads."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fingerprinting.zoo.space import HYPERPARAMETERS, LOSS_TYPES
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """What the parsing heads predict; stored in every checkpoint so old ones decode after the space changes."""
+
+    continuous: tuple[tuple[str, float, float], ...]  # (name, low, high): regressed on the min-max scale
+    discrete: tuple[tuple[str, tuple[str, ...]], ...]  # (name, choices): classified
+    loss_types: tuple[str, ...]  # multi-label
+
+    @classmethod
+    def from_space(cls) -> HeadSpec:
+        return cls(
+            continuous=tuple((h.name, float(h.low), float(h.high)) for h in HYPERPARAMETERS if h.kind == "continuous"),
+            discrete=tuple((h.name, tuple(h.choices)) for h in HYPERPARAMETERS if h.kind == "discrete"),
+            loss_types=tuple(LOSS_TYPES),
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HeadSpec:
+        return cls(
+            continuous=tuple((str(n), float(lo), float(hi)) for n, lo, hi in data["continuous"]),
+            discrete=tuple((str(n), tuple(str(c) for c in choices)) for n, choices in data["discrete"]),
+            loss_types=tuple(str(t) for t in data["loss_types"]),
+        )
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Architecture of `FingerprintNet`; everything needed to rebuild it from a checkpoint."""
+
+    residual_width: int = 8
+    encoder_widths: tuple[int, int, int] = (24, 48, 96)
+    spectrum_bins: int = 32
+    hidden_dim: int = 192
+    embedding_dim: int = 128
+    heads: HeadSpec = field(default_factory=HeadSpec.from_space)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NetworkConfig:
+        return cls(
+            residual_width=int(data["residual_width"]),
+            encoder_widths=tuple(int(w) for w in data["encoder_widths"]),  # type: ignore[arg-type]
+            spectrum_bins=int(data["spectrum_bins"]),
+            hidden_dim=int(data["hidden_dim"]),
+            embedding_dim=int(data["embedding_dim"]),
+            heads=HeadSpec.from_dict(data["heads"]),
+        )
+
+
+class NetworkOutput(NamedTuple):
+    residual: Tensor  # (n, 3, h, w): the estimated fingerprint, on which the four constraints act
+    embedding: Tensor  # (n, embedding_dim), L2-normalised
+    fake_logit: Tensor  # (n,), uncalibrated
+    continuous: Tensor  # (n, n_continuous), on the min-max scale [0, 1]
+    discrete: tuple[Tensor, ...]  # one (n, n_choices) logit tensor per discrete hyperparameter
+    loss_logits: Tensor  # (n, n_loss_types)
+
+
+def to_network_input(crops: Tensor) -> Tensor:
+    """uint8 crops (n, h, w, 3) -> float (n, 3, h, w) in [-1, 1]; odd sides lose their last row/column."""
+    h, w = crops.shape[1] - crops.shape[1] % 2, crops.shape[2] - crops.shape[2] % 2
+    x = crops[:, :h, :w].permute(0, 3, 1, 2).float()
+    return x / 127.5 - 1.0
+
+
+class ResidualEstimator(nn.Module):
+    """Fixed high-pass (image minus its 3x3 mean) plus a small learned correction.
+
+    The fixed part keeps content out from the first step; the correction, zero at start, learns the
+    rest under the four constraints. A few thousand FLOPs per pixel instead of the FEN's half a million.
+    """
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.expand = nn.Conv2d(3, width, 3, padding=1, padding_mode="reflect")
+        self.project = nn.Conv2d(width, 3, 3, padding=1, padding_mode="reflect")
+        nn.init.zeros_(self.project.weight)
+        nn.init.zeros_(self.project.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        local_mean = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), 3, stride=1)
+        return (x - local_mean) + self.project(F.leaky_relu(self.expand(x), 0.1))
+
+
+def conv_block(c_in: int, c_out: int, stride: int, kernel: int = 3) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+
+def log_power_spectrum(residual: Tensor, bins: int) -> Tensor:
+    """Channel-mean log power spectrum of the windowed residual, pooled to bins x bins normalised frequencies.
+
+    Translation-invariant and size-agnostic (crops of 32 to 64 px land on the same frequency grid);
+    periodic upsampling traces show up as peaks here.
+    """
+    n, c, h, w = residual.shape
+    window = torch.outer(torch.hann_window(h, periodic=False, device=residual.device), torch.hann_window(w, periodic=False, device=residual.device))
+    spectrum = torch.fft.fft2(residual * window, norm="ortho")
+    power = torch.fft.fftshift(spectrum.real.square() + spectrum.imag.square(), dim=(-2, -1)).mean(1, keepdim=True)
+    return torch.log(F.adaptive_avg_pool2d(power, bins) + 1e-8).flatten(1)
+
+
+class FingerprintNet(nn.Module):
+    """Residual -> (strided convolutions + global pooling) and (pooled log spectrum) -> vector and heads.
+
+    Fully convolutional up to global pooling, so it takes any crop side from 32 to 64 px and more.
+    The space-to-depth step keeps every pixel (no interpolation) while quartering the cost of the
+    convolutions; period-2 upsampling traces become patterns across its channels.
+    """
+
+    def __init__(self, config: NetworkConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or NetworkConfig()
+        w1, w2, w3 = config.encoder_widths
+        self.residual = ResidualEstimator(config.residual_width)
+        self.encoder = nn.Sequential(conv_block(12, w1, 1), conv_block(w1, w2, 2), conv_block(w2, w3, 2), conv_block(w3, w3, 1, kernel=1))
+        self.spectrum_norm = nn.BatchNorm1d(config.spectrum_bins**2)
+        self.spectrum_proj = nn.Sequential(nn.Linear(config.spectrum_bins**2, config.hidden_dim // 2), nn.ReLU(inplace=True))
+        self.mix = nn.Sequential(nn.Linear(2 * w3 + config.hidden_dim // 2, config.hidden_dim), nn.BatchNorm1d(config.hidden_dim), nn.ReLU(inplace=True))
+        self.embed = nn.Linear(config.hidden_dim, config.embedding_dim)
+        heads = config.heads
+        self.fake_head = nn.Linear(config.hidden_dim, 1)
+        self.continuous_head = nn.Linear(config.hidden_dim, len(heads.continuous))
+        self.discrete_heads = nn.ModuleList(nn.Linear(config.hidden_dim, len(choices)) for _, choices in heads.discrete)
+        self.loss_head = nn.Linear(config.hidden_dim, len(heads.loss_types))
+
+    def forward(self, x: Tensor) -> NetworkOutput:
+        """x: float (n, 3, h, w) in [-1, 1] with even h and w (see `to_network_input`)."""
+        residual = self.residual(x)
+        maps = self.encoder(F.pixel_unshuffle(residual, 2))
+        pooled = torch.cat([maps.mean((2, 3)), maps.std((2, 3))], 1)
+        spectrum = self.spectrum_proj(self.spectrum_norm(log_power_spectrum(residual, self.config.spectrum_bins)))
+        hidden = self.mix(torch.cat([pooled, spectrum], 1))
+        return NetworkOutput(
+            residual=residual,
+            embedding=F.normalize(self.embed(hidden), dim=1),
+            fake_logit=self.fake_head(hidden).squeeze(1),
+            continuous=torch.sigmoid(self.continuous_head(hidden)),
+            discrete=tuple(head(hidden) for head in self.discrete_heads),
+            loss_logits=self.loss_head(hidden),
+        )
+
+
+def flops_per_crop(net: FingerprintNet, size: int = 64) -> int:
+    """Floating-point operations (a multiply-add counts 2) of one forward pass on one size x size crop."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = net.training
+    net.eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        net(torch.zeros(1, 3, size, size))
+    net.train(was_training)
+    return int(counter.get_total_flops())

@@ -1,0 +1,106 @@
+"""The fingerprint network and its losses, on random and synthetic tensors."""
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import pytest
+import torch
+
+from fingerprinting.losses import parsing_losses, residual_constraints, supervised_contrastive, uniformity
+from fingerprinting.network import FingerprintNet, HeadSpec, flops_per_crop, log_power_spectrum, to_network_input
+from fingerprinting.zoo.space import HYPERPARAMETERS, LOSS_TYPES
+
+FEN_FLOPS_PER_128PX = 20e9  # the paper's 17-layer, 64-channel DnCNN
+
+
+@pytest.fixture(scope="module")
+def net() -> FingerprintNet:
+    torch.manual_seed(0)
+    return FingerprintNet().eval()
+
+
+@pytest.mark.parametrize("side", [32, 45, 64])
+def test_outputs_for_any_crop_side(net: FingerprintNet, side: int) -> None:
+    crops = torch.randint(0, 256, (4, side, side, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        out = net(to_network_input(crops))
+    assert out.embedding.shape == (4, net.config.embedding_dim)
+    assert torch.allclose(out.embedding.norm(dim=1), torch.ones(4), atol=1e-5)
+    assert out.fake_logit.shape == (4,)
+    assert out.continuous.shape == (4, sum(h.kind == "continuous" for h in HYPERPARAMETERS))
+    assert ((out.continuous >= 0) & (out.continuous <= 1)).all()
+    assert [d.shape[1] for d in out.discrete] == [len(h.choices) for h in HYPERPARAMETERS if h.kind == "discrete"]
+    assert out.loss_logits.shape == (4, len(LOSS_TYPES))
+    assert out.residual.shape == (4, 3, side - side % 2, side - side % 2)
+
+
+def test_head_spec_follows_the_generator_space() -> None:
+    spec = HeadSpec.from_space()
+    assert [name for name, _, _ in spec.continuous] == [h.name for h in HYPERPARAMETERS if h.kind == "continuous"]
+    assert dict(spec.discrete) == {h.name: h.choices for h in HYPERPARAMETERS if h.kind == "discrete"}
+    assert spec.loss_types == LOSS_TYPES
+    assert HeadSpec.from_dict(asdict(spec)) == spec
+
+
+def test_untrained_residual_removes_flat_content(net: FingerprintNet) -> None:
+    flat = torch.full((2, 64, 64, 3), 173, dtype=torch.uint8)
+    with torch.no_grad():
+        residual = net.residual(to_network_input(flat))
+    assert residual.abs().max() < 1e-6
+
+
+def test_spectrum_features_do_not_depend_on_crop_side() -> None:
+    """A period-2 pattern lands on the same pooled frequency cell at 32 and at 64 px."""
+    features = []
+    for side in (32, 64):
+        pattern = torch.zeros(1, 3, side, side)
+        pattern[..., ::2, :] = 1.0
+        features.append(log_power_spectrum(pattern, 16).reshape(16, 16))
+    assert features[0].argmax() == features[1].argmax()
+
+
+def test_at_least_100x_cheaper_than_the_fen(net: FingerprintNet) -> None:
+    flops = flops_per_crop(net, 128)
+    assert 0 < flops * 100 <= FEN_FLOPS_PER_128PX
+    assert flops_per_crop(net, 32) < flops_per_crop(net, 64) < flops
+
+
+def test_contrastive_loss_prefers_grouped_embeddings() -> None:
+    labels = torch.tensor([0, 0, 0, 1, 1, 1, -1, -1])
+    centres = torch.nn.functional.normalize(torch.randn(3, 16, generator=torch.Generator().manual_seed(1)), dim=1)
+    grouped = torch.nn.functional.normalize(centres[labels.clamp(min=0) + (labels < 0) * 2] + 0.05 * torch.randn(8, 16), dim=1)
+    shuffled = grouped[torch.tensor([0, 3, 6, 1, 4, 7, 2, 5])]
+    assert supervised_contrastive(grouped, labels) < supervised_contrastive(shuffled, labels)
+
+
+def test_reals_are_never_contrastive_anchors() -> None:
+    embedding = torch.nn.functional.normalize(torch.randn(5, 8), dim=1)
+    assert supervised_contrastive(embedding, torch.full((5,), -1)) == 0
+    spread = torch.nn.functional.normalize(torch.randn(32, 8), dim=1)
+    collapsed = torch.nn.functional.normalize(torch.ones(32, 8) + 0.01 * torch.randn(32, 8), dim=1)
+    assert uniformity(spread) < uniformity(collapsed)
+
+
+def test_residual_constraints_reward_fingerprint_like_residuals() -> None:
+    generator = torch.Generator().manual_seed(0)
+    noise = 0.1 * torch.randn(4, 3, 32, 32, generator=generator)
+    checkerboard = noise * 0.1 + 0.1 * (torch.arange(32)[:, None] + torch.arange(32)[None, :]).remainder(2).float()
+    smooth = torch.nn.functional.avg_pool2d(noise, 9, stride=1, padding=4) * 5
+    assert residual_constraints(checkerboard)["repetition"] < residual_constraints(noise)["repetition"]
+    assert residual_constraints(noise)["spectrum"] < residual_constraints(smooth)["spectrum"]
+    assert residual_constraints(0.1 * noise)["magnitude"] < residual_constraints(noise)["magnitude"]
+    # A diagonal filter puts energy along one diagonal of the spectrum: not mirror-symmetric.
+    diagonal = torch.tensor([[[[1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, -1.0]]]])
+    directional = torch.nn.functional.conv2d(noise.reshape(12, 1, 32, 32), diagonal, padding=1).reshape(4, 3, 32, 32)
+    assert residual_constraints(noise)["symmetry"] < residual_constraints(directional)["symmetry"]
+
+
+def test_parsing_losses_ignore_unknown_targets() -> None:
+    continuous = torch.full((2, 3), 0.5)
+    discrete = (torch.zeros(2, 4), torch.zeros(2, 2))
+    loss_logits = torch.zeros(2, 5)
+    known = parsing_losses(continuous, discrete, loss_logits, torch.tensor([[0.5, 0.5, 0.5], [1.0, float("nan"), 0.0]]),
+                           torch.tensor([[1, -1], [-1, -1]]), torch.zeros(2, 5))
+    assert known["continuous"].item() == pytest.approx(1.0 / 5)
+    assert known["discrete"].item() == pytest.approx(torch.log(torch.tensor(4.0)).item() / 2)
+    assert known["loss_types"].item() == pytest.approx(torch.log(torch.tensor(2.0)).item())
