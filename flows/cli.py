@@ -36,6 +36,31 @@ def zoo_build(
 
 
 @app.command()
+def train(
+    zoo_dir: Path = typer.Argument(..., help="A zoo corpus built by `genprint zoo build`."),
+    out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (.safetensors, with its .json beside it)."),
+    epochs: int = typer.Option(20, "--epochs", help="Most epochs; training stops earlier when held-out members stop improving."),
+    seed: int = typer.Option(0, "--seed", help="Seed of initialisation, batches and augmentation."),
+    steps_per_epoch: int = typer.Option(0, "--steps-per-epoch", help="Batches per epoch (0: one pass over the training fakes)."),
+    patience: int = typer.Option(5, "--patience", help="Epochs without a better held-out score before stopping."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train the fingerprint network (vector, fake-vs-real and parsing heads) on a zoo's train members."""
+    from fingerprinting.train import TrainConfig
+    from fingerprinting.train import train as train_network
+
+    config = TrainConfig(epochs=epochs, seed=seed, steps_per_epoch=steps_per_epoch or None, patience=patience)
+    with progress_bar("train", enabled=not quiet) as on_progress:
+        result = train_network(zoo_dir, out, config, on_progress=on_progress)
+    best = result.history[result.best_epoch - 1]
+    typer.echo(
+        f"{result.path} ({result.checkpoint.version}): best epoch {result.best_epoch} of {len(result.history)} in {result.seconds:.0f} s; "
+        f"held-out members: nn same-member {best['clean_nn_same_member']:.3f} (JPEG 75: {best['jpeg75_nn_same_member']:.3f}), "
+        f"fake-vs-real AUC {best['clean_auc']:.3f} (JPEG 75: {best['jpeg75_auc']:.3f})"
+    )
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(DEMO_DIR, "--out", help="Where the demo zoo and store go."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),

@@ -1,0 +1,276 @@
+"""Training of the fingerprint network on a zoo: metric learning over members plus detection and parsing heads.
+
+Validation each epoch on members the network never trains on (held-out train members and the zoo's
+unseen_seed / unseen_arch splits), clean and after JPEG 75, with early stopping on their
+nearest-neighbour same-member rate and detection AUC; the detector is then Platt-calibrated on the
+same held-out images.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+from fingerprinting.augment import Augmenter, jpeg
+from fingerprinting.checkpoint import Calibration, Checkpoint, save_checkpoint
+from fingerprinting.evaluation import nearest_neighbour_same_label_rate
+from fingerprinting.losses import parsing_losses, residual_constraints, supervised_contrastive, uniformity
+from fingerprinting.network import FingerprintNet, NetworkConfig, NetworkOutput, to_network_input
+from fingerprinting.training_data import LabelledImages, load_labelled_images
+
+ProgressCallback = Callable[[int, int, str], None]
+VALIDATION_JPEG_QUALITY = 75
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    contrastive: float = 1.0
+    real_uniformity: float = 0.1
+    detection: float = 1.0
+    parsing: float = 1.0
+    # The FEN constraints regularise the residual; kept small so they shape it without dominating.
+    magnitude: float = 1.0
+    spectrum: float = 1.0
+    repetition: float = 0.01
+    symmetry: float = 0.01
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 20
+    seed: int = 0
+    members_per_batch: int = 12
+    images_per_member: int = 4
+    reals_per_batch: int = 24
+    steps_per_epoch: int | None = None  # None: one pass over the training fakes
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    temperature: float = 0.1
+    validation_members: float = 0.15  # share of train members held out for validation
+    validation_reals: float = 0.2
+    patience: int = 5  # epochs without a better validation score before stopping
+    crop_sides: tuple[int, ...] = (64, 64, 56, 48, 40, 32)  # one per batch, capped at the image side
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    augmenter: Augmenter = field(default_factory=Augmenter)
+    weights: LossWeights = field(default_factory=LossWeights)
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Checkpoint
+    path: Path | None
+    history: list[dict[str, float]]
+    best_epoch: int
+    seconds: float
+
+
+@dataclass
+class _Split:
+    train_rows: np.ndarray
+    validation_rows: np.ndarray
+    validation_members: list[str]
+
+
+def split_for_validation(data: LabelledImages, config: TrainConfig, rng: np.random.Generator) -> _Split:
+    """Train on fakes of most train members and most reals; validate on every other member and the rest of the reals."""
+    train_members = np.flatnonzero(data.member_split == "train")
+    held_count = round(config.validation_members * len(train_members)) if len(train_members) > 3 else 0
+    held = rng.choice(train_members, held_count, replace=False) if held_count else np.array([], dtype=np.int64)
+    learn_members = np.setdiff1d(train_members, held)
+    reals = np.flatnonzero(~data.is_fake)
+    validation_reals = rng.choice(reals, round(config.validation_reals * len(reals)), replace=False)
+    is_validation_real = np.isin(np.arange(len(data.member)), validation_reals)
+    learn = np.isin(data.member, learn_members) | (~data.is_fake & ~is_validation_real)
+    validation_members = np.setdiff1d(np.arange(len(data.member_ids)), learn_members)
+    validate = np.isin(data.member, validation_members) | is_validation_real
+    return _Split(np.flatnonzero(learn), np.flatnonzero(validate), [data.member_ids[i] for i in validation_members])
+
+
+class _BatchSampler:
+    """P members x K images each, plus R reals, each image augmented and cropped to one side per batch."""
+
+    def __init__(self, data: LabelledImages, rows: np.ndarray, config: TrainConfig, rng: np.random.Generator) -> None:
+        self.data, self.config, self.rng = data, config, rng
+        fakes = rows[data.member[rows] >= 0]
+        self.by_member = {int(m): fakes[data.member[fakes] == m] for m in np.unique(data.member[fakes])}
+        self.reals = rows[data.member[rows] < 0]
+        self.max_side = min(data.pixels.shape[1:3])
+
+    def __call__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        config, rng = self.config, self.rng
+        members = list(self.by_member)
+        chosen = rng.choice(members, min(config.members_per_batch, len(members)), replace=False)
+        rows = [rng.choice(self.by_member[m], config.images_per_member, replace=len(self.by_member[m]) < config.images_per_member) for m in chosen]
+        if len(self.reals):
+            rows.append(rng.choice(self.reals, config.reals_per_batch, replace=len(self.reals) < config.reals_per_batch))
+        rows = np.concatenate(rows)
+        side = min(int(rng.choice(config.crop_sides)), self.max_side)
+        crops = np.stack([config.augmenter(self.data.pixels[row], side, rng) for row in rows])
+        return to_network_input(torch.from_numpy(crops)), torch.from_numpy(rows)
+
+
+def training_loss(net_out: NetworkOutput, rows: torch.Tensor, data: LabelledImages, config: TrainConfig) -> dict[str, torch.Tensor]:
+    """Every term of the objective for one batch (unweighted), plus their weighted ``total``."""
+    member = torch.from_numpy(data.member)[rows]
+    fake = member >= 0
+    terms = {
+        "contrastive": supervised_contrastive(net_out.embedding, member, config.temperature),
+        "real_uniformity": uniformity(net_out.embedding[~fake]),
+        # Balanced classes: each side weighs the same whatever the batch mix.
+        "detection": F.binary_cross_entropy_with_logits(net_out.fake_logit, fake.float(), pos_weight=(~fake).sum().clamp(min=1) / fake.sum().clamp(min=1)),
+    }
+    fake_members = member[fake].numpy()
+    parsing = parsing_losses(
+        net_out.continuous[fake], tuple(d[fake] for d in net_out.discrete), net_out.loss_logits[fake],
+        torch.from_numpy(data.continuous[fake_members]), torch.from_numpy(data.discrete[fake_members]), torch.from_numpy(data.losses[fake_members]),
+    )
+    terms["parsing"] = parsing["continuous"] + parsing["discrete"] + parsing["loss_types"]
+    terms.update(residual_constraints(net_out.residual[fake]))
+    weights = asdict(config.weights)
+    terms["total"] = sum(weights[name] * value for name, value in terms.items())
+    return terms
+
+
+def predict(net: FingerprintNet, pixels: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """(embeddings, detector logits) of uint8 images, in eval mode."""
+    net.eval()
+    embeddings, logits = [], []
+    with torch.inference_mode():
+        for start in range(0, len(pixels), batch_size):
+            out = net(to_network_input(torch.from_numpy(pixels[start : start + batch_size])))
+            embeddings.append(out.embedding.numpy())
+            logits.append(out.fake_logit.numpy())
+    return np.concatenate(embeddings), np.concatenate(logits)
+
+
+def jpeg_copy(pixels: np.ndarray, quality: int) -> np.ndarray:
+    return np.stack([np.asarray(jpeg(Image.fromarray(p), quality)) for p in pixels])
+
+
+class _Validator:
+    """Held-out members and reals, clean and re-encoded; scores a network by unseen-member figures."""
+
+    def __init__(self, data: LabelledImages, rows: np.ndarray) -> None:
+        self.member = data.member[rows]
+        self.views = {"clean": data.pixels[rows], "jpeg75": jpeg_copy(data.pixels[rows], VALIDATION_JPEG_QUALITY)}
+
+    def __call__(self, net: FingerprintNet) -> tuple[dict[str, float], np.ndarray]:
+        metrics: dict[str, float] = {}
+        logits = []
+        fake = self.member >= 0
+        for view, pixels in self.views.items():
+            embedding, logit = predict(net, pixels)
+            logits.append(logit)
+            metrics[f"{view}_nn_same_member"] = nearest_neighbour_same_label_rate(embedding[fake], self.member[fake])
+            metrics[f"{view}_auc"] = float(roc_auc_score(fake, logit)) if 0 < fake.sum() < len(fake) else float("nan")
+        metrics["score"] = float(np.nanmean(list(metrics.values())))
+        return metrics, np.concatenate(logits)
+
+    def calibrate(self, logits: np.ndarray) -> Calibration:
+        """Platt scaling of the detector on the held-out images (both views)."""
+        labels = np.tile(self.member >= 0, len(self.views))
+        if labels.all() or not labels.any():
+            return Calibration()
+        model = LogisticRegression(C=1e4).fit(logits[:, None], labels)
+        return Calibration(scale=float(model.coef_[0, 0]), bias=float(model.intercept_[0]))
+
+
+def fit(data: LabelledImages, config: TrainConfig = TrainConfig(), on_progress: ProgressCallback | None = None) -> TrainResult:
+    """Train a network on labelled zoo images; the best epoch on held-out members is kept and calibrated."""
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    split = split_for_validation(data, config, rng)
+    sample = _BatchSampler(data, split.train_rows, config, rng)
+    validator = _Validator(data, split.validation_rows)
+    net = FingerprintNet(config.network)
+    steps = config.steps_per_epoch or max(1, len(split.train_rows) // (config.members_per_batch * config.images_per_member + config.reals_per_batch))
+    optimiser = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.learning_rate, total_steps=config.epochs * steps, pct_start=0.1)
+    progress = on_progress or (lambda done, total, what: None)
+    history: list[dict[str, float]] = []
+    best: tuple[float, int, dict[str, torch.Tensor], np.ndarray] | None = None
+    status = "training"
+    for epoch in range(1, config.epochs + 1):
+        net.train()
+        sums: dict[str, float] = {}
+        for step in range(steps):
+            x, rows = sample()
+            terms = training_loss(net(x), rows, data, config)
+            optimiser.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            optimiser.step()
+            schedule.step()
+            for name, value in terms.items():
+                sums[name] = sums.get(name, 0.0) + float(value.detach())
+            progress((epoch - 1) * steps + step + 1, config.epochs * steps, f"epoch {epoch}/{config.epochs} loss {sums['total'] / (step + 1):.3f} {status}")
+        metrics, logits = validator(net)
+        history.append({"epoch": epoch, **{f"train_{k}": v / steps for k, v in sums.items()}, **metrics})
+        if best is None or metrics["score"] > best[0]:
+            best = (metrics["score"], epoch, copy.deepcopy(net.state_dict()), logits)
+        status = f"| held-out nn {metrics['clean_nn_same_member']:.3f} auc {metrics['clean_auc']:.3f} (best epoch {best[1]})"
+        progress(epoch * steps, config.epochs * steps, f"epoch {epoch}/{config.epochs} {status}")
+        if epoch - best[1] >= config.patience:
+            break
+    assert best is not None
+    net.load_state_dict(best[2])
+    net.eval()
+    training = {
+        "seed": config.seed,
+        "config": _jsonable(asdict(config) | {"network": None}),
+        "validation_members": split.validation_members,
+        "epochs_run": len(history),
+        "best_epoch": best[1],
+        "validation": history[best[1] - 1],
+        "history": history,
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "torch_threads": torch.get_num_threads(),
+    }
+    checkpoint = Checkpoint(net, validator.calibrate(best[3]), training)
+    return TrainResult(checkpoint, None, history, best[1], training["train_seconds"])
+
+
+def train(zoo_dir: str | os.PathLike, out: str | os.PathLike, config: TrainConfig = TrainConfig(), on_progress: ProgressCallback | None = None) -> TrainResult:
+    """Train on the zoo at ``zoo_dir`` and save the checkpoint at ``out`` (.safetensors + .json)."""
+    data = load_labelled_images(zoo_dir, config.network.heads)
+    result = fit(data, config, on_progress)
+    result.checkpoint.training["zoo"] = zoo_description(zoo_dir, data)
+    result.path = save_checkpoint(result.checkpoint, out)
+    return result
+
+
+def zoo_description(zoo_dir: str | os.PathLike, data: LabelledImages) -> dict[str, Any]:
+    """What the checkpoint records of its training zoo: where it was, its build options and its size."""
+    from fingerprinting.zoo import load_zoo
+
+    options = getattr(load_zoo(zoo_dir), "options", None)
+    splits, counts = np.unique(data.member_split, return_counts=True)
+    return {
+        "path": str(zoo_dir),
+        "options": _jsonable(options if isinstance(options, dict) else asdict(options) if options is not None else {}),
+        "members_per_split": {str(s): int(c) for s, c in zip(splits, counts)},
+        "images": int(len(data.member)),
+        "image_side": int(data.pixels.shape[1]),
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return value

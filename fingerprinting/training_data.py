@@ -1,0 +1,88 @@
+"""A zoo corpus in memory for training and validation: pixels, member labels and parsing targets."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from fingerprinting.network import HeadSpec
+
+
+@dataclass
+class LabelledImages:
+    """Images of a zoo with what the network learns from them.
+
+    ``member`` indexes ``member_ids`` (-1 for a real photograph); the per-member targets are rows of
+    ``continuous`` (min-max scale, NaN unknown), ``discrete`` (choice index, -1 unknown) and
+    ``losses`` (multi-hot).
+    """
+
+    pixels: np.ndarray  # (n, h, w, 3) uint8
+    member: np.ndarray  # (n,) int64, -1 = real
+    kind: np.ndarray  # (n,) str: what the zoo says each image is (sample, reconstruction, real, ...)
+    split: np.ndarray  # (n,) str: the zoo split of each image
+    member_ids: list[str]
+    member_split: np.ndarray  # (members,) str: the zoo split of each member
+    continuous: np.ndarray  # (members, n_continuous) float32
+    discrete: np.ndarray  # (members, n_discrete) int64
+    losses: np.ndarray  # (members, n_loss_types) float32
+
+    @property
+    def is_fake(self) -> np.ndarray:
+        return self.member >= 0
+
+    def subset(self, rows: np.ndarray) -> LabelledImages:
+        return LabelledImages(self.pixels[rows], self.member[rows], self.kind[rows], self.split[rows], self.member_ids, self.member_split,
+                              self.continuous, self.discrete, self.losses)
+
+
+def member_targets(generators: pd.DataFrame, spec: HeadSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Parsing targets of each generators.parquet row: (continuous, discrete, loss multi-hot)."""
+    continuous = np.full((len(generators), len(spec.continuous)), np.nan, dtype=np.float32)
+    for j, (name, low, high) in enumerate(spec.continuous):
+        if name in generators:
+            continuous[:, j] = np.clip((generators[name].to_numpy(np.float64) - low) / (high - low), 0.0, 1.0)
+    discrete = np.full((len(generators), len(spec.discrete)), -1, dtype=np.int64)
+    for j, (name, choices) in enumerate(spec.discrete):
+        if name in generators:
+            # Values outside the head's choices (a family-specific variant) stay unknown rather than wrong.
+            discrete[:, j] = [choices.index(v) if v in choices else -1 for v in generators[name].astype(str)]
+    losses = np.zeros((len(generators), len(spec.loss_types)), dtype=np.float32)
+    for j, loss in enumerate(spec.loss_types):
+        if f"loss_{loss}" in generators:
+            losses[:, j] = generators[f"loss_{loss}"].fillna(False).astype(bool).to_numpy()
+        elif "loss_types" in generators:
+            losses[:, j] = [loss in list(types) for types in generators["loss_types"]]
+    return continuous, discrete, losses
+
+
+def read_pixels(paths: list[str | os.PathLike]) -> np.ndarray:
+    """Decode lossless zoo images of one size into one (n, h, w, 3) uint8 array."""
+    first = np.asarray(Image.open(paths[0]).convert("RGB"))
+    pixels = np.empty((len(paths),) + first.shape, dtype=np.uint8)
+    for i, path in enumerate(paths):
+        with Image.open(path) as image:
+            pixels[i] = np.asarray(image.convert("RGB"))
+    return pixels
+
+
+def load_labelled_images(zoo_dir: str | os.PathLike, spec: HeadSpec) -> LabelledImages:
+    """Every image of a zoo corpus with its labels (see ``fingerprinting.zoo.load_zoo``)."""
+    from fingerprinting.zoo import load_zoo
+
+    zoo = load_zoo(zoo_dir)
+    generators = zoo.generators.reset_index(drop=True)
+    images = zoo.images.reset_index(drop=True)
+    member_ids = generators["member_id"].astype(str).tolist()
+    index = {member_id: i for i, member_id in enumerate(member_ids)}
+    member = np.array([-1 if pd.isna(m) else index[str(m)] for m in images["member_id"]], dtype=np.int64)
+    paths = [p if Path(p).is_absolute() else Path(zoo_dir) / p for p in images["path"]]
+    continuous, discrete, losses = member_targets(generators, spec)
+    kind = images["kind"].astype(str).to_numpy() if "kind" in images else np.where(member >= 0, "sample", "real")
+    split = images["split"].astype(str).to_numpy()
+    return LabelledImages(read_pixels(paths), member, kind, split, member_ids, generators["split"].astype(str).to_numpy(),
+                          continuous, discrete, losses)
