@@ -32,6 +32,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,7 +155,7 @@ class _opened:
         try:
             self.image = Image.open(io.BytesIO(self.data))
         except Image.DecompressionBombError as exc:
-            raise ImageLoadError(self.path, f"decompression bomb: {exc}") from exc
+            raise ImageLoadError(self.path, _decode_reason(exc)) from exc
         except UnidentifiedImageError as exc:
             raise ImageLoadError(self.path, _not_an_image_reason(self.data)) from exc
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
@@ -183,7 +184,8 @@ def _decode_reason(exc: BaseException) -> str:
     message = str(exc)
     lowered = message.lower()
     if isinstance(exc, Image.DecompressionBombError):
-        return f"decompression bomb: {message}"
+        declared = re.search(r"\((\d+) pixels\)", message)
+        return f"decompression bomb: declares {declared.group(1)} pixels" if declared else f"decompression bomb: {message}"
     if isinstance(exc, MemoryError):
         return "out of memory while decoding"
     if lowered.startswith("unsupported mode"):
