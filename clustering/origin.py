@@ -1,0 +1,172 @@
+"""OriginClusterer: group fingerprints by origin generator (PCA, HDBSCAN, pooled refinement)."""
+from __future__ import annotations
+
+import hdbscan
+import numpy as np
+from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.decomposition import PCA
+
+from clustering import refine
+from clustering.graph import mutual_reachability_tree
+
+# PCA is fitted on at most this many points: the components are stable long before.
+PCA_SAMPLE = 100_000
+
+
+class OriginClusterer(ClusterMixin, BaseEstimator):
+    """Same-origin clustering of fingerprint vectors.
+
+    Steps: L2-normalise; PCA to `n_components` and re-normalise (cosine geometry); HDBSCAN
+    (exact up to `graph_threshold` points, above it on a FAISS k-NN mutual-reachability graph,
+    see `clustering.graph`); then, with `refine`, pooled refinement: merge clusters whose pooled
+    fingerprints cannot be told apart (`merge_separation`), optionally split those that can
+    (`split_separation`), and re-assign every point to its nearest pooled fingerprint when it is
+    as close as the cluster's own members (within `assign_mads` robust deviations), else noise.
+
+    Parameters a user can reason about: `min_cluster_size` is the smallest origin group worth
+    reporting; `min_samples` how conservative density estimation is (higher = more noise).
+
+    Learned state: `labels_` (-1 noise, clusters numbered by decreasing size), `probabilities_`
+    (1 = at least as close to the pooled fingerprint as the median member, falling to 0 at the
+    acceptance bound), `outlier_scores_` (HDBSCAN's GLOSH), `centroids_` (k, dim) float32
+    normalised pooled fingerprints in the input space, `cluster_ids_` (label of each row).
+    """
+
+    def __init__(
+        self,
+        min_cluster_size: int = 15,
+        min_samples: int | None = 5,
+        n_components: int | None = 32,
+        refine: bool = True,
+        merge_separation: float | None = 2.0,
+        split_separation: float | None = None,
+        assign_mads: float = 3.0,
+        graph_threshold: int = 20_000,
+        n_neighbors: int = 15,
+        cluster_selection_method: str = "eom",
+        random_state: int = 0,
+    ) -> None:
+        self.min_cluster_size = min_cluster_size
+        self.min_samples = min_samples
+        self.n_components = n_components
+        self.refine = refine
+        self.merge_separation = merge_separation
+        self.split_separation = split_separation
+        self.assign_mads = assign_mads
+        self.graph_threshold = graph_threshold
+        self.n_neighbors = n_neighbors
+        self.cluster_selection_method = cluster_selection_method
+        self.random_state = random_state
+
+    # ---- fitting ------------------------------------------------------------------------------
+
+    def fit(self, X: np.ndarray, y: None = None) -> OriginClusterer:
+        X = refine.normalise(X)
+        self.n_features_in_ = X.shape[1]
+        self._fit_reduction(X)
+        reduced = self.reduce(X)
+        labels, self.outlier_scores_ = self._density_clusters(reduced)
+        self.hdbscan_labels_ = labels
+        if self.refine:
+            labels = self._refine(reduced, labels)
+        self._set_clusters(X, reduced, refine.compact(labels))
+        return self
+
+    def _fit_reduction(self, X: np.ndarray) -> None:
+        n, dim = X.shape
+        if self.n_components is None or self.n_components >= min(n, dim):
+            self.pca_ = None
+            return
+        rng = np.random.default_rng(self.random_state)
+        sample = X if n <= PCA_SAMPLE else X[np.sort(rng.choice(n, PCA_SAMPLE, replace=False))]
+        self.pca_ = PCA(self.n_components, random_state=self.random_state).fit(sample)
+
+    def reduce(self, X: np.ndarray) -> np.ndarray:
+        """The space clustering happens in: normalised PCA projection of normalised vectors."""
+        X = refine.normalise(X)
+        if self.pca_ is None:
+            return X
+        return refine.normalise(self.pca_.transform(X))
+
+    @property
+    def _min_samples(self) -> int:
+        return self.min_samples or self.min_cluster_size
+
+    def _density_clusters(self, reduced: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if len(reduced) <= self.graph_threshold:
+            model = hdbscan.HDBSCAN(
+                min_cluster_size=self.min_cluster_size,
+                min_samples=self._min_samples,
+                cluster_selection_method=self.cluster_selection_method,
+                core_dist_n_jobs=1,
+            ).fit(reduced.astype(np.float64))
+        else:
+            tree = mutual_reachability_tree(reduced, self._min_samples, self.n_neighbors)
+            model = hdbscan.HDBSCAN(
+                min_cluster_size=self.min_cluster_size,
+                min_samples=1,  # the tree already holds mutual reachability distances
+                metric="precomputed",
+                cluster_selection_method=self.cluster_selection_method,
+            ).fit(tree)
+        return model.labels_.astype(np.int64), model.outlier_scores_.astype(np.float32)
+
+    def _refine(self, reduced: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        rng = np.random.default_rng(self.random_state)
+        labels = refine.compact(labels)
+        if self.merge_separation is not None:
+            labels = refine.compact(refine.merge_agreeing(reduced, labels, self.merge_separation, rng))
+        if self.split_separation is not None:
+            labels = refine.split_disagreeing(
+                reduced, labels, self.split_separation, self.min_cluster_size, rng
+            )
+        n_clusters = labels.max(initial=-1) + 1
+        if n_clusters == 0:
+            return labels
+        centroids = refine.pooled_centroids(reduced, labels, n_clusters)
+        bounds, _ = refine.acceptance_bounds(reduced, labels, centroids, self.assign_mads)
+        labels, _ = refine.reassign(reduced, centroids, bounds)
+        return labels
+
+    def _set_clusters(self, X: np.ndarray, reduced: np.ndarray, labels: np.ndarray) -> None:
+        n_clusters = labels.max(initial=-1) + 1
+        self.labels_ = labels
+        self.cluster_ids_ = np.arange(n_clusters, dtype=np.int64)
+        self.centroids_ = refine.pooled_centroids(X, labels, n_clusters)
+        self.reduced_centroids_ = refine.pooled_centroids(reduced, labels, n_clusters)
+        if n_clusters == 0:
+            self.bounds_ = self.typical_ = np.empty(0, np.float32)
+            self.probabilities_ = np.zeros(len(labels), np.float32)
+            return
+        self.bounds_, self.typical_ = refine.acceptance_bounds(
+            reduced, labels, self.reduced_centroids_, self.assign_mads
+        )
+        sims = np.einsum("ij,ij->i", reduced, self.reduced_centroids_[np.maximum(labels, 0)])
+        self.probabilities_ = np.where(labels >= 0, self._probability(sims, np.maximum(labels, 0)), 0.0)
+        self.probabilities_ = self.probabilities_.astype(np.float32)
+
+    def _probability(self, sims: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        bound, typical = self.bounds_[rows], self.typical_[rows]
+        return np.clip((sims - bound) / np.maximum(typical - bound, 1e-6), 0.0, 1.0)
+
+    def fit_predict(self, X: np.ndarray, y: None = None) -> np.ndarray:
+        return self.fit(X).labels_
+
+    # ---- new points ---------------------------------------------------------------------------
+
+    def assign(
+        self, X: np.ndarray, max_distance: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, probabilities) of new points, without refitting.
+
+        A point joins the cluster with the nearest pooled fingerprint when it is as close to it
+        as the cluster's own members were (the calibrated bound), or, with `max_distance`, when
+        its cosine distance to it (in the reduced space) is at most that; otherwise -1.
+        """
+        reduced = self.reduce(X)
+        if len(self.cluster_ids_) == 0:
+            return np.full(len(reduced), -1, np.int64), np.zeros(len(reduced), np.float32)
+        bounds = self.bounds_ if max_distance is None else np.full_like(self.bounds_, 1.0 - max_distance)
+        rows, sims = refine.reassign(reduced, self.reduced_centroids_, bounds)
+        labels = np.where(rows >= 0, self.cluster_ids_[np.maximum(rows, 0)], -1)
+        probabilities = np.where(rows >= 0, self._probability(sims, np.maximum(rows, 0)), 0.0)
+        return labels.astype(np.int64), probabilities.astype(np.float32)
