@@ -1,7 +1,24 @@
-"""Held-out figures of a fingerprinter on a zoo: grouping, detection and parsing quality."""
+"""Held-out figures of a fingerprinter on a zoo: grouping, detection and parsing, per split, clean or re-encoded.
+
+Run ``python -m fingerprinting.evaluation ZOO_DIR [CHECKPOINT ...]`` for the markdown table of the
+model card (the learned checkpoint beside the training-free spectral fingerprint).
+"""
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Sequence
+
 import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+
+from fingerprinting.models import Fingerprinter
+from fingerprinting.network import HeadSpec
+from fingerprinting.parsing import aggregate_parsed_by
+from fingerprinting.training_data import LabelledImages
+
+HELD_OUT_SPLITS = ("unseen_seed", "unseen_arch")
 
 
 def nearest_neighbour_same_label_rate(vectors: np.ndarray, labels: np.ndarray) -> float:
@@ -11,3 +28,95 @@ def nearest_neighbour_same_label_rate(vectors: np.ndarray, labels: np.ndarray) -
     similarity = vectors @ vectors.T
     np.fill_diagonal(similarity, -np.inf)
     return float(np.mean(labels[similarity.argmax(1)] == labels))
+
+
+def evaluate(fingerprinter: Fingerprinter, data: LabelledImages, splits: Sequence[str] = HELD_OUT_SPLITS, jpeg_quality: int | None = None) -> pd.DataFrame:
+    """One row of figures per split (and one for all of them together): fakes of that split's members vs every real.
+
+    Images are fingerprinted whole (zoo images are one crop); with ``jpeg_quality`` after one JPEG
+    round trip at that quality.
+    """
+    from fingerprinting.train import jpeg_copy
+
+    pixels = data.pixels if jpeg_quality is None else jpeg_copy(data.pixels, jpeg_quality)
+    output = fingerprinter.fingerprint(pixels)
+    rows = []
+    for name, members in [(s, np.flatnonzero(data.member_split == s)) for s in splits] + [("held_out", np.flatnonzero(np.isin(data.member_split, splits)))]:
+        fakes = np.isin(data.member, members)
+        figures: dict[str, object] = {"split": name, "members": len(members), "fakes": int(fakes.sum()), "reals": int((~data.is_fake).sum())}
+        figures["nn_same_member"] = nearest_neighbour_same_label_rate(output.vectors[fakes], data.member[fakes])
+        if output.fake_scores is not None:
+            figures.update(_detection(output.fake_scores, fakes, data))
+        if output.parsed is not None:
+            figures.update(_parsing(output.parsed, fakes, data, HeadSpec.from_space()))
+        rows.append(figures)
+    return pd.DataFrame(rows)
+
+
+def _detection(scores: np.ndarray, fakes: np.ndarray, data: LabelledImages) -> dict[str, float]:
+    reals = ~data.is_fake
+    figures = {}
+    for label, chosen in (("", fakes), ("_content_matched", fakes & (data.kind == "reconstruction"))):
+        if chosen.any() and reals.any():
+            rows = chosen | reals
+            figures[f"auc{label}"] = float(roc_auc_score(chosen[rows], scores[rows]))
+            if not label:
+                figures["average_precision"] = float(average_precision_score(chosen[rows], scores[rows]))
+                figures["brier"] = float(np.mean((scores[rows] - chosen[rows]) ** 2))
+    return figures
+
+
+def _parsing(parsed: pd.DataFrame, fakes: np.ndarray, data: LabelledImages, spec: HeadSpec) -> dict[str, float]:
+    """Per image and per member (the cluster-aggregated prediction, as the product aggregates a cluster)."""
+    member = data.member[fakes]
+    members = np.unique(member)
+    views = {"image": (parsed[fakes].reset_index(drop=True), member), "member": (aggregate_parsed_by(parsed[fakes], member, list(members)), members)}
+    figures: dict[str, float] = {}
+    for view, (table, owners) in views.items():
+        for j, (name, choices) in enumerate(spec.discrete):
+            truth = data.discrete[owners, j]
+            known = truth >= 0
+            if not known.any():
+                continue
+            predicted = np.array([choices.index(v) if v in choices else -1 for v in table[f"parsed_{name}"]])[known]
+            majority = np.bincount(truth[known]).argmax()
+            figures[f"{view}_{name}_accuracy"] = float(np.mean(predicted == truth[known]))
+            figures[f"{view}_{name}_majority"] = float(np.mean(truth[known] == majority))
+        errors, baseline = [], []
+        for j, (name, low, high) in enumerate(spec.continuous):
+            truth = data.continuous[owners, j]
+            predicted = (table[f"parsed_{name}"].to_numpy(np.float64) - low) / (high - low)
+            errors.append(np.abs(predicted - truth).mean())
+            baseline.append(np.abs(truth.mean() - truth).mean())
+        figures[f"{view}_continuous_l1"] = float(np.mean(errors))
+        figures[f"{view}_continuous_l1_mean_baseline"] = float(np.mean(baseline))
+        truth_losses = data.losses[owners].astype(bool)
+        predicted_losses = np.stack([table[f"parsed_loss_{t}"].to_numpy() >= 0.5 for t in spec.loss_types], 1)
+        figures[f"{view}_loss_f1"] = float(f1_score(truth_losses, predicted_losses, average="samples", zero_division=0))
+    return figures
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Print the figures of the spectral fingerprint and each checkpoint on a zoo, clean and at JPEG 75."""
+    from fingerprinting.models import load_fingerprinter
+    from fingerprinting.runtime import pin_threads
+    from fingerprinting.training_data import load_labelled_images
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        raise SystemExit("usage: python -m fingerprinting.evaluation ZOO_DIR [CHECKPOINT ...]")
+    pin_threads(int(os.environ.get("GENPRINT_THREADS", "2")))
+    data = load_labelled_images(args[0], HeadSpec.from_space())
+    tables = []
+    for name in ["spectral"] + (args[1:] or ["default"]):
+        fingerprinter = load_fingerprinter(name)
+        for quality in (None, 75):
+            table = evaluate(fingerprinter, data, jpeg_quality=quality)
+            tables.append(table.assign(model=f"{fingerprinter.name} {fingerprinter.version}", jpeg=quality or "none"))
+    result = pd.concat(tables, ignore_index=True).set_index(["model", "jpeg", "split"]).T
+    with pd.option_context("display.max_rows", 500, "display.width", 250, "display.float_format", "{:.3f}".format):
+        print(result.to_string())
+
+
+if __name__ == "__main__":
+    main()

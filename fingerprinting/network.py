@@ -40,8 +40,8 @@ class HeadSpec:
 class NetworkConfig:
     """Architecture of `FingerprintNet`; everything needed to rebuild it from a checkpoint."""
 
-    residual_width: int = 8
-    encoder_widths: tuple[int, int, int] = (24, 48, 96)
+    residual_width: int = 16
+    encoder_widths: tuple[int, int, int] = (32, 64, 128)
     spectrum_bins: int = 32
     hidden_dim: int = 192
     embedding_dim: int = 128
@@ -78,23 +78,44 @@ def to_network_input(crops: Tensor) -> Tensor:
     return x / 127.5 - 1.0
 
 
-class ResidualEstimator(nn.Module):
-    """Fixed high-pass (image minus its 3x3 mean) plus a small learned correction.
+def polyphase_kernel(kernel: Tensor) -> Tensor:
+    """A per-colour full-resolution 3x3 filter as the equivalent 3x3 convolution on ``pixel_unshuffle(x, 2)``."""
+    weight = torch.zeros(12, 12, 3, 3)
+    for colour in range(3):
+        for i in range(2):
+            for j in range(2):
+                for dy in (-1, 0, 1):
+                    for dx in (-1, 0, 1):
+                        (block_y, i_in), (block_x, j_in) = divmod(i + dy, 2), divmod(j + dx, 2)
+                        weight[colour * 4 + i * 2 + j, colour * 4 + i_in * 2 + j_in, block_y + 1, block_x + 1] += kernel[dy + 1, dx + 1]
+    return weight
 
-    The fixed part keeps content out from the first step; the correction, zero at start, learns the
-    rest under the four constraints. A few thousand FLOPs per pixel instead of the FEN's half a million.
+
+HIGH_PASS = torch.eye(3)[1][:, None] * torch.eye(3)[1][None, :] - torch.full((3, 3), 1.0 / 9.0)  # image minus its 3x3 mean
+
+
+class ResidualEstimator(nn.Module):
+    """A learned linear high-pass (starting as image minus its 3x3 mean) plus a small nonlinear correction.
+
+    It works on the space-to-depth image (12 channels at half resolution): every pixel kept, no
+    interpolation, and convolutions four times cheaper per pixel than at full resolution. The
+    high-pass start keeps content out from the first step; the correction, zero at start, learns
+    the rest under the four constraints. About 3 MFLOPs per 64 px crop, against the FEN's 5 GFLOPs.
     """
 
     def __init__(self, width: int) -> None:
         super().__init__()
-        self.expand = nn.Conv2d(3, width, 3, padding=1, padding_mode="reflect")
-        self.project = nn.Conv2d(width, 3, 3, padding=1, padding_mode="reflect")
+        self.high_pass = nn.Conv2d(12, 12, 3, padding=1, padding_mode="reflect", bias=False)
+        self.expand = nn.Conv2d(12, width, 1)
+        self.project = nn.Conv2d(width, 12, 1)
+        with torch.no_grad():
+            self.high_pass.weight.copy_(polyphase_kernel(HIGH_PASS))
         nn.init.zeros_(self.project.weight)
         nn.init.zeros_(self.project.bias)
 
-    def forward(self, x: Tensor) -> Tensor:
-        local_mean = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), 3, stride=1)
-        return (x - local_mean) + self.project(F.leaky_relu(self.expand(x), 0.1))
+    def forward(self, unshuffled: Tensor) -> Tensor:
+        residual = self.high_pass(unshuffled)
+        return residual + self.project(F.leaky_relu(self.expand(residual), 0.1))
 
 
 def conv_block(c_in: int, c_out: int, stride: int, kernel: int = 3) -> nn.Sequential:
@@ -102,24 +123,24 @@ def conv_block(c_in: int, c_out: int, stride: int, kernel: int = 3) -> nn.Sequen
 
 
 def log_power_spectrum(residual: Tensor, bins: int) -> Tensor:
-    """Channel-mean log power spectrum of the windowed residual, pooled to bins x bins normalised frequencies.
+    """Log power spectrum of the windowed channel-mean residual, pooled to bins x bins normalised frequencies.
 
     Translation-invariant and size-agnostic (crops of 32 to 64 px land on the same frequency grid);
     periodic upsampling traces show up as peaks here.
     """
     n, c, h, w = residual.shape
     window = torch.outer(torch.hann_window(h, periodic=False, device=residual.device), torch.hann_window(w, periodic=False, device=residual.device))
-    spectrum = torch.fft.fft2(residual * window, norm="ortho")
-    power = torch.fft.fftshift(spectrum.real.square() + spectrum.imag.square(), dim=(-2, -1)).mean(1, keepdim=True)
+    spectrum = torch.fft.fft2(residual.mean(1, keepdim=True) * window, norm="ortho")
+    power = torch.fft.fftshift(spectrum.real.square() + spectrum.imag.square(), dim=(-2, -1))
     return torch.log(F.adaptive_avg_pool2d(power, bins) + 1e-8).flatten(1)
 
 
 class FingerprintNet(nn.Module):
-    """Residual -> (strided convolutions + global pooling) and (pooled log spectrum) -> vector and heads.
+    """Space-to-depth -> residual -> (strided convolutions + global pooling) and (pooled log spectrum) -> vector and heads.
 
     Fully convolutional up to global pooling, so it takes any crop side from 32 to 64 px and more.
-    The space-to-depth step keeps every pixel (no interpolation) while quartering the cost of the
-    convolutions; period-2 upsampling traces become patterns across its channels.
+    Space-to-depth keeps every pixel (no interpolation) while making the convolutions cheap at half
+    resolution; period-2 upsampling traces become patterns across its channels.
     """
 
     def __init__(self, config: NetworkConfig | None = None) -> None:
@@ -127,7 +148,7 @@ class FingerprintNet(nn.Module):
         self.config = config = config or NetworkConfig()
         w1, w2, w3 = config.encoder_widths
         self.residual = ResidualEstimator(config.residual_width)
-        self.encoder = nn.Sequential(conv_block(12, w1, 1), conv_block(w1, w2, 2), conv_block(w2, w3, 2), conv_block(w3, w3, 1, kernel=1))
+        self.encoder = nn.Sequential(conv_block(12, w1, 2), conv_block(w1, w2, 2), conv_block(w2, w3, 1), conv_block(w3, w3, 1, kernel=1))
         self.spectrum_norm = nn.BatchNorm1d(config.spectrum_bins**2)
         self.spectrum_proj = nn.Sequential(nn.Linear(config.spectrum_bins**2, config.hidden_dim // 2), nn.ReLU(inplace=True))
         self.mix = nn.Sequential(nn.Linear(2 * w3 + config.hidden_dim // 2, config.hidden_dim), nn.BatchNorm1d(config.hidden_dim), nn.ReLU(inplace=True))
@@ -140,8 +161,9 @@ class FingerprintNet(nn.Module):
 
     def forward(self, x: Tensor) -> NetworkOutput:
         """x: float (n, 3, h, w) in [-1, 1] with even h and w (see `to_network_input`)."""
-        residual = self.residual(x)
-        maps = self.encoder(F.pixel_unshuffle(residual, 2))
+        unshuffled_residual = self.residual(F.pixel_unshuffle(x, 2))
+        residual = F.pixel_shuffle(unshuffled_residual, 2)
+        maps = self.encoder(unshuffled_residual)
         pooled = torch.cat([maps.mean((2, 3)), maps.std((2, 3))], 1)
         spectrum = self.spectrum_proj(self.spectrum_norm(log_power_spectrum(residual, self.config.spectrum_bins)))
         hidden = self.mix(torch.cat([pooled, spectrum], 1))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fingerprinting.losses import parsing_losses, residual_constraints, supervised_contrastive, uniformity
-from fingerprinting.network import FingerprintNet, HeadSpec, flops_per_crop, log_power_spectrum, to_network_input
+from fingerprinting.network import HIGH_PASS, FingerprintNet, HeadSpec, flops_per_crop, log_power_spectrum, polyphase_kernel, to_network_input
 from fingerprinting.zoo.space import HYPERPARAMETERS, LOSS_TYPES
 
 FEN_FLOPS_PER_128PX = 20e9  # the paper's 17-layer, 64-channel DnCNN
@@ -45,7 +45,7 @@ def test_head_spec_follows_the_generator_space() -> None:
 def test_untrained_residual_removes_flat_content(net: FingerprintNet) -> None:
     flat = torch.full((2, 64, 64, 3), 173, dtype=torch.uint8)
     with torch.no_grad():
-        residual = net.residual(to_network_input(flat))
+        residual = net(to_network_input(flat)).residual
     assert residual.abs().max() < 1e-6
 
 
@@ -104,3 +104,10 @@ def test_parsing_losses_ignore_unknown_targets() -> None:
     assert known["continuous"].item() == pytest.approx(1.0 / 5)
     assert known["discrete"].item() == pytest.approx(torch.log(torch.tensor(4.0)).item() / 2)
     assert known["loss_types"].item() == pytest.approx(torch.log(torch.tensor(2.0)).item())
+
+
+def test_polyphase_high_pass_equals_the_full_resolution_filter() -> None:
+    x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    full = torch.nn.functional.conv2d(x, HIGH_PASS.expand(3, 1, 3, 3), padding=1, groups=3)
+    poly = torch.nn.functional.conv2d(torch.nn.functional.pixel_unshuffle(x, 2), polyphase_kernel(HIGH_PASS), padding=1)
+    assert torch.allclose(torch.nn.functional.pixel_shuffle(poly, 2), full, atol=1e-6)
