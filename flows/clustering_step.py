@@ -1,0 +1,111 @@
+"""Re-clustering with stable ids, and assignment of new images between re-clusterings.
+
+After a re-clustering the fitted clusterer's assignment state (its PCA projection, pooled
+fingerprints in the reduced space, acceptance bounds, and the stable id of each cluster) is kept in
+`index/clusterer.npz` (plain arrays, loaded with allow_pickle=False), so a later run can assign new
+images exactly as `OriginClusterer.assign` would, without refitting.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from clustering.origin import OriginClusterer
+from clustering.stable_ids import carry_over_ids
+
+CLUSTERER_STATE = "index/clusterer.npz"
+_EVENT_COLUMNS = ["kind", "cluster_id", "from_ids", "to_ids", "overlap"]
+
+
+@dataclass
+class Clustered:
+    """Cluster labels (stable ids, -1 none) of `image_ids`; other images keep theirs."""
+
+    image_ids: list[str]
+    labels: np.ndarray
+    probabilities: np.ndarray
+    events: pd.DataFrame
+    next_id: int
+    state: dict[str, np.ndarray] | None = None  # assignment state to save (after a re-clustering)
+
+
+def recluster(
+    image_ids: list[str],
+    vectors: np.ndarray,
+    previous: Mapping[str, int],
+    next_id: int,
+    min_cluster_size: int | None = None,
+) -> Clustered:
+    """Cluster every stored image afresh (in image id order, so the result does not depend on arrival order)."""
+    order = np.argsort(np.asarray(image_ids), kind="stable")
+    ids = [image_ids[i] for i in order]
+    vectors = vectors[order]
+    params = {} if min_cluster_size is None else {"min_cluster_size": min_cluster_size}
+    clusterer = OriginClusterer(**params)
+    if len(ids) <= clusterer.min_cluster_size:  # too few images for any cluster
+        labels = np.full(len(ids), -1, np.int64)
+        stable = carry_over_ids(previous, ids, labels, next_id)
+        return Clustered(ids, stable.labels, np.zeros(len(ids), np.float32), stable.events, stable.next_id)
+    clusterer.fit(vectors)
+    stable = carry_over_ids(previous, ids, clusterer.labels_, next_id)
+    # Each fitted cluster's stable id, so later assignments return stable ids directly.
+    stable_of = np.full(len(clusterer.cluster_ids_), -1, np.int64)
+    for label in clusterer.cluster_ids_:
+        stable_of[label] = stable.labels[np.flatnonzero(clusterer.labels_ == label)[0]]
+    return Clustered(ids, stable.labels, clusterer.probabilities_, stable.events, stable.next_id, _state(clusterer, stable_of))
+
+
+def assign_new(store_root: Path, image_ids: list[str], vectors: np.ndarray, next_id: int) -> Clustered:
+    """Assign new images to the clusters of the last re-clustering (no events, no new ids)."""
+    events = pd.DataFrame(columns=_EVENT_COLUMNS)
+    if not image_ids:
+        return Clustered([], np.zeros(0, np.int64), np.zeros(0, np.float32), events, next_id)
+    clusterer = _restore(Path(store_root) / CLUSTERER_STATE)
+    labels, probabilities = clusterer.assign(vectors)
+    return Clustered(list(image_ids), labels, probabilities, events, next_id)
+
+
+def save_state(state: dict[str, np.ndarray], path: Path) -> None:
+    with open(path, "wb") as handle:
+        np.savez(handle, **state)
+
+
+class _Projection:
+    """The fitted PCA's transform (whiten=False) from its arrays: what `OriginClusterer.reduce` calls."""
+
+    def __init__(self, mean: np.ndarray, components: np.ndarray) -> None:
+        self.mean_, self.components_ = mean, components
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        return (np.asarray(X, np.float64) - self.mean_) @ self.components_.T
+
+
+def _state(clusterer: OriginClusterer, stable_of: np.ndarray) -> dict[str, np.ndarray]:
+    pca = clusterer.pca_
+    if pca is not None and getattr(pca, "whiten", False):
+        raise ValueError("a whitened PCA cannot be saved as a plain projection")
+    return {
+        "pca_mean": np.zeros(0) if pca is None else pca.mean_,
+        "pca_components": np.zeros((0, 0)) if pca is None else pca.components_,
+        "reduced_centroids": clusterer.reduced_centroids_,
+        "bounds": clusterer.bounds_,
+        "typical": clusterer.typical_,
+        "cluster_ids": stable_of,
+    }
+
+
+def _restore(path: Path) -> OriginClusterer:
+    """An OriginClusterer able to `assign`, from `save_state`'s arrays (the fields `assign` reads)."""
+    with np.load(path, allow_pickle=False) as arrays:
+        state = {name: arrays[name] for name in arrays.files}
+    clusterer = OriginClusterer()
+    clusterer.pca_ = None if state["pca_components"].size == 0 else _Projection(state["pca_mean"], state["pca_components"])
+    clusterer.reduced_centroids_ = state["reduced_centroids"].astype(np.float32)
+    clusterer.bounds_ = state["bounds"]
+    clusterer.typical_ = state["typical"]
+    clusterer.cluster_ids_ = state["cluster_ids"].astype(np.int64)
+    return clusterer

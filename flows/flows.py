@@ -1,0 +1,176 @@
+"""Prefect flows: thin orchestration over the plain steps (discover, fingerprint shards, update, report).
+
+- `run_flow`: one incremental batch run; fingerprint shards are mapped as tasks whose results stay
+  on disk in the store (a task returns its shard folder, never arrays), so the same tasks can run on
+  another task runner (e.g. prefect-dask's DaskTaskRunner via `run_flow.with_options`).
+- `investigate_flow`, `known_add_flow`: the ad-hoc commands, visible in the Prefect UI too.
+- `serve`: scheduled runs with `flow.serve(cron=...)`.
+Prefect's own result persistence stays off: the store is where results live, which is also what
+makes a re-run skip finished shards, under any Prefect server or none.
+"""
+from __future__ import annotations
+
+from flows import prefect_env
+
+prefect_env.configure()
+
+import re  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pandas as pd  # noqa: E402
+
+from prefect import flow, get_run_logger, task, unmapped  # noqa: E402
+from prefect.artifacts import create_markdown_artifact, create_table_artifact  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect.futures import as_completed  # noqa: E402
+from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
+
+from flows.progress import progress_bar  # noqa: E402
+from flows.runs import Prepared, RunContext, RunSummary, check_model, prepare  # noqa: E402
+from flows.shards import cached_fingerprinter, fingerprint_shard  # noqa: E402
+from flows.store import Store  # noqa: E402
+from flows.update import update  # noqa: E402
+
+def _is_io_error(task, task_run, state) -> bool:
+    """Retry only what a retry can fix: I/O errors (a busy disk, a flaky network filesystem)."""
+    return isinstance(getattr(state, "data", None), OSError)
+
+
+_IO_RETRIES = dict(retries=2, retry_delay_seconds=3, retry_condition_fn=_is_io_error)
+_NO_RESULTS = dict(cache_policy=NO_CACHE, persist_result=False)
+
+
+@task(name="discover", **_IO_RETRIES, **_NO_RESULTS)
+def discover_task(store: str, sources: list[str], model: str, shard_size: int, progress: bool) -> Prepared:
+    fingerprinter = cached_fingerprinter(model)
+    with progress_bar("discovering", enabled=progress) as on_progress:
+        return prepare(Store(store), sources, fingerprinter, shard_size, on_progress)
+
+
+@task(name="fingerprint-shard", tags=["genprint-fingerprint"], **_IO_RETRIES, **_NO_RESULTS)
+def fingerprint_shard_task(store: str, key: str, paths: list[str], model: str) -> str:
+    return fingerprint_shard(store, key, paths, model)
+
+
+@task(name="update-store", **_NO_RESULTS)
+def update_task(
+    store: str,
+    context: RunContext,
+    prepared: Prepared,
+    shard_dirs: list[str],
+    model: str,
+    recluster: bool | None,
+    min_cluster_size: int | None,
+    seconds: dict[str, float],
+) -> RunSummary:
+    return update(
+        Store(store), context, prepared, shard_dirs, cached_fingerprinter(model), model, recluster, min_cluster_size, seconds
+    )
+
+
+@flow(name="genprint-run", task_runner=ThreadPoolTaskRunner(max_workers=1), validate_parameters=False)
+def run_flow(
+    store: str,
+    sources: list[str],
+    model: str = "default",
+    shard_size: int = 256,
+    wait: float = 0.0,
+    recluster: bool | None = None,
+    min_cluster_size: int | None = None,
+    progress: bool = False,
+) -> RunSummary:
+    """One incremental batch run over `sources` into `store` (see flows.update for the clustering rule)."""
+    logger = get_run_logger()
+    target = Store(store)
+    parameters = dict(model=model, shard_size=shard_size, recluster=recluster, min_cluster_size=min_cluster_size)
+    with target.lock("genprint run", timeout=wait):
+        context = RunContext.start(sources, parameters)
+        check_model(target.meta(), cached_fingerprinter(model))
+        logger.info("run %s into %s", context.run_id, target.root)
+        prepared = discover_task(store, sources, model, shard_size, progress)
+        todo = sum(len(s.paths) for s in prepared.shards)
+        logger.info(
+            "%d inputs: %d images already stored, %d new in %d shards (%d finished earlier), %d unusable",
+            len(prepared.identified) + len(prepared.errors), prepared.images_known, todo,
+            len(prepared.shards), prepared.shards_done, len(prepared.errors),
+        )
+        started = time.perf_counter()
+        futures = fingerprint_shard_task.map(
+            unmapped(store), [s.key for s in prepared.shards], [list(s.paths) for s in prepared.shards], unmapped(model)
+        )
+        shard_dirs: dict[str, str] = {}
+        with progress_bar("fingerprinting", enabled=progress and todo > 0) as on_progress:
+            size_of = {s.key: len(s.paths) for s in prepared.shards}
+            for future in as_completed(list(futures)):
+                folder = future.result()
+                shard_dirs[Path(folder).name] = folder
+                on_progress(sum(size_of[k] for k in shard_dirs), todo, f"{len(shard_dirs)}/{len(size_of)} shards")
+        seconds = {"discover": prepared.seconds, "fingerprint": time.perf_counter() - started}
+        ordered = [shard_dirs[s.key] for s in prepared.shards]
+        summary = update_task(store, context, prepared, ordered, model, recluster, min_cluster_size, seconds)
+    _publish_artifacts(summary)
+    logger.info(summary.describe())
+    return summary
+
+
+def _publish_artifacts(summary: RunSummary) -> None:
+    """The run summary (markdown) and the largest clusters (table), under keys stable per store."""
+    key = _artifact_key(summary.store)
+    lines = [
+        f"# genprint run `{summary.run_id}`",
+        f"- store: `{summary.store}`",
+        f"- inputs: {summary.inputs}; new images: {summary.images_new}; already stored: {summary.images_known}; unusable: {summary.errors}",
+        f"- shards: {summary.shards} ({summary.shards_reused} reused after an interruption)",
+        f"- store now: {summary.images_total} images, {summary.clusters} clusters, {summary.unassigned} unassigned ({summary.clustering})",
+        f"- seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in summary.seconds.items()),
+        f"- report: `{summary.store}/{Store.REPORT}`",
+    ]
+    create_markdown_artifact("\n".join(lines), key=f"{key}-run-summary", description="genprint run summary")
+    if summary.largest_clusters:
+        create_table_artifact(summary.largest_clusters, key=f"{key}-largest-clusters", description="largest clusters")
+
+
+def _artifact_key(store: str) -> str:
+    """Artifact keys allow lowercase letters, digits and dashes: derived from the store's folder name."""
+    name = re.sub(r"[^a-z0-9]+", "-", store.rstrip("/").rsplit("/", 1)[-1].lower()).strip("-")
+    return f"genprint-{name or 'store'}"
+
+
+@flow(name="genprint-investigate", validate_parameters=False)
+def investigate_flow(store: str, images: list[str], k: int = 10) -> dict:
+    """Investigate query images against a store; the result as JSON-ready data (also a markdown artifact)."""
+    investigation = Store(store).investigate(images, k=k)
+    table = investigation.queries[["query", "cluster_id", "cluster_size", "fake_score", "attributed_generator"]]
+    create_markdown_artifact(
+        _markdown_table(table),
+        key=f"{_artifact_key(store)}-investigation",
+        description="genprint investigation",
+    )
+    return investigation.to_dict()
+
+
+def _markdown_table(frame: pd.DataFrame) -> str:
+    rows = [[str(v) for v in frame.columns]] + [["" if pd.isna(v) else str(v) for v in row] for row in frame.itertuples(index=False)]
+    lines = ["| " + " | ".join(row) + " |" for row in rows]
+    lines.insert(1, "|" + "---|" * len(frame.columns))
+    return "\n".join(lines)
+
+
+@flow(name="genprint-known-add", validate_parameters=False)
+def known_add_flow(store: str, name: str, sources: list[str], model: str = "default", wait: float = 0.0) -> int:
+    """Register `sources` as reference images of generator `name`; returns the number of unusable inputs."""
+    errors = Store(store).known.add(name, sources, model=model, wait=wait)
+    for row in errors.itertuples(index=False):
+        get_run_logger().warning("reference not usable: %s: %s", row.path, row.error)
+    return len(errors)
+
+
+def serve(store: str, sources: list[str], cron: str, model: str = "default", shard_size: int = 256) -> None:
+    """Run `run_flow` on a cron schedule until interrupted (a Prefect deployment served by this process)."""
+    run_flow.serve(
+        name=f"{_artifact_key(store)}-schedule",
+        cron=cron,
+        parameters={"store": store, "sources": sources, "model": model, "shard_size": shard_size, "wait": 600.0},
+        pause_on_shutdown=False,
+    )

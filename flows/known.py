@@ -1,0 +1,121 @@
+"""Registered generators: named reference images whose fingerprints open-set attribution compares against."""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from fingerprinting.embed import embed_paths
+from flows import schemas
+from flows.atomic import Transaction
+from flows.shards import cached_fingerprinter, vectors_from_table, vectors_table
+from flows.sources import discover
+
+if TYPE_CHECKING:
+    from flows.store import Store
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+
+
+class KnownGenerators:
+    """The store's registry of named generators (`known/references.parquet`, `known/vectors.parquet`)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def references(self) -> pd.DataFrame:
+        """One row per (name, reference image)."""
+        return self.store._read(self.store.KNOWN_REFERENCES, schemas.known_schema())
+
+    def list(self) -> pd.DataFrame:
+        """One row per registered generator: name, images, added_at (latest)."""
+        refs = self.references()
+        summary = refs.groupby("name", sort=True).agg(images=("image_id", "nunique"), added_at=("added_at", "max"))
+        return summary.reset_index()
+
+    def training_set(self) -> tuple[np.ndarray, list[str]]:
+        """(vectors, names): one row per registered reference, what the attributor is fitted on."""
+        refs = self.references()
+        path = self.store / self.store.KNOWN_VECTORS
+        if refs.empty or not path.is_file():
+            return np.zeros((0, int(self.store.meta().get("dim", 0))), np.float32), []
+        ids, vectors = vectors_from_table(pq.read_table(path))
+        row = {image_id: i for i, image_id in enumerate(ids)}
+        return vectors[[row[i] for i in refs["image_id"]]], refs["name"].tolist()
+
+    def digest(self) -> str:
+        """Changes whenever the registry does: runs re-attribute every image when it differs from the last run's."""
+        refs = self.references().sort_values(["name", "image_id"])
+        return hashlib.sha256("\n".join(refs["name"] + ":" + refs["image_id"]).encode()).hexdigest()[:16]
+
+    def add(self, name: str, sources: Sequence[str | os.PathLike], model: str = "default", wait: float = 0.0) -> pd.DataFrame:
+        """Fingerprint `sources` and register them under `name` (added to its existing references).
+
+        Returns the errors (path, error) of inputs that could not be used. The store's model is
+        used when the store has one; `model` only chooses it for a brand-new store.
+        """
+        if not _NAME.match(name):
+            raise ValueError(f"invalid generator name {name!r}: use letters, digits, '_', '.', '-' (at most 64)")
+        from flows.runs import check_model, new_meta
+
+        with self.store.lock(f"known add {name}", timeout=wait):
+            paths, input_errors = discover(sources, exclude=[self.store.root])
+            meta = self.store.meta()
+            fingerprinter = cached_fingerprinter(meta.get("model", model))
+            check_model(meta, fingerprinter)
+            records, vectors, errors = [], [], [input_errors]
+            for chunk in embed_paths(paths, fingerprinter):
+                records.append(chunk.records[["image_id", "path"]])
+                vectors.append(chunk.vectors)
+                errors.append(chunk.errors)
+            errors_frame = pd.concat(errors, ignore_index=True)
+            if not records or sum(len(r) for r in records) == 0:
+                raise ValueError(f"no usable reference image in {', '.join(map(str, sources))}: nothing registered")
+            new = pd.concat(records, ignore_index=True).assign(name=name, added_at=datetime.now(timezone.utc))
+            new_vectors = np.concatenate(vectors)
+            old_refs = self.references()
+            refs = pd.concat([old_refs, new], ignore_index=True).drop_duplicates(["name", "image_id"], keep="first")
+            stored_ids, stored_vectors = self._vectors()
+            ids = stored_ids + new["image_id"].tolist()
+            all_vectors = np.concatenate([stored_vectors.reshape(-1, fingerprinter.dim), new_vectors])
+            keep = pd.Index(ids).drop_duplicates(keep="first")
+            first = [ids.index(i) for i in keep]
+            transaction = Transaction(self.store.root)
+            transaction.write_parquet(self.store.KNOWN_REFERENCES, schemas.to_table(refs, schemas.known_schema()))
+            transaction.write_parquet(self.store.KNOWN_VECTORS, vectors_table(list(keep), all_vectors[first]))
+            if not meta:
+                transaction.write_json(self.store.META, new_meta(fingerprinter, model))
+            transaction.commit()
+        return errors_frame
+
+    def remove(self, name: str, wait: float = 0.0) -> int:
+        """Unregister `name`; returns how many references it had (0: it was not registered)."""
+        with self.store.lock(f"known remove {name}", timeout=wait):
+            refs = self.references()
+            removed = int((refs["name"] == name).sum())
+            if removed == 0:
+                return 0
+            kept = refs[refs["name"] != name]
+            stored_ids, stored_vectors = self._vectors()
+            used = set(kept["image_id"])
+            rows = [i for i, image_id in enumerate(stored_ids) if image_id in used]
+            transaction = Transaction(self.store.root)
+            transaction.write_parquet(self.store.KNOWN_REFERENCES, schemas.to_table(kept, schemas.known_schema()))
+            transaction.write_parquet(
+                self.store.KNOWN_VECTORS, vectors_table([stored_ids[i] for i in rows], stored_vectors[rows])
+            )
+            transaction.commit()
+        return removed
+
+    def _vectors(self) -> tuple[list[str], np.ndarray]:
+        path = self.store / self.store.KNOWN_VECTORS
+        if not path.is_file():
+            return [], np.zeros((0, 0), np.float32)
+        return vectors_from_table(pq.read_table(path))

@@ -1,0 +1,100 @@
+"""The HTML report: one self-contained page (images inlined) per run and for the store's current state."""
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+import jinja2
+import pandas as pd
+
+from fingerprinting.parsing import continuous_names, discrete_names, loss_columns
+from flows.pictures import data_uri, mean_spectrum, montage
+
+if TYPE_CHECKING:
+    from flows.runs import RunSummary
+    from flows.store import Store
+
+CLUSTERS_SHOWN = 60  # clusters drawn with pictures; the rest are listed in a table
+SPECTRUM_MEMBERS = 16
+ERRORS_SHOWN = 50
+
+_environment = jinja2.Environment(
+    loader=jinja2.PackageLoader("flows", "templates"),
+    autoescape=jinja2.select_autoescape(["html", "j2"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def render_report(
+    store: Store, images: pd.DataFrame, clusters: pd.DataFrame, errors: pd.DataFrame, summary: RunSummary
+) -> str:
+    """The report page for the state just computed by a run (tables as they will be committed)."""
+    path_of = dict(zip(images["image_id"], images["path"]))
+    shown = clusters.head(CLUSTERS_SHOWN)
+    cards = [_cluster_card(row, images, path_of) for row in shown.itertuples(index=False)]
+    rest = clusters.iloc[CLUSTERS_SHOWN:][["cluster_id", "size", "fake_score_mean", "attributed_generator"]]
+    return _environment.get_template("report.html.j2").render(
+        store=str(store.root),
+        summary=summary,
+        generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        totals={
+            "images": len(images),
+            "clusters": len(clusters),
+            "unassigned": int((images["cluster_id"] < 0).sum()),
+            "errors": len(errors),
+            "unknown_generator": int(images["unknown_generator"].sum()),
+            "attributed": int(images["attributed_generator"].notna().sum()),
+        },
+        clusters=cards,
+        other_clusters=[_plain(r) for r in rest.to_dict("records")],
+        errors=[_plain(r) for r in errors.sort_values("run_id", ascending=False).head(ERRORS_SHOWN).to_dict("records")],
+        errors_hidden=max(0, len(errors) - ERRORS_SHOWN),
+    )
+
+
+def _cluster_card(row, images: pd.DataFrame, path_of: dict[str, str]) -> dict:
+    exemplars = [path_of[i] for i in row.exemplar_image_ids if i in path_of]
+    members = images.loc[images["cluster_id"] == row.cluster_id].sort_values("cluster_probability", ascending=False)
+    spectrum = mean_spectrum(members["path"].head(SPECTRUM_MEMBERS).tolist())
+    values = row._asdict()
+    return {
+        "cluster_id": int(row.cluster_id),
+        "size": int(row.size),
+        "first_seen_run": row.first_seen_run,
+        "last_seen_run": row.last_seen_run,
+        "fake_score_mean": _number(row.fake_score_mean),
+        "attributed_generator": row.attributed_generator if isinstance(row.attributed_generator, str) else None,
+        "attribution_share": _number(row.attribution_share),
+        "attribution_score": _number(row.attribution_score),
+        "montage": data_uri(montage(exemplars)) if exemplars else None,
+        "spectrum": data_uri(spectrum) if spectrum is not None else None,
+        "design": _design(values),
+    }
+
+
+def _design(values: dict) -> dict:
+    """The parsed design for display: discrete (value, confidence), continuous values, loss probabilities."""
+    discrete = [
+        (name, values[f"parsed_{name}"], _number(values[f"parsed_{name}_confidence"]))
+        for name in discrete_names()
+        if isinstance(values[f"parsed_{name}"], str)
+    ]
+    continuous = [(name, _number(values[f"parsed_{name}"])) for name in continuous_names() if _number(values[f"parsed_{name}"]) is not None]
+    losses = [(c.removeprefix("parsed_loss_"), _number(values[c])) for c in loss_columns() if _number(values[c]) is not None]
+    return {"discrete": discrete, "continuous": continuous, "losses": sorted(losses, key=lambda x: -x[1])}
+
+
+def _number(value: object) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def _plain(record: dict) -> dict:
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}

@@ -1,0 +1,119 @@
+"""Fingerprinting in shards: a deterministic plan, and one shard's work written to disk as a unit.
+
+A shard is named by a hash of its image ids and the fingerprinter's name and version, so the same
+new images under the same model always give the same shards. A shard's results are written to a
+temporary folder and renamed into `STORE/work/shards/<key>/` in one step: the folder exists only
+when the shard is complete. A re-run after a crash therefore finds finished shards and skips them,
+and a worker on another machine (Dask) needs nothing but the store's path and its shard's paths.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fingerprinting.embed import embed_paths
+from fingerprinting.models import Fingerprinter, load_fingerprinter
+from flows.atomic import fsync_dir
+from flows.schemas import shard_errors_schema, shard_records_schema, to_table, vectors_schema
+
+SHARDS_DIR = Path("work") / "shards"
+RECORDS_FILE, VECTORS_FILE, ERRORS_FILE = "records.parquet", "vectors.parquet", "errors.parquet"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """A unit of fingerprinting work: new images, one path each, by image id order."""
+
+    key: str
+    paths: tuple[str, ...]
+    image_ids: tuple[str, ...]
+
+
+def plan_shards(new_images: pd.DataFrame, shard_size: int, model_key: str) -> list[Shard]:
+    """Split new images (one row per image_id, columns image_id and path) into shards of `shard_size`."""
+    ordered = new_images.sort_values("image_id", kind="stable")
+    shards = []
+    for start in range(0, len(ordered), shard_size):
+        part = ordered.iloc[start : start + shard_size]
+        ids = tuple(part["image_id"])
+        key = hashlib.sha256("\n".join((model_key, *ids)).encode()).hexdigest()[:32]
+        shards.append(Shard(key=key, paths=tuple(part["path"]), image_ids=ids))
+    return shards
+
+
+def shard_dir(store_root: Path, key: str) -> Path:
+    return Path(store_root) / SHARDS_DIR / key
+
+
+def is_done(store_root: Path, key: str) -> bool:
+    return shard_dir(store_root, key).is_dir()
+
+
+@lru_cache(maxsize=4)
+def cached_fingerprinter(model: str) -> Fingerprinter:
+    """One fingerprinter per model and process: shard tasks reuse it instead of reloading weights."""
+    return load_fingerprinter(model)
+
+
+def model_key(fingerprinter: Fingerprinter) -> str:
+    return f"{fingerprinter.name}:{fingerprinter.version}"
+
+
+def fingerprint_shard(store_root: str | os.PathLike, key: str, paths: list[str], model: str) -> str:
+    """Fingerprint one shard's images into `STORE/work/shards/<key>/`; returns that folder (done: no work)."""
+    out = shard_dir(Path(store_root), key)
+    if out.is_dir():
+        return str(out)
+    fingerprinter = cached_fingerprinter(model)
+    chunks = list(embed_paths(paths, fingerprinter, chunk_size=max(1, len(paths))))
+    records = pd.concat([c.records for c in chunks], ignore_index=True)
+    vectors = np.concatenate([c.vectors for c in chunks]) if chunks else np.zeros((0, fingerprinter.dim), np.float32)
+    errors = pd.concat([c.errors for c in chunks], ignore_index=True)
+    tmp = out.with_name(f".tmp-{key}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    pq.write_table(to_table(records, shard_records_schema()), tmp / RECORDS_FILE)
+    pq.write_table(vectors_table(records["image_id"].tolist(), vectors), tmp / VECTORS_FILE)
+    pq.write_table(to_table(errors, shard_errors_schema()), tmp / ERRORS_FILE)
+    for name in (RECORDS_FILE, VECTORS_FILE, ERRORS_FILE):
+        with open(tmp / name, "rb") as handle:
+            os.fsync(handle.fileno())
+    fsync_dir(tmp)
+    os.rename(tmp, out)  # atomic: the shard is complete or absent
+    fsync_dir(out.parent)
+    return str(out)
+
+
+def vectors_table(image_ids: list[str], vectors: np.ndarray) -> pa.Table:
+    """Image ids and their fingerprints as a fixed-size float32 list column."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    dim = vectors.shape[1]
+    column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), type=pa.float32()), dim)
+    return pa.Table.from_arrays([pa.array(image_ids, type=pa.string()), column], schema=vectors_schema(dim))
+
+
+def vectors_from_table(table: pa.Table) -> tuple[list[str], np.ndarray]:
+    """The inverse of `vectors_table`: (image ids, (n, dim) float32)."""
+    column = table.column("vector").combine_chunks()
+    dim = column.type.list_size
+    flat = column.flatten().to_numpy(zero_copy_only=False)
+    return table.column("image_id").to_pylist(), flat.astype(np.float32, copy=False).reshape(-1, dim)
+
+
+def read_shard(folder: Path) -> tuple[pd.DataFrame, pa.Table, pd.DataFrame]:
+    """(records, vectors table, errors) of a finished shard."""
+    folder = Path(folder)
+    return (
+        pq.read_table(folder / RECORDS_FILE).to_pandas(),
+        pq.read_table(folder / VECTORS_FILE),
+        pq.read_table(folder / ERRORS_FILE).to_pandas(),
+    )

@@ -1,0 +1,357 @@
+"""A batch run's update after fingerprinting: ids, index, clusters with stable ids, attribution, tables, one commit.
+
+Everything here is computed from the previous committed state plus the finished shards, and
+written through one `Transaction`: a crash before the commit leaves the previous state and the
+shards (a re-run redoes only this step); a crash during it is rolled forward by the next writer.
+
+Clustering rule (see data/README.md): the whole store is re-clustered on its first run, when asked
+(`recluster=True`), and when the images added since the last full clustering exceed
+`RECLUSTER_FRACTION` of those it clustered; otherwise new images are only assigned to the existing
+clusters, and a run without new images leaves every cluster as it was.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from clustering.index import FingerprintIndex, IndexCorruptError
+from fingerprinting.models import Fingerprinter
+from fingerprinting.parsing import aggregate_parsed_by, parsed_columns
+from flows import schemas
+from flows.atomic import Transaction
+from flows.clustering_step import CLUSTERER_STATE, Clustered, assign_new, recluster, save_state
+from flows.runs import Prepared, RunContext, RunSummary, new_meta
+from flows.schemas import NO_CLUSTER
+from flows.shards import SHARDS_DIR, VECTORS_FILE, read_shard, vectors_from_table, vectors_table
+from flows.store import Store, StoreError
+
+RECLUSTER_FRACTION = 0.10
+EXEMPLARS = 8
+LARGEST_SHOWN = 10
+FAKE_THRESHOLD = 0.5
+
+
+@dataclass
+class _NewImages:
+    records: pd.DataFrame  # shard records of images not stored before, sorted by image_id
+    vectors: np.ndarray  # aligned with records
+    errors: pd.DataFrame  # path, error (from fingerprinting)
+    parts: list[tuple[str, str, list[str] | None]]  # (shard key, folder, ids kept: None = all of them)
+
+
+def update(
+    store: Store,
+    context: RunContext,
+    prepared: Prepared,
+    shard_dirs: Sequence[str],
+    fingerprinter: Fingerprinter,
+    model: str,
+    recluster_mode: bool | None = None,
+    min_cluster_size: int | None = None,
+    seconds: dict[str, float] | None = None,
+) -> RunSummary:
+    """Fold the finished shards into the store and commit the new state (tables, index, report, run record)."""
+    started = time.perf_counter()
+    meta = store.meta() or new_meta(fingerprinter, model)
+    previous = store.images()
+    new = _collect(shard_dirs, set(previous["image_id"]), fingerprinter.dim)
+
+    ids = store.ids()
+    new_int_ids = np.arange(meta["next_int_id"], meta["next_int_id"] + len(new.records), dtype=np.int64)
+    ids = pd.concat([ids, pd.DataFrame({"id": new_int_ids, "image_id": new.records["image_id"]})], ignore_index=True)
+    index = _load_index(store, meta, fingerprinter.dim)
+    index.add(new.vectors, new_int_ids)
+
+    known_vectors, known_names = store.known.training_set()
+    known_digest = store.known.digest()
+    mode = _clustering_mode(meta, len(previous), len(new.records), recluster_mode)
+    image_ids = previous["image_id"].tolist() + new.records["image_id"].tolist()
+    needs_all = mode == "recluster" or known_digest != meta["known_digest"]
+    if needs_all and len(previous):
+        _, old_vectors = store.vectors(previous["image_id"].tolist())
+        vectors = np.concatenate([old_vectors, new.vectors])
+    else:
+        vectors = new.vectors
+    prior = dict(zip(previous["image_id"], previous["cluster_id"]))
+    if mode == "recluster":
+        clustered = recluster(image_ids, vectors, prior, meta["next_cluster_id"], min_cluster_size)
+    else:
+        clustered = assign_new(store.root, new.records["image_id"].tolist(), new.vectors, meta["next_cluster_id"])
+
+    paths = _paths_table(store.paths(), prepared.identified, set(image_ids), context.run_id)
+    images = _images_table(previous, new.records, paths, clustered, context.run_id)
+    attributed = image_ids if needs_all else new.records["image_id"].tolist()
+    images = _attribute(images, attributed, vectors, known_vectors, known_names)
+    clusters = _clusters_table(images, store.clusters(), context.run_id)
+    errors = _errors_table(store.errors(), prepared, new.errors, paths, context.run_id)
+
+    meta = dict(meta)
+    meta.update(
+        next_int_id=int(meta["next_int_id"] + len(new.records)),
+        next_cluster_id=int(clustered.next_id),
+        known_digest=known_digest,
+        last_run_id=context.run_id,
+    )
+    if mode == "recluster":
+        # Too few images to cluster leaves nothing to assign to: the next run re-clusters again.
+        meta.update(clustered_images=len(images) if clustered.state else 0, assigned_since_recluster=0)
+    else:
+        meta["assigned_since_recluster"] = int(meta["assigned_since_recluster"] + len(new.records))
+
+    timings = dict(seconds or {})
+    summary = RunSummary(
+        run_id=context.run_id,
+        store=str(store.root),
+        clustering=mode,
+        inputs=len(prepared.identified) + len(prepared.errors),
+        images_new=len(new.records),
+        images_known=prepared.images_known,
+        images_total=len(images),
+        errors=int(errors["run_id"].eq(context.run_id).sum()),
+        shards=len(prepared.shards),
+        shards_reused=prepared.shards_done,
+        clusters=len(clusters),
+        unassigned=int((images["cluster_id"] == NO_CLUSTER).sum()),
+        largest_clusters=_largest(clusters),
+        seconds=timings,
+    )
+    from flows.report import render_report
+
+    run_folder = Store.run_folder(context.run_id)
+    transaction = Transaction(store.root)
+    transaction.write_parquet(Store.IMAGES, schemas.to_table(images, schemas.images_schema()))
+    transaction.write_parquet(Store.CLUSTERS, schemas.to_table(clusters, schemas.clusters_schema()))
+    transaction.write_parquet(Store.ERRORS, schemas.to_table(errors, schemas.errors_schema()))
+    transaction.write_parquet(Store.PATHS, schemas.to_table(paths, schemas.paths_schema()))
+    transaction.write_parquet(Store.IDS, schemas.to_table(ids, schemas.ids_schema()))
+    index.save(transaction.path(Store.INDEX))
+    if clustered.state:
+        save_state(clustered.state, transaction.path(CLUSTERER_STATE))
+    row_of = {image_id: i for i, image_id in enumerate(new.records["image_id"])}
+    for key, folder, kept in new.parts:
+        part = f"{run_folder}/vectors/part-{key}.parquet"
+        if kept is None:
+            transaction.link(f"{folder}/{VECTORS_FILE}", part)
+        elif kept:  # a shard that also held images stored meanwhile: only its new rows
+            transaction.write_parquet(part, vectors_table(kept, new.vectors[[row_of[i] for i in kept]]))
+    transaction.write_parquet(
+        f"{run_folder}/cluster_events.parquet", schemas.to_table(clustered.events, schemas.cluster_events_schema())
+    )
+    timings["update"] = time.perf_counter() - started
+    timings["total"] = sum(v for k, v in timings.items() if k != "total")
+    report = render_report(store, images, clusters, errors, summary)
+    transaction.write_text(Store.REPORT, report)
+    transaction.write_text(f"{run_folder}/report.html", report)
+    transaction.write_parquet(f"{run_folder}/run.parquet", _run_row(context, summary, meta))
+    transaction.write_json(f"{run_folder}/run.json", _run_record(context, summary, meta))
+    transaction.write_json(Store.META, meta)
+    transaction.commit()
+    shutil.rmtree(store / str(SHARDS_DIR), ignore_errors=True)  # committed: the shards are history now
+    return summary
+
+
+def _collect(shard_dirs: Sequence[str], stored: set[str], dim: int) -> _NewImages:
+    records, vectors, errors, parts = [], [], [], []
+    seen = set(stored)
+    for folder in shard_dirs:
+        shard_records, shard_vectors, shard_errors = read_shard(folder)
+        ids, array = vectors_from_table(shard_vectors)
+        if ids != shard_records["image_id"].tolist():
+            raise StoreError(f"shard {folder} is inconsistent (records and vectors differ); delete it and run again")
+        keep = ~shard_records["image_id"].isin(seen).to_numpy() & ~shard_records["image_id"].duplicated().to_numpy()
+        seen.update(shard_records["image_id"])
+        records.append(shard_records[keep])
+        vectors.append(array[keep])
+        errors.append(shard_errors)
+        kept = None if keep.all() else shard_records["image_id"][keep].tolist()
+        parts.append((Path(folder).name, folder, kept))
+    if not records:
+        columns = schemas.shard_records_schema().names
+        return _NewImages(pd.DataFrame(columns=columns), np.zeros((0, dim), np.float32), pd.DataFrame(columns=["path", "error"]), [])
+    frame = pd.concat(records, ignore_index=True)
+    array = np.concatenate(vectors)
+    order = np.argsort(frame["image_id"].to_numpy(), kind="stable")
+    return _NewImages(frame.iloc[order].reset_index(drop=True), array[order], pd.concat(errors, ignore_index=True), parts)
+
+
+def _load_index(store: Store, meta: dict, dim: int) -> FingerprintIndex:
+    path = store / Store.INDEX
+    if meta["next_int_id"] == 0:
+        return FingerprintIndex(dim)
+    try:
+        return FingerprintIndex.load(path)
+    except IndexCorruptError as exc:
+        raise StoreError(f"{exc} (or run `genprint rebuild-index --store {store.root}`)") from exc
+
+
+def _clustering_mode(meta: dict, stored: int, new: int, forced: bool | None) -> str:
+    if forced is True or meta["clustered_images"] == 0:
+        return "recluster"
+    if new == 0 or forced is False:
+        return "assign" if new else "unchanged"
+    grown = meta["assigned_since_recluster"] + new
+    return "recluster" if grown > RECLUSTER_FRACTION * meta["clustered_images"] else "assign"
+
+
+def _paths_table(previous: pd.DataFrame, identified: pd.DataFrame, stored_ids: set[str], run_id: str) -> pd.DataFrame:
+    """Every path whose image is stored; a path whose content changed points to its new image."""
+    seen = identified[identified["image_id"].isin(stored_ids)][["path", "image_id", "size_bytes", "mtime_ns"]]
+    merged = seen.merge(previous[["path", "image_id", "first_seen_run"]], on=["path", "image_id"], how="left")
+    merged["first_seen_run"] = merged["first_seen_run"].fillna(run_id)
+    kept = previous[~previous["path"].isin(seen["path"])]
+    return pd.concat([kept, merged], ignore_index=True).sort_values("path", ignore_index=True)
+
+
+def _images_table(
+    previous: pd.DataFrame, records: pd.DataFrame, paths: pd.DataFrame, clustered: Clustered, run_id: str
+) -> pd.DataFrame:
+    fresh = records.assign(first_seen_run=run_id, attributed_generator=None, attribution_score=np.nan, unknown_generator=False)
+    columns = schemas.images_schema().names
+    fresh = fresh.assign(n_paths=0, cluster_id=NO_CLUSTER, cluster_probability=0.0)[columns]
+    images = pd.concat([previous[columns], fresh], ignore_index=True) if len(previous) else fresh
+    images["n_paths"] = images["image_id"].map(paths.groupby("image_id").size()).fillna(1).astype(np.int32)
+    labels = pd.Series(clustered.labels, index=clustered.image_ids)
+    probabilities = pd.Series(clustered.probabilities, index=clustered.image_ids)
+    touched = images["image_id"].isin(labels.index)
+    images.loc[touched, "cluster_id"] = images.loc[touched, "image_id"].map(labels).to_numpy()
+    images.loc[touched, "cluster_probability"] = images.loc[touched, "image_id"].map(probabilities).to_numpy()
+    return images.sort_values("path", ignore_index=True)
+
+
+def _attribute(
+    images: pd.DataFrame, image_ids: list[str], vectors: np.ndarray, known_vectors: np.ndarray, known_names: list[str]
+) -> pd.DataFrame:
+    """Open-set attribution of `image_ids` (aligned with `vectors`) against the registered generators."""
+    images = images.set_index("image_id")
+    if image_ids:
+        if known_names:
+            from clustering.attribution import OpenSetAttributor
+
+            names, scores = OpenSetAttributor().fit(known_vectors, known_names).predict(vectors)
+        else:
+            names, scores = [None] * len(image_ids), np.full(len(image_ids), np.nan)
+        images.loc[image_ids, "attributed_generator"] = pd.Series(list(names), index=image_ids, dtype=object)
+        images.loc[image_ids, "attribution_score"] = np.asarray(scores, dtype=np.float32)
+    # Generated (by the detector's word) and made by no registered generator. Without a fake score
+    # (a fingerprinter with no detection head) nothing is called generated.
+    images["unknown_generator"] = images["attributed_generator"].isna() & (images["fake_score"] >= FAKE_THRESHOLD)
+    return images.reset_index()[schemas.images_schema().names]
+
+
+def _clusters_table(images: pd.DataFrame, previous: pd.DataFrame, run_id: str) -> pd.DataFrame:
+    members = images[images["cluster_id"] != NO_CLUSTER]
+    columns = schemas.clusters_schema().names
+    if members.empty:
+        return pd.DataFrame(columns=columns)
+    grouped = members.groupby("cluster_id", sort=True)
+    keys = list(grouped.groups)
+    table = pd.DataFrame({"cluster_id": np.asarray(keys, dtype=np.int64)})
+    table["size"] = grouped.size().reindex(keys).to_numpy()
+    born = dict(zip(previous["cluster_id"], previous["first_seen_run"]))
+    table["first_seen_run"] = [born.get(k, run_id) for k in keys]
+    # The latest run that brought this origin a new image.
+    table["last_seen_run"] = grouped["first_seen_run"].max().reindex(keys).to_numpy()
+    ranked = members.sort_values(["cluster_probability", "image_id"], ascending=[False, True])
+    exemplars = ranked.groupby("cluster_id", sort=True)["image_id"].apply(lambda s: list(s[:EXEMPLARS]))
+    table["exemplar_image_ids"] = exemplars.reindex(keys).to_numpy()
+    table["fake_score_mean"] = grouped["fake_score"].mean().reindex(keys).astype(np.float32).to_numpy()
+    votes = _cluster_attribution(members, keys)
+    table = pd.concat([table, votes], axis=1)
+    parsed = aggregate_parsed_by(members[parsed_columns()], members["cluster_id"].to_numpy(), keys)
+    table = pd.concat([table, parsed], axis=1)
+    return table.sort_values(["size", "cluster_id"], ascending=[False, True], ignore_index=True)[columns]
+
+
+def _cluster_attribution(members: pd.DataFrame, keys: list[int]) -> pd.DataFrame:
+    """A cluster's generator: the name most of its members are attributed to, its share, their mean score."""
+    named = members.dropna(subset=["attributed_generator"])
+    out = pd.DataFrame(index=pd.Index(keys, name="cluster_id"))
+    if named.empty:
+        out["attributed_generator"] = None
+        out["attribution_score"] = np.float32(np.nan)
+        out["attribution_share"] = np.float32(0.0)
+        return out.reset_index(drop=True)
+    counts = named.groupby(["cluster_id", "attributed_generator"]).agg(n=("image_id", "size"), score=("attribution_score", "mean"))
+    counts = counts.reset_index().sort_values(["cluster_id", "n", "attributed_generator"], ascending=[True, False, True])
+    top = counts.drop_duplicates("cluster_id").set_index("cluster_id")
+    sizes = members.groupby("cluster_id").size()
+    out["attributed_generator"] = top["attributed_generator"].reindex(out.index)
+    out["attribution_score"] = top["score"].reindex(out.index).astype(np.float32)
+    out["attribution_share"] = (top["n"] / sizes).reindex(out.index).fillna(0.0).astype(np.float32)
+    return out.reset_index(drop=True)
+
+
+def _errors_table(
+    previous: pd.DataFrame, prepared: Prepared, shard_errors: pd.DataFrame, paths: pd.DataFrame, run_id: str
+) -> pd.DataFrame:
+    """Every unusable input: earlier rows stay (with the run that first met them) unless the path now works."""
+    failed = shard_errors.merge(prepared.identified[["path", "image_id"]], on="path", how="left")
+    # Same bytes under other names fail the same way: report each name.
+    by_image = failed.dropna(subset=["image_id"]).drop_duplicates("image_id").set_index("image_id")["error"]
+    others = prepared.identified[prepared.identified["image_id"].isin(by_image.index)]
+    echoed = pd.DataFrame({"path": others["path"], "error": others["image_id"].map(by_image)})
+    current = pd.concat([prepared.errors, shard_errors[["path", "error"]], echoed], ignore_index=True)
+    current = current.assign(run_id=run_id)
+    kept = previous[~previous["path"].isin(paths["path"])]
+    table = pd.concat([kept, current], ignore_index=True).drop_duplicates(["path", "error"], keep="first")
+    return table.sort_values(["path", "error"], ignore_index=True)
+
+
+def _largest(clusters: pd.DataFrame) -> list[dict]:
+    shown = clusters.head(LARGEST_SHOWN)
+    return [
+        {
+            "cluster_id": int(row.cluster_id),
+            "size": int(row.size),
+            "fake_score_mean": None if pd.isna(row.fake_score_mean) else round(float(row.fake_score_mean), 3),
+            "attributed_generator": row.attributed_generator if isinstance(row.attributed_generator, str) else None,
+            "first_seen_run": row.first_seen_run,
+        }
+        for row in shown.itertuples(index=False)
+    ]
+
+
+def _run_record(context: RunContext, summary: RunSummary, meta: dict) -> dict:
+    return {
+        "run_id": context.run_id,
+        "started_at": context.started_at.isoformat(),
+        "finished_at": pd.Timestamp.now(tz="UTC").isoformat(),
+        "sources": list(context.sources),
+        "parameters": context.parameters,
+        "model": {"name": meta["model_name"], "version": meta["model_version"], "argument": meta["model"]},
+        "summary": summary.to_dict(),
+    }
+
+
+def _run_row(context: RunContext, summary: RunSummary, meta: dict):
+    seconds = summary.seconds
+    row = {
+        "started_at": pd.Timestamp(context.started_at),
+        "finished_at": pd.Timestamp.now(tz="UTC"),
+        "sources": list(context.sources),
+        "parameters_json": json.dumps(context.parameters, sort_keys=True, default=str),
+        "model_name": meta["model_name"],
+        "model_version": meta["model_version"],
+        "clustering": summary.clustering,
+        "inputs": summary.inputs,
+        "images_new": summary.images_new,
+        "images_known": summary.images_known,
+        "images_total": summary.images_total,
+        "errors": summary.errors,
+        "shards": summary.shards,
+        "shards_reused": summary.shards_reused,
+        "clusters": summary.clusters,
+        "unassigned": summary.unassigned,
+        "seconds_discover": float(seconds.get("discover", 0.0)),
+        "seconds_fingerprint": float(seconds.get("fingerprint", 0.0)),
+        "seconds_update": float(seconds.get("update", 0.0)),
+        "seconds_total": float(seconds.get("total", 0.0)),
+    }
+    return schemas.to_table(pd.DataFrame([row]), schemas.runs_schema())
