@@ -135,20 +135,22 @@ def split_disagreeing(
     min_cluster_size: int,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """Split a cluster in two (2-means) where the halves separate by more than `min_separation`
-    and both keep at least `min_cluster_size` members."""
+    """Split clusters in two (2-means) while the halves separate by more than `min_separation`
+    and both keep at least `min_cluster_size` members; the parts are tested again."""
     labels = labels.copy()
-    next_label = labels.max(initial=-1) + 1
-    for c in range(next_label):
-        members = np.flatnonzero(labels == c)
+    next_label = int(labels.max(initial=-1)) + 1
+    queue = list(range(next_label))
+    while queue:
+        members = np.flatnonzero(labels == queue.pop())
         if len(members) < 2 * min_cluster_size:
             continue
-        halves = KMeans(2, n_init=3, random_state=int(rng.integers(2**31))).fit_predict(vectors[members])
-        sizes = np.bincount(halves, minlength=2)
-        if sizes.min() < min_cluster_size:
+        km = KMeans(2, n_init=3, random_state=int(rng.integers(2**31)))
+        halves = km.fit_predict(vectors[members])
+        if np.bincount(halves, minlength=2).min() < min_cluster_size:
             continue
         part_a, part_b = members[halves == 0], members[halves == 1]
         if separation(vectors[part_a], vectors[part_b], rng) > min_separation:
             labels[part_b] = next_label
+            queue += [int(labels[part_a[0]]), next_label]
             next_label += 1
     return labels

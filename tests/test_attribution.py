@@ -1,0 +1,70 @@
+"""OpenSetAttributor: closed-set naming, unknown rejection with a calibrated threshold, cluster votes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clustering import metrics
+from clustering.attribution import OpenSetAttributor
+from clustering.synthetic import make_fingerprints
+
+
+@pytest.fixture(scope="module")
+def world():
+    # 12 origins: the first 6 are registered under a name, the last 6 are never seen.
+    data = make_fingerprints(n_origins=12, images_per_origin=80, n_real=0, dim=32, noise=0.9,
+                             origins_per_design=1, seed=4)
+    rng = np.random.default_rng(0)
+    reference = np.zeros(len(data.origins), bool)
+    for origin in range(6):
+        members = np.flatnonzero(data.origins == origin)
+        reference[rng.choice(members, 30, replace=False)] = True
+    names = np.array([f"gen{o}" for o in data.origins], dtype=object)
+    attributor = OpenSetAttributor().fit(data.vectors[reference], names[reference])
+    return data, names, reference, attributor
+
+
+def test_known_images_are_named_and_unseen_ones_rejected(world):
+    data, names, reference, attributor = world
+    known = (data.origins < 6) & ~reference
+    unseen = data.origins >= 6
+    predicted, scores = attributor.predict(data.vectors)
+    assert predicted.dtype == object and scores.dtype == np.float32
+    assert metrics.closed_set_accuracy(names[known], predicted[known]) > 0.85
+    assert np.mean([p is None for p in predicted[unseen]]) > 0.9
+    assert metrics.open_set_auroc(scores[known], scores[unseen]) > 0.95
+    correct = predicted[known] == names[known]
+    assert metrics.oscr(scores[known], correct, scores[unseen]) > 0.85
+
+
+def test_threshold_meets_the_target_false_reject_rate_on_references(world):
+    _, _, _, attributor = world
+    rejected = (attributor.genuine_scores_ < attributor.threshold_).mean()
+    assert rejected == pytest.approx(attributor.target_false_reject, abs=0.02)
+    assert list(attributor.names_) == [f"gen{o}" for o in range(6)]
+
+
+def test_explicit_threshold_and_uncalibratable_references():
+    x = np.eye(3, dtype=np.float32)
+    attributor = OpenSetAttributor(threshold=0.9).fit(x[:2], ["a", "b"])
+    assert attributor.threshold_ == 0.9
+    names, scores = attributor.predict(np.array([[1, 0.1, 0], [0, 0, 1]], np.float32))
+    assert names[0] == "a" and names[1] is None
+    assert scores[1] == pytest.approx(0.0)
+    single = OpenSetAttributor().fit(x[:2], ["a", "b"])  # one reference each: nothing to hold out
+    assert single.threshold_ == pytest.approx(0.5)
+
+
+def test_attribute_clusters_by_member_votes():
+    labels = np.array([0, 0, 0, 1, 1, 1, 1, -1, 2, 2])
+    names = ["a", "a", None, None, None, "b", "b", "a", "c", None]
+    result = OpenSetAttributor.attribute_clusters(labels, names)
+    assert result[0] == ("a", pytest.approx(2 / 3))
+    assert result[1][0] is None and result[1][1] == pytest.approx(0.5)  # tie: unknown wins
+    assert result[2] == (None, pytest.approx(0.5))
+    assert -1 not in result
+
+
+def test_mismatched_inputs_are_refused():
+    with pytest.raises(ValueError):
+        OpenSetAttributor().fit(np.ones((3, 4)), ["a", "b"])
