@@ -2,8 +2,9 @@
 
 Policy, for a crop side ``size``:
 - Images up to about twice the crop (fewer than two whole crops along either side): one centre crop.
-- Larger images: a regular grid of up to ``max_crops`` crops spread over the image (rows and columns
-  in proportion to its aspect ratio); the embedder averages their fingerprints.
+- Larger images: a regular grid of up to ``max_crops`` crops spread from edge to edge (rows and
+  columns in proportion to the aspect ratio, never more than fit side by side, so crops overlap by
+  less than ``ALIGN`` pixels at most); the embedder averages their fingerprints.
 - Images smaller than the crop (both sides at least ``MIN_SIDE``; smaller ones never get past
   ``load_image``): the largest centred square, at its own size, for fingerprinters that accept any
   crop size (``size_agnostic``); otherwise that square reflect-padded up to ``size``. Padding is
@@ -52,14 +53,13 @@ def _grid_shape(fit_rows: int, fit_cols: int, max_crops: int) -> tuple[int, int]
 
 
 def _offsets(extent: int, size: int, count: int) -> list[int]:
-    """``count`` crop starts at the centres of ``count`` equal bands, snapped down to ``ALIGN``."""
+    """Crop starts: one centred, or ``count`` evenly spread from edge to edge; snapped down to ``ALIGN``."""
     slack = extent - size
-    starts = []
-    for index in range(count):
-        start = round(slack * (2 * index + 1) / (2 * count))
-        aligned = start - start % ALIGN
-        starts.append(aligned if slack >= ALIGN else start)
-    return starts
+    if count == 1:
+        starts = [slack // 2]
+    else:
+        starts = [round(slack * index / (count - 1)) for index in range(count)]
+    return [start - start % ALIGN if slack >= ALIGN else start for start in starts]
 
 
 def _small_image_crop(pixels: np.ndarray, size: int, size_agnostic: bool) -> np.ndarray:

@@ -15,6 +15,7 @@ For each crop (uint8 RGB, any square size from ``MIN_SIDE`` up):
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -51,27 +52,26 @@ class SpectralFingerprinter:
             return FingerprintOutput(vectors=np.zeros((0, self.dim), dtype=np.float32))
         mean, scale = _reference_statistics(size, self.grid, self.radial_bins)
         features = (pooled_log_spectrum(crops, self.grid, self.radial_bins) - mean) / scale
-        features -= features.mean(dim=1, keepdim=True)
-        vectors = F.normalize(features, dim=1)
-        return FingerprintOutput(vectors=vectors.numpy().astype(np.float32, copy=False))
+        features -= features.mean(axis=1, keepdims=True)
+        norms = np.linalg.norm(features, axis=1, keepdims=True)
+        return FingerprintOutput(vectors=features / np.maximum(norms, 1e-12))
 
 
-def pooled_log_spectrum(crops: np.ndarray, grid: tuple[int, int], radial_bins: int) -> torch.Tensor:
-    """Steps 1-4 of the module docstring: (n, s, s, 3) uint8 -> (n, grid cells + radial_bins)."""
-    pooling = _pooling_matrix(crops.shape[1], grid, radial_bins)
+def pooled_log_spectrum(crops: np.ndarray, grid: tuple[int, int], radial_bins: int) -> np.ndarray:
+    """Steps 1-4 of the module docstring: (n, s, s, 3) uint8 -> (n, grid cells + radial_bins) float32."""
+    plan = _pooling_plan(crops.shape[1], grid, radial_bins)
     # Blocks of a few crops keep every intermediate in cache: about 3x faster than one big batch.
-    blocks = [
-        _block_log_spectrum(crops[start : start + _BLOCK], pooling) for start in range(0, len(crops), _BLOCK)
-    ]
-    return torch.cat(blocks)
+    blocks = [_block_log_spectrum(crops[start : start + _BLOCK], plan) for start in range(0, len(crops), _BLOCK)]
+    return np.concatenate(blocks)
 
 
-def _block_log_spectrum(crops: np.ndarray, pooling: torch.Tensor) -> torch.Tensor:
+def _block_log_spectrum(crops: np.ndarray, plan: _PoolingPlan) -> np.ndarray:
     with torch.no_grad():
         grey = torch.from_numpy(crops.astype(np.float32) @ _LUMA)
         residual = grey - _median3x3(grey)
         power = torch.fft.rfft2(residual, norm="ortho").abs().square()
-        return torch.log(power + _EPSILON).flatten(1) @ pooling
+        log_power = torch.log(power + _EPSILON).flatten(1).numpy()
+    return plan.pool(log_power)
 
 
 def _median3x3(images: torch.Tensor) -> torch.Tensor:
@@ -104,27 +104,53 @@ def _median3x3(images: torch.Tensor) -> torch.Tensor:
     return low(p4, p2)
 
 
+@dataclass(frozen=True)
+class _PoolingPlan:
+    """Averages of spectrum bins over cells and rings, as plain sums in a fixed order.
+
+    Sums of a fixed sequence of additions give each crop the same vector whatever it is batched
+    with; a matrix product would not (its rounding depends on the row's place in the batch).
+    """
+
+    sources: np.ndarray  # spectrum bin of each summand, grouped by feature
+    starts: np.ndarray  # where each non-empty feature's summands begin
+    features: np.ndarray  # which feature each group is
+    counts: np.ndarray  # summands per group
+    dim: int
+
+    def pool(self, log_power: np.ndarray) -> np.ndarray:
+        pooled = np.zeros((len(log_power), self.dim), dtype=np.float32)
+        sums = np.add.reduceat(log_power[:, self.sources], self.starts, axis=1)
+        pooled[:, self.features] = sums / self.counts
+        return pooled
+
+
 @lru_cache(maxsize=16)
-def _pooling_matrix(size: int, grid: tuple[int, int], radial_bins: int) -> torch.Tensor:
-    """(bins of an s x (s//2+1) rfft2, features): averages log power over cells and rings."""
-    fy = torch.fft.fftfreq(size)[:, None].expand(size, size // 2 + 1)
-    fx = torch.fft.rfftfreq(size)[None, :].expand(size, size // 2 + 1)
+def _pooling_plan(size: int, grid: tuple[int, int], radial_bins: int) -> _PoolingPlan:
+    """The cells and rings of an s x (s//2+1) ``rfft2`` spectrum, in fractional frequency."""
+    fy = np.fft.fftfreq(size)[:, None] * np.ones(size // 2 + 1)
+    fx = np.fft.rfftfreq(size)[None, :] * np.ones((size, 1))
     rows, cols = grid
-    cell_row = ((fy + 0.5) * rows).floor().clamp(0, rows - 1).long()
-    cell_col = (fx * 2 * cols).floor().clamp(0, cols - 1).long()
-    cell = (cell_row * cols + cell_col).flatten()
-    radius = torch.sqrt(fy.square() + fx.square()) / np.sqrt(0.5)  # 0 at DC, 1 at the corner
-    ring = (radius * radial_bins).floor().clamp(0, radial_bins - 1).long().flatten()
-    members = torch.zeros(cell.numel(), rows * cols + radial_bins)
-    members[torch.arange(cell.numel()), cell] = 1.0
-    members[torch.arange(ring.numel()), rows * cols + ring] = 1.0
-    counts = members.sum(dim=0)
-    # A small crop can leave a fine cell or ring without a bin: it borrows nothing, it stays 0.
-    return members / counts.clamp(min=1.0)
+    cell_row = np.clip(np.floor((fy + 0.5) * rows), 0, rows - 1).astype(np.int64)
+    cell_col = np.clip(np.floor(fx * 2 * cols), 0, cols - 1).astype(np.int64)
+    radius = np.sqrt(fy**2 + fx**2) / np.sqrt(0.5)  # 0 at DC, 1 at the corner
+    ring = np.clip(np.floor(radius * radial_bins), 0, radial_bins - 1).astype(np.int64)
+    feature = np.concatenate([(cell_row * cols + cell_col).ravel(), rows * cols + ring.ravel()])
+    order = np.argsort(feature, kind="stable")
+    # A small crop can leave a fine cell or ring without a bin: that feature stays 0.
+    features, starts, counts = np.unique(feature[order], return_index=True, return_counts=True)
+    bins = size * (size // 2 + 1)
+    return _PoolingPlan(
+        sources=np.tile(np.arange(bins), 2)[order],
+        starts=starts,
+        features=features,
+        counts=counts.astype(np.float32),
+        dim=rows * cols + radial_bins,
+    )
 
 
 @lru_cache(maxsize=16)
-def _reference_statistics(size: int, grid: tuple[int, int], radial_bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _reference_statistics(size: int, grid: tuple[int, int], radial_bins: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature mean and spread on native-resolution crops of the bundled real photographs."""
     from fingerprinting.crops import crop_grid
 
@@ -132,8 +158,8 @@ def _reference_statistics(size: int, grid: tuple[int, int], radial_bins: int) ->
     if not photos:
         raise ValueError(f"crop size {size} is larger than every reference photograph")
     crops = np.concatenate([crop_grid(photo, size, _REFERENCE_CROPS_PER_PHOTO) for photo in photos])
-    features = pooled_log_spectrum(crops, grid, radial_bins)
-    return features.mean(dim=0), features.std(dim=0).clamp(min=1e-3)
+    features = pooled_log_spectrum(crops, grid, radial_bins).astype(np.float64)
+    return features.mean(axis=0).astype(np.float32), np.maximum(features.std(axis=0), 1e-3).astype(np.float32)
 
 
 def _reference_photos() -> list[np.ndarray]:
