@@ -1,7 +1,12 @@
 """The `genprint` command: a thin typer layer over the store and the flows."""
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
@@ -60,13 +65,288 @@ def train(
     )
 
 
+# ---- the pipeline: run, investigate, known, serve, demo -------------------------------------------
+
+StoreOption = Annotated[
+    Path, typer.Option("--store", "-s", help="The store folder: tables, fingerprints, index, reports (created on first use).")
+]
+ModelOption = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        help="Fingerprint model: 'default' (the shipped network), 'spectral' (training-free) or a checkpoint file. "
+        "A store keeps the model it started with.",
+    ),
+]
+ThreadsOption = Annotated[int, typer.Option("--threads", help="CPU threads for torch, BLAS and FAISS (0: all cores, at most 8).")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; only warnings from Prefect.")]
+WaitOption = Annotated[
+    float, typer.Option("--wait", help="Seconds to wait for another run on the same store to finish (0: fail at once).")
+]
+
+
+def _start(threads: int, quiet: bool) -> None:
+    """Prefect's settings (before it is imported) and thread pinning, once per command."""
+    from flows import prefect_env
+
+    prefect_env.configure(quiet=quiet)
+    from clustering.index import set_threads
+    from fingerprinting.runtime import pin_threads
+
+    set_threads(pin_threads(threads or None))
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """User errors become one red line and exit status 2; anything else is a bug and keeps its traceback."""
+    from flows.errors import UserError
+
+    try:
+        yield
+    except UserError as exc:
+        typer.secho(f"genprint: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from None
+
+
+def _preflight(store: Path, sources: list[str], model: str, wait: float) -> None:
+    """The checks a run makes, done before Prefect starts, so user errors get a plain message."""
+    from flows.errors import UserError
+    from flows.runs import check_model
+    from flows.shards import cached_fingerprinter
+    from flows.sources import check_sources
+    from flows.store import Store
+
+    check_sources(sources)
+    try:
+        fingerprinter = cached_fingerprinter(model)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    target = Store(store)
+    check_model(target.meta(), fingerprinter)
+    with target.lock("genprint run (starting)", timeout=wait):
+        pass
+
+
+@app.command()
+def run(
+    sources: list[str] = typer.Argument(
+        ..., help="Folders (searched recursively for images), image files, or csv/parquet manifests with a 'path' column."
+    ),
+    store: StoreOption = ...,
+    model: ModelOption = "default",
+    shard_size: int = typer.Option(256, "--shard-size", help="Images per fingerprinting task (a unit of retry and resume)."),
+    recluster: Optional[bool] = typer.Option(
+        None, "--recluster/--assign-only", help="Force a full re-clustering, or only assign new images (default: the store decides)."
+    ),
+    min_cluster_size: Optional[int] = typer.Option(None, "--min-cluster-size", help="Smallest group reported as a cluster (default 15)."),
+    wait: WaitOption = 0.0,
+    threads: ThreadsOption = 0,
+    quiet: QuietOption = False,
+) -> None:
+    """One incremental batch run: fingerprint new images, update index, clusters, attribution, tables and report.
+
+    Images already in the store (same bytes) are skipped; a run that was interrupted resumes its finished shards. The full store is re-clustered when it grew by more than 10 % since the last re-clustering, otherwise new images are assigned to the existing clusters.
+
+    Examples:
+      genprint run incoming/ --store data/store
+      genprint run uploads.csv more/ --store data/store --wait 600
+      genprint run incoming/ --store data/store --model spectral --threads 2
+    """
+    _start(threads, quiet)
+    with _user_errors():
+        _preflight(store, sources, model, wait)
+        from flows.flows import run_flow
+
+        summary = run_flow(
+            store=str(store.absolute()), sources=sources, model=model, shard_size=shard_size, wait=wait,
+            recluster=recluster, min_cluster_size=min_cluster_size, progress=not quiet,
+        )
+    typer.echo(summary.describe())
+
+
+@app.command()
+def investigate(
+    images: list[Path] = typer.Argument(..., help="Query image files (they are not added to the store)."),
+    store: StoreOption = ...,
+    k: int = typer.Option(10, "-k", "--k", help="Nearest stored fingerprints to list per query."),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON on stdout instead of tables."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Where to write the HTML page (default: STORE/investigations/)."),
+    threads: ThreadsOption = 0,
+) -> None:
+    """Where does this image come from? Nearest stored fingerprints, cluster, attribution, fake score, design.
+
+    Runs as a Prefect flow when PREFECT_API_URL points to a Prefect server (so it shows in its UI); otherwise directly, without starting a temporary one.
+
+    Examples:
+      genprint investigate suspect.png --store data/demo/store
+      genprint investigate a.jpg b.png --store data/store -k 20 --json > answer.json
+    """
+    _start(threads, quiet=True)
+    from flows.atomic import write_text
+    from flows.errors import UserError
+    from flows.store import Store
+
+    with _user_errors():
+        target = Store(store)
+        if not target.exists():
+            raise UserError(f"no store at {store}: create one with `genprint run SOURCE --store {store}`")
+        if os.environ.get("PREFECT_API_URL"):
+            from flows.flows import investigate_flow
+
+            result = investigate_flow(str(target.root), [str(i) for i in images], k)
+        else:
+            result = target.investigate(images, k=k)
+    page = html or target.root / "investigations" / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}.html"
+    write_text(page, result.to_html())
+    if json_output:
+        typer.echo(result.to_json())
+        typer.echo(f"html: {page}", err=True)
+        return
+    _print_investigation(result)
+    typer.echo(f"html: {page}")
+
+
+def _print_investigation(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for entry in result.to_dict()["queries"]:
+        if entry.get("error"):
+            console.print(f"[bold]{entry['query']}[/]: [red]not usable: {entry['error']}[/]")
+            continue
+        cluster = entry["cluster_id"]
+        where = f"cluster {cluster} ({entry['cluster_size']} images)" if cluster != -1 else "no cluster"
+        fake = "n/a" if entry["fake_score"] is None else f"{entry['fake_score']:.2f}"
+        name = entry["attributed_generator"] or "no registered generator"
+        stored = ", already stored" if entry["in_store"] else ""
+        console.print(f"[bold]{entry['query']}[/]: {where}, fake score {fake}, {name}{stored}")
+        table = Table(show_edge=False)
+        for column in ("rank", "similarity", "cluster", "generator", "path"):
+            table.add_column(column)
+        for n in entry["neighbours"]:
+            table.add_row(str(n["rank"]), f"{n['similarity']:.3f}", str(n["cluster_id"]), n["attributed_generator"] or "", n["path"])
+        console.print(table)
+
+
+known_app = typer.Typer(help="Registered generators: named reference images that attribution compares against.", no_args_is_help=True)
+app.add_typer(known_app, name="known")
+
+
+@known_app.command("add")
+def known_add(
+    name: str = typer.Argument(..., help="The generator's name (letters, digits, '_', '.', '-')."),
+    sources: list[str] = typer.Argument(..., help="Reference images: folders, files or manifests, as for `run`."),
+    store: StoreOption = ...,
+    model: ModelOption = "default",
+    wait: WaitOption = 0.0,
+    threads: ThreadsOption = 0,
+    quiet: QuietOption = False,
+) -> None:
+    """Register reference images of a named generator; runs from the next one on attribute to it.
+
+    Examples:
+      genprint known add stylegan-lab refs/stylegan/ --store data/store
+      genprint known add inhouse-vae refs.csv --store data/store
+    """
+    _start(threads, quiet)
+    with _user_errors():
+        _preflight(store, sources, model, wait)
+        from flows.flows import known_add_flow
+
+        unusable = known_add_flow(str(store.absolute()), name, sources, model, wait)
+    typer.echo(f"registered {name}" + (f" ({unusable} inputs not usable)" if unusable else ""))
+    known_list(store)
+
+
+@known_app.command("list")
+def known_list(store: StoreOption = ...) -> None:
+    """List the registered generators and their number of reference images."""
+    from flows.store import Store
+
+    table = Store(store).known.list()
+    if table.empty:
+        typer.echo("no registered generators")
+    for row in table.itertuples(index=False):
+        typer.echo(f"{row.name}\t{row.images} images\tadded {row.added_at:%Y-%m-%d %H:%M}")
+
+
+@known_app.command("remove")
+def known_remove(
+    name: str = typer.Argument(..., help="The generator to unregister."),
+    store: StoreOption = ...,
+    wait: WaitOption = 0.0,
+) -> None:
+    """Unregister a generator (its references are forgotten; the next run re-attributes every image)."""
+    from flows.errors import UserError
+    from flows.store import Store
+
+    with _user_errors():
+        if not Store(store).known.remove(name, wait=wait):
+            raise UserError(f"no registered generator named {name!r} in {store}")
+    typer.echo(f"removed {name}")
+
+
+@app.command()
+def serve(
+    sources: list[str] = typer.Argument(..., help="What each scheduled run reads, as for `run`."),
+    store: StoreOption = ...,
+    cron: str = typer.Option(..., "--cron", help="When to run, as a cron expression (UTC), e.g. '*/15 * * * *'."),
+    model: ModelOption = "default",
+    shard_size: int = typer.Option(256, "--shard-size", help="Images per fingerprinting task."),
+    threads: ThreadsOption = 0,
+) -> None:
+    """Scheduled incremental runs with Prefect (`flow.serve`), until interrupted (Ctrl-C).
+
+    With PREFECT_API_URL set, the schedule and its runs appear in that Prefect server's UI. A scheduled run that finds the store busy waits up to 10 minutes.
+
+    Examples:
+      genprint serve /srv/uploads --store /srv/genprint --cron '0 * * * *'
+    """
+    _start(threads, quiet=False)
+    from flows.errors import UserError
+
+    with _user_errors():
+        _preflight(store, sources, model, 0.0)
+        try:
+            from prefect.client.schemas.schedules import CronSchedule
+
+            CronSchedule(cron=cron)
+        except ValueError as exc:
+            raise UserError(f"invalid --cron {cron!r}: {exc}") from exc
+        from flows.flows import serve as serve_runs
+
+        serve_runs(str(store.absolute()), sources, cron, model=model, shard_size=shard_size)
+
+
+@app.command("rebuild-index")
+def rebuild_index(store: StoreOption = ..., wait: WaitOption = 0.0, threads: ThreadsOption = 0) -> None:
+    """Rebuild the FAISS index from the stored fingerprint vectors (after a damaged index file)."""
+    _start(threads, quiet=True)
+    from flows.store import Store
+
+    with _user_errors():
+        count = Store(store).rebuild_index(wait=wait)
+    typer.echo(f"index rebuilt from {count} stored fingerprints")
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(DEMO_DIR, "--out", help="Where the demo zoo and store go."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    model: ModelOption = "default",
+    threads: ThreadsOption = 0,
+    quiet: QuietOption = False,
 ) -> None:
-    """The main job on the embedded default: build (or reuse) a small demo zoo and summarise it."""
-    zoo_build(out / "zoo", members=12, images_per_member=40, size=64, seed=2026, quiet=quiet)
+    """The whole pipeline on the embedded default, in a few minutes.
+
+    Builds (or reuses) a small zoo of generators mixed with real photographs under OUT/zoo, registers two zoo generators as known, runs the pipeline into OUT/store and prints where the tables and the report are.
+    """
+    _start(threads, quiet)
+    with _user_errors():
+        from flows.demo import run_demo
+
+        result = run_demo(out, model=model, progress=not quiet)
+    typer.echo(result.describe())
 
 
 def main() -> None:

@@ -92,7 +92,7 @@ def run_flow(
         todo = sum(len(s.paths) for s in prepared.shards)
         logger.info(
             "%d inputs: %d images already stored, %d new in %d shards (%d finished earlier), %d unusable",
-            len(prepared.identified) + len(prepared.errors), prepared.images_known, todo,
+            prepared.inputs, prepared.images_known, todo,
             len(prepared.shards), prepared.shards_done, len(prepared.errors),
         )
         started = time.perf_counter()

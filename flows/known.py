@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from fingerprinting.embed import embed_paths
 from flows import schemas
 from flows.atomic import Transaction
+from flows.errors import UserError
 from flows.shards import cached_fingerprinter, vectors_from_table, vectors_table
 from flows.sources import discover
 
@@ -62,7 +63,7 @@ class KnownGenerators:
         used when the store has one; `model` only chooses it for a brand-new store.
         """
         if not _NAME.match(name):
-            raise ValueError(f"invalid generator name {name!r}: use letters, digits, '_', '.', '-' (at most 64)")
+            raise UserError(f"invalid generator name {name!r}: use letters, digits, '_', '.', '-' (at most 64)")
         from flows.runs import check_model, new_meta
 
         with self.store.lock(f"known add {name}", timeout=wait):
@@ -77,7 +78,7 @@ class KnownGenerators:
                 errors.append(chunk.errors)
             errors_frame = pd.concat(errors, ignore_index=True)
             if not records or sum(len(r) for r in records) == 0:
-                raise ValueError(f"no usable reference image in {', '.join(map(str, sources))}: nothing registered")
+                raise UserError(f"no usable reference image in {', '.join(map(str, sources))}: nothing registered")
             new = pd.concat(records, ignore_index=True).assign(name=name, added_at=datetime.now(timezone.utc))
             new_vectors = np.concatenate(vectors)
             old_refs = self.references()

@@ -10,8 +10,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 
+from flows.errors import UserError
 
-class StoreLockedError(RuntimeError):
+
+class StoreLockedError(UserError, RuntimeError):
     """Another process holds the store's lock; the message names it and says what to do."""
 
 

@@ -35,11 +35,16 @@ class Prepared:
     """What discovery found: identified inputs, unusable ones, and the shards still to fingerprint."""
 
     identified: pd.DataFrame  # path, image_id, size_bytes, mtime_ns, cached
-    errors: pd.DataFrame  # path, error
+    errors: pd.DataFrame  # path, error: unusable before fingerprinting
     shards: list[Shard]
     shards_done: int  # finished by an earlier, interrupted attempt
     images_known: int  # distinct images of this run already in the store
     seconds: float
+
+    @property
+    def inputs(self) -> int:
+        """Distinct input paths, usable or not."""
+        return len(set(self.identified["path"]) | set(self.errors["path"]))
 
 
 @dataclass
@@ -120,13 +125,17 @@ def prepare(
     paths, input_errors = discover(sources, exclude=[store.root])
     identified, unreadable = identify(paths, store.paths(), on_progress)
     stored = set(store.images()["image_id"])
-    fresh = identified[~identified["image_id"].isin(stored)]
+    # Bytes that failed to decode before fail again: report them without decoding them again.
+    failed = store.errors().dropna(subset=["image_id"]).drop_duplicates("image_id").set_index("image_id")["error"]
+    known_bad = identified[identified["image_id"].isin(failed.index)]
+    known_bad = pd.DataFrame({"path": known_bad["path"], "error": known_bad["image_id"].map(failed)})
+    fresh = identified[~identified["image_id"].isin(stored) & ~identified["image_id"].isin(failed.index)]
     # Same bytes under two names: one image (fingerprinted once, from its first path in order).
     fresh = fresh.sort_values("path").drop_duplicates("image_id")
     shards = plan_shards(fresh[["image_id", "path"]], shard_size, model_key(fingerprinter))
     return Prepared(
         identified=identified,
-        errors=pd.concat([input_errors, unreadable], ignore_index=True),
+        errors=pd.concat([input_errors, unreadable, known_bad], ignore_index=True),
         shards=shards,
         shards_done=sum(is_done(store.root, shard.key) for shard in shards),
         images_known=int(identified.loc[identified["image_id"].isin(stored), "image_id"].nunique()),

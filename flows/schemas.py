@@ -50,12 +50,17 @@ def clusters_schema() -> pa.Schema:
 
 
 def errors_schema() -> pa.Schema:
-    """`current/errors.parquet`: every input that could not be used, with the run that first met it."""
+    """`current/errors.parquet`: every input that could not be used, with the run that first met it.
+
+    `image_id` is the sha256 of the bytes when they could be read: bytes that failed to decode are
+    not decoded again by later runs.
+    """
     return pa.schema(
         [
             pa.field("path", pa.string(), nullable=False),
             pa.field("error", pa.string(), nullable=False),
             pa.field("run_id", pa.string(), nullable=False),
+            pa.field("image_id", pa.string()),
         ]
     )
 

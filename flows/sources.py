@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from fingerprinting.images import ImageLoadError, load_image, sha256_file
+from flows.errors import UserError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 MANIFEST_SUFFIXES = frozenset({".csv", ".parquet"})
@@ -27,7 +28,7 @@ _SHOWN_BAD_ROWS = 5
 ProgressCallback = Callable[[int, int, str], None]
 
 
-class SourceError(ValueError):
+class SourceError(UserError, ValueError):
     """A source the run cannot start with (missing, or a malformed manifest); raised before any work."""
 
 
@@ -37,16 +38,8 @@ def discover(sources: Sequence[str | os.PathLike], exclude: Iterable[Path] = ())
     `exclude` folders (the store itself) are never walked. Every source is checked before any is
     walked, so a typo or a bad manifest fails fast.
     """
-    if not sources:
-        raise SourceError("no sources given: name at least one folder, image file or manifest")
     excluded = {Path(p).resolve() for p in exclude}
-    manifests: dict[int, list[str]] = {}
-    for position, source in enumerate(sources):
-        path = Path(source)
-        if not (path.exists() or path.is_symlink()):
-            raise SourceError(f"source not found: {source}")
-        if path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
-            manifests[position] = read_manifest(path)
+    manifests = check_sources(sources)
     found: list[str] = []
     for position, source in enumerate(sources):
         path = Path(source)
@@ -63,6 +56,20 @@ def discover(sources: Sequence[str | os.PathLike], exclude: Iterable[Path] = ())
         else:
             errors.append({"path": _printable(path), "error": "path is not valid UTF-8"})
     return paths, pd.DataFrame(errors, columns=["path", "error"])
+
+
+def check_sources(sources: Sequence[str | os.PathLike]) -> dict[int, list[str]]:
+    """Fail fast on a missing source or a malformed manifest; returns each manifest's paths by position."""
+    if not sources:
+        raise SourceError("no sources given: name at least one folder, image file or manifest")
+    manifests: dict[int, list[str]] = {}
+    for position, source in enumerate(sources):
+        path = Path(source)
+        if not (path.exists() or path.is_symlink()):
+            raise SourceError(f"source not found: {source}")
+        if path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
+            manifests[position] = read_manifest(path)
+    return manifests
 
 
 def read_manifest(path: Path) -> list[str]:

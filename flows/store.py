@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from flows import schemas
 from flows.atomic import recover
+from flows.errors import UserError
 from flows.lock import StoreLock
 from flows.shards import vectors_from_table
 
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 1
 
 
-class StoreError(RuntimeError):
+class StoreError(UserError, RuntimeError):
     """A store that cannot be used as asked (wrong model, damaged file, empty); the message says what to do."""
 
 
@@ -173,6 +174,20 @@ class Store:
         from flows.investigate import investigate
 
         return investigate(self, [os.fspath(i) for i in images], k=k)
+
+    def rebuild_index(self, wait: float = 0.0) -> int:
+        """Rebuild `index/` from the stored vectors (after a damaged index file); returns the vectors indexed."""
+        from clustering.index import FingerprintIndex
+        from flows.atomic import Transaction
+
+        with self.lock("rebuild index", timeout=wait):
+            ids = self.ids()
+            _, vectors = self.vectors(ids["image_id"].tolist())
+            index = FingerprintIndex.from_vectors(vectors, ids["id"].to_numpy())
+            transaction = Transaction(self.root)
+            index.save(transaction.path(self.INDEX))
+            transaction.commit()
+        return len(ids)
 
     @property
     def known(self) -> KnownGenerators:

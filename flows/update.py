@@ -90,7 +90,7 @@ def update(
     attributed = image_ids if needs_all else new.records["image_id"].tolist()
     images = _attribute(images, attributed, vectors, known_vectors, known_names)
     clusters = _clusters_table(images, store.clusters(), context.run_id)
-    errors = _errors_table(store.errors(), prepared, new.errors, paths, context.run_id)
+    errors, errors_met = _errors_table(store.errors(), prepared, new.errors, paths, context.run_id)
 
     meta = dict(meta)
     meta.update(
@@ -110,11 +110,11 @@ def update(
         run_id=context.run_id,
         store=str(store.root),
         clustering=mode,
-        inputs=len(prepared.identified) + len(prepared.errors),
+        inputs=prepared.inputs,
         images_new=len(new.records),
         images_known=prepared.images_known,
         images_total=len(images),
-        errors=int(errors["run_id"].eq(context.run_id).sum()),
+        errors=errors_met,
         shards=len(prepared.shards),
         shards_reused=prepared.shards_done,
         clusters=len(clusters),
@@ -188,7 +188,7 @@ def _load_index(store: Store, meta: dict, dim: int) -> FingerprintIndex:
     try:
         return FingerprintIndex.load(path)
     except IndexCorruptError as exc:
-        raise StoreError(f"{exc} (or run `genprint rebuild-index --store {store.root}`)") from exc
+        raise StoreError(f"{exc} (or run `genprint rebuild-index --store {store.root}`, which rebuilds it from the stored vectors)") from exc
 
 
 def _clustering_mode(meta: dict, stored: int, new: int, forced: bool | None) -> str:
@@ -217,11 +217,11 @@ def _images_table(
     fresh = fresh.assign(n_paths=0, cluster_id=NO_CLUSTER, cluster_probability=0.0)[columns]
     images = pd.concat([previous[columns], fresh], ignore_index=True) if len(previous) else fresh
     images["n_paths"] = images["image_id"].map(paths.groupby("image_id").size()).fillna(1).astype(np.int32)
-    labels = pd.Series(clustered.labels, index=clustered.image_ids)
-    probabilities = pd.Series(clustered.probabilities, index=clustered.image_ids)
-    touched = images["image_id"].isin(labels.index)
-    images.loc[touched, "cluster_id"] = images.loc[touched, "image_id"].map(labels).to_numpy()
-    images.loc[touched, "cluster_probability"] = images.loc[touched, "image_id"].map(probabilities).to_numpy()
+    if clustered.image_ids:
+        labels = images["image_id"].map(dict(zip(clustered.image_ids, clustered.labels.tolist())))
+        probabilities = images["image_id"].map(dict(zip(clustered.image_ids, clustered.probabilities.tolist())))
+        images["cluster_id"] = labels.fillna(images["cluster_id"]).astype(np.int64)
+        images["cluster_probability"] = probabilities.fillna(images["cluster_probability"]).astype(np.float32)
     return images.sort_values("path", ignore_index=True)
 
 
@@ -270,38 +270,42 @@ def _clusters_table(images: pd.DataFrame, previous: pd.DataFrame, run_id: str) -
 
 
 def _cluster_attribution(members: pd.DataFrame, keys: list[int]) -> pd.DataFrame:
-    """A cluster's generator: the name most of its members are attributed to, its share, their mean score."""
-    named = members.dropna(subset=["attributed_generator"])
-    out = pd.DataFrame(index=pd.Index(keys, name="cluster_id"))
-    if named.empty:
-        out["attributed_generator"] = None
-        out["attribution_score"] = np.float32(np.nan)
-        out["attribution_share"] = np.float32(0.0)
-        return out.reset_index(drop=True)
-    counts = named.groupby(["cluster_id", "attributed_generator"]).agg(n=("image_id", "size"), score=("attribution_score", "mean"))
-    counts = counts.reset_index().sort_values(["cluster_id", "n", "attributed_generator"], ascending=[True, False, True])
-    top = counts.drop_duplicates("cluster_id").set_index("cluster_id")
-    sizes = members.groupby("cluster_id").size()
-    out["attributed_generator"] = top["attributed_generator"].reindex(out.index)
-    out["attribution_score"] = top["score"].reindex(out.index).astype(np.float32)
-    out["attribution_share"] = (top["n"] / sizes).reindex(out.index).fillna(0.0).astype(np.float32)
-    return out.reset_index(drop=True)
+    """A cluster's generator: the name a majority of its members are attributed to, that share, their mean score."""
+    from clustering.attribution import OpenSetAttributor
+
+    names = [n if isinstance(n, str) else None for n in members["attributed_generator"]]
+    votes = OpenSetAttributor.attribute_clusters(members["cluster_id"].to_numpy(), names)
+    winners = [votes[k][0] for k in keys]
+    mean_score = members.groupby(["cluster_id", "attributed_generator"])["attribution_score"].mean()
+    return pd.DataFrame(
+        {
+            "attributed_generator": pd.Series(winners, dtype=object),
+            "attribution_score": np.array(
+                [mean_score.get((k, name), np.nan) if name else np.nan for k, name in zip(keys, winners)], np.float32
+            ),
+            "attribution_share": np.array([votes[k][1] if votes[k][0] else 0.0 for k in keys], np.float32),
+        }
+    )
 
 
 def _errors_table(
     previous: pd.DataFrame, prepared: Prepared, shard_errors: pd.DataFrame, paths: pd.DataFrame, run_id: str
-) -> pd.DataFrame:
-    """Every unusable input: earlier rows stay (with the run that first met them) unless the path now works."""
-    failed = shard_errors.merge(prepared.identified[["path", "image_id"]], on="path", how="left")
-    # Same bytes under other names fail the same way: report each name.
-    by_image = failed.dropna(subset=["image_id"]).drop_duplicates("image_id").set_index("image_id")["error"]
-    others = prepared.identified[prepared.identified["image_id"].isin(by_image.index)]
-    echoed = pd.DataFrame({"path": others["path"], "error": others["image_id"].map(by_image)})
-    current = pd.concat([prepared.errors, shard_errors[["path", "error"]], echoed], ignore_index=True)
-    current = current.assign(run_id=run_id)
+) -> tuple[pd.DataFrame, int]:
+    """Every unusable input, and how many this run met.
+
+    Earlier rows stay, with the run that first met them, unless their path is now stored. Same
+    bytes under other names fail the same way: each name gets its row.
+    """
+    image_of = dict(zip(prepared.identified["path"], prepared.identified["image_id"]))
+    current = pd.concat([prepared.errors, shard_errors[["path", "error"]]], ignore_index=True)
+    current["image_id"] = current["path"].map(image_of)
+    failed = current.dropna(subset=["image_id"]).drop_duplicates("image_id").set_index("image_id")["error"]
+    others = prepared.identified[prepared.identified["image_id"].isin(failed.index) & ~prepared.identified["path"].isin(current["path"])]
+    echoed = pd.DataFrame({"path": others["path"], "error": others["image_id"].map(failed), "image_id": others["image_id"]})
+    current = pd.concat([current, echoed], ignore_index=True).assign(run_id=run_id)
     kept = previous[~previous["path"].isin(paths["path"])]
     table = pd.concat([kept, current], ignore_index=True).drop_duplicates(["path", "error"], keep="first")
-    return table.sort_values(["path", "error"], ignore_index=True)
+    return table.sort_values(["path", "error"], ignore_index=True), int(current["path"].nunique())
 
 
 def _largest(clusters: pd.DataFrame) -> list[dict]:
