@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import faiss
 import numpy as np
-from sklearn.cluster import KMeans
 
 # Median absolute deviation to standard deviation for a normal distribution.
 MAD_TO_STD = 1.4826
@@ -71,35 +70,70 @@ def reassign(
     return labels.astype(np.int64), sims
 
 
-def separation(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> float:
-    """Cross-fitted separation of two groups of vectors, in within-group standard deviations.
+def _log_normal(x: np.ndarray, mean: float, std: float) -> np.ndarray:
+    std = max(std, 1e-6)
+    return -0.5 * ((x - mean) / std) ** 2 - np.log(std * np.sqrt(2 * np.pi))
 
-    The direction between the group means is estimated on one half of each group and measured
-    on the other half (then the other way round), so two samples of one distribution score about
-    0 whatever the dimension, while groups with different means score their true separation.
+
+def _two_vs_one_gaussian(fit_a: np.ndarray, fit_b: np.ndarray, test: np.ndarray) -> float:
+    """Held-out evidence (nats, summed over `test`) that two groups are two origins.
+
+    Everything is projected on the line between the means of fit_a and fit_b; the test points'
+    log-likelihood under a two-gaussian model (one per group, fitted on fit_a and fit_b) minus
+    under one gaussian fitted on both. Positive: two modes; negative: one.
     """
+    direction = fit_a.mean(axis=0) - fit_b.mean(axis=0)
+    direction /= max(float(np.linalg.norm(direction)), 1e-12)
+    pa, pb, pt = fit_a @ direction, fit_b @ direction, test @ direction
+    weight_a = len(pa) / (len(pa) + len(pb))
+    two = np.logaddexp(
+        np.log(weight_a) + _log_normal(pt, pa.mean(), pa.std()),
+        np.log(1 - weight_a) + _log_normal(pt, pb.mean(), pb.std()),
+    )
+    both = np.r_[pa, pb]
+    return float((two - _log_normal(pt, both.mean(), both.std())).sum())
+
+
+def _two_means(x: np.ndarray, seed: int) -> np.ndarray:
+    kmeans = faiss.Kmeans(x.shape[1], 2, niter=20, nredo=2, seed=seed, min_points_per_centroid=1)
+    kmeans.train(np.ascontiguousarray(x, dtype=np.float32))
+    return kmeans.index.search(np.ascontiguousarray(x, dtype=np.float32), 1)[1][:, 0]
+
+
+def split_evidence(x: np.ndarray, rng: np.random.Generator) -> float:
+    """Evidence (nats) that a cluster holds two origins: 2-means on one half of its members,
+    the two-vs-one gaussian test on the other half, both ways round, averaged."""
+    order = rng.permutation(len(x))[:MAX_TEST_POINTS]
+    halves = (x[order[0::2]], x[order[1::2]])
+    evidence = []
+    for fit, test in (halves, halves[::-1]):
+        side = _two_means(fit, int(rng.integers(2**31)))
+        if min(side.sum(), len(side) - side.sum()) < 2:
+            return float("-inf")
+        evidence.append(_two_vs_one_gaussian(fit[side == 0], fit[side == 1], test))
+    return float(np.mean(evidence))
+
+
+def merge_evidence(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> float:
+    """Evidence (nats) that clusters a and b are two origins (held-out halves, both ways)."""
     a = a[rng.permutation(len(a))[:MAX_TEST_POINTS]]
     b = b[rng.permutation(len(b))[:MAX_TEST_POINTS]]
-    halves = [(a[0::2], b[0::2], a[1::2], b[1::2]), (a[1::2], b[1::2], a[0::2], b[0::2])]
-    scores = []
-    for a_fit, b_fit, a_test, b_test in halves:
-        direction = a_fit.mean(axis=0) - b_fit.mean(axis=0)
-        direction /= max(np.linalg.norm(direction), 1e-12)
-        pa, pb = a_test @ direction, b_test @ direction
-        spread = np.sqrt((pa.var() + pb.var()) / 2)
-        scores.append((pa.mean() - pb.mean()) / max(spread, 1e-12))
-    return float(np.mean(scores))
+    evidence = [
+        _two_vs_one_gaussian(a[i::2], b[i::2], np.vstack([a[1 - i :: 2], b[1 - i :: 2]]))
+        for i in (0, 1)
+    ]
+    return float(np.mean(evidence))
 
 
 def merge_agreeing(
     vectors: np.ndarray,
     labels: np.ndarray,
-    max_separation: float,
+    max_evidence: float,
     rng: np.random.Generator,
     n_candidates: int = 5,
 ) -> np.ndarray:
-    """Merge clusters whose members cannot be told apart along the line between their pooled
-    fingerprints (separation below `max_separation`); only near centroids are compared."""
+    """Merge clusters whose pooled fingerprints agree: held-out evidence that they are two
+    origins below `max_evidence` nats; only each cluster's nearest centroids are compared."""
     n_clusters = int(labels.max(initial=-1)) + 1
     if n_clusters < 2:
         return labels
@@ -122,7 +156,7 @@ def merge_agreeing(
         key=lambda p: -p[2],
     )
     for a, b, _ in pairs:
-        if root(a) != root(b) and separation(vectors[members[a]], vectors[members[b]], rng) < max_separation:
+        if root(a) != root(b) and merge_evidence(vectors[members[a]], vectors[members[b]], rng) < max_evidence:
             parent[root(b)] = root(a)
     roots = np.array([root(c) for c in range(n_clusters)])
     return np.where(labels >= 0, roots[np.maximum(labels, 0)], -1)
@@ -131,26 +165,26 @@ def merge_agreeing(
 def split_disagreeing(
     vectors: np.ndarray,
     labels: np.ndarray,
-    min_separation: float,
+    min_evidence: float,
     min_cluster_size: int,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """Split clusters in two (2-means) while the halves separate by more than `min_separation`
-    and both keep at least `min_cluster_size` members; the parts are tested again."""
+    """Split clusters in two (2-means) while the held-out evidence for two origins exceeds
+    `min_evidence` nats and both parts keep `min_cluster_size` members; parts are tested again."""
     labels = labels.copy()
     next_label = int(labels.max(initial=-1)) + 1
     queue = list(range(next_label))
     while queue:
-        members = np.flatnonzero(labels == queue.pop())
+        cluster = queue.pop()
+        members = np.flatnonzero(labels == cluster)
         if len(members) < 2 * min_cluster_size:
             continue
-        km = KMeans(2, n_init=3, random_state=int(rng.integers(2**31)))
-        halves = km.fit_predict(vectors[members])
-        if np.bincount(halves, minlength=2).min() < min_cluster_size:
+        if split_evidence(vectors[members], rng) <= min_evidence:
             continue
-        part_a, part_b = members[halves == 0], members[halves == 1]
-        if separation(vectors[part_a], vectors[part_b], rng) > min_separation:
-            labels[part_b] = next_label
-            queue += [int(labels[part_a[0]]), next_label]
-            next_label += 1
+        side = _two_means(vectors[members], int(rng.integers(2**31)))
+        if min(side.sum(), len(side) - side.sum()) < min_cluster_size:
+            continue
+        labels[members[side == 1]] = next_label
+        queue += [cluster, next_label]
+        next_label += 1
     return labels

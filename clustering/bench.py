@@ -1,0 +1,157 @@
+"""Scale and quality benchmarks of clustering/ on synthetic fingerprints.
+
+    python -m clustering.bench index --n 100000 --dim 64       # build time, recall@10, latency
+    python -m clustering.bench cluster --n 100000 --dim 64     # time and peak memory (subprocess)
+    python -m clustering.bench refine                          # gain of each refinement step
+
+Every run prints one JSON line per measurement. Threads: --threads (FAISS and BLAS).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from clustering import metrics
+from clustering.synthetic import make_fingerprints
+
+IMAGES_PER_ORIGIN = 100
+REAL_SHARE = 0.1
+
+
+def _data(n: int, dim: int, seed: int = 0):
+    n_real = int(n * REAL_SHARE)
+    n_origins = max(2, (n - n_real) // IMAGES_PER_ORIGIN)
+    return make_fingerprints(n_origins, IMAGES_PER_ORIGIN, n_real, dim, noise=0.9, seed=seed)
+
+
+def _quality(origins: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    generated = origins >= 0
+    report = metrics.clustering_report(origins[generated], labels[generated])
+    report["real_in_clusters"] = float((labels[~generated] >= 0).mean()) if (~generated).any() else 0.0
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in report.items()}
+
+
+def bench_index(n: int, dim: int, n_queries: int = 1_000, k: int = 10) -> dict:
+    """Auto-typed FingerprintIndex against exact search on the same vectors."""
+    import faiss
+
+    from clustering.index import FingerprintIndex
+
+    data = _data(n + n_queries, dim, seed=1)
+    vectors, queries = data.vectors[:n], data.vectors[n:]
+    ids = np.arange(n, dtype=np.int64)
+    start = time.perf_counter()
+    index = FingerprintIndex.from_vectors(vectors, ids)
+    build_s = time.perf_counter() - start
+    exact = faiss.IndexFlatIP(dim)
+    exact.add(vectors)
+    _, truth = exact.search(queries, k)
+    start = time.perf_counter()
+    _, found = index.search(queries, k)
+    batch_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for q in queries[:200]:
+        index.search(q[None], k)
+    single_ms = (time.perf_counter() - start) / 200 * 1e3
+    recall = np.mean([len(set(f) & set(t)) / k for f, t in zip(found, truth)])
+    return dict(bench="index", n=n, dim=dim, factory=index.factory, nprobe=index.nprobe,
+                build_s=round(build_s, 2), recall_at_10=round(float(recall), 4),
+                query_ms_single=round(single_ms, 3),
+                query_ms_batched=round(batch_s / len(queries) * 1e3, 4))
+
+
+def cluster_child(path: str, **params) -> dict:
+    """Fit OriginClusterer on saved vectors; runs in a child so its peak memory is its own."""
+    from clustering.origin import OriginClusterer
+
+    arrays = np.load(path)
+    vectors, origins = arrays["vectors"], arrays["origins"]
+    start = time.perf_counter()
+    clusterer = OriginClusterer(**params).fit(vectors)
+    seconds = time.perf_counter() - start
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return dict(bench="cluster", n=len(vectors), dim=vectors.shape[1], seconds=round(seconds, 1),
+                peak_rss_gb=round(peak_gb, 2), steps=clusterer.timings_, params=params,
+                **_quality(origins, clusterer.labels_))
+
+
+def bench_cluster(n: int, dim: int, threads: int, params: dict) -> dict:
+    data = _data(n, dim)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "data.npz")
+        np.savez(path, vectors=data.vectors, origins=data.origins)
+        del data
+        code = (
+            "import json, sys; from clustering.bench import cluster_child, _pin;"
+            f"_pin({threads}); print(json.dumps(cluster_child({path!r}, **json.loads(sys.argv[1]))))"
+        )
+        out = subprocess.run([sys.executable, "-c", code, json.dumps(params)], check=True,
+                             capture_output=True, text=True, env=_thread_env(threads))
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_refine(seed: int = 5) -> list[dict]:
+    """The gain of each refinement step on one synthetic zoo-like set (seeds of one design close)."""
+    from clustering.origin import OriginClusterer
+
+    data = make_fingerprints(n_origins=40, images_per_origin=100, n_real=1_500, dim=64,
+                             noise=0.9, seed_distance=1.0, seed=seed)
+    steps = {
+        "hdbscan only": dict(refine=False),
+        "+ reassign": dict(merge_separation=None),
+        "+ merge + reassign": dict(merge_separation=2.0),
+        "+ split + reassign": dict(merge_separation=None, split_separation=3.0),
+        "+ merge + split + reassign": dict(merge_separation=2.0, split_separation=3.0),
+    }
+    rows = []
+    for name, params in steps.items():
+        clusterer = OriginClusterer(**params).fit(data.vectors)
+        rows.append(dict(bench="refine", step=name, **_quality(data.origins, clusterer.labels_)))
+    return rows
+
+
+def _thread_env(threads: int) -> dict[str, str]:
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(threads)
+    return env
+
+
+def _pin(threads: int) -> None:
+    from clustering.index import set_threads
+
+    set_threads(threads)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["index", "cluster", "refine"])
+    parser.add_argument("--n", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--params", default="{}", help="OriginClusterer parameters as JSON")
+    args = parser.parse_args(argv)
+    _pin(args.threads)
+    if args.what == "refine":
+        for row in bench_refine():
+            print(json.dumps(row), flush=True)
+        return
+    for n in args.n:
+        if args.what == "index":
+            row = bench_index(n, args.dim)
+        else:
+            row = bench_cluster(n, args.dim, args.threads, json.loads(args.params))
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
