@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
 
@@ -58,30 +58,51 @@ def embed_paths(
 ) -> Iterator[EmbeddedChunk]:
     """Fingerprint images from ``paths`` lazily, ``chunk_size`` inputs per yielded chunk.
 
-    ``on_progress(n)`` is called after each chunk with the number of inputs it consumed. ``workers``
-    > 1 decodes on that many threads.
+    ``on_progress(n)`` is called as each chunk is done with the number of inputs it consumed.
+    ``workers`` > 1 decodes on that many threads, one chunk ahead: the next chunk decodes while
+    this one is fingerprinted and handed over (at most two chunks of crops in memory).
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
-    iterator = iter(paths)
+    chunks = _chunks(paths, chunk_size)
     load_and_crop = partial(_load_and_crop, crop=partial(_crop, fingerprinter=fingerprinter, max_crops=max_crops))
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="genprint-decode") if workers > 1 else None
+    if workers <= 1:
+        for chunk in chunks:
+            yield _finish_chunk(chunk, [load_and_crop(path) for path in chunk], fingerprinter, on_progress)
+        return
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="genprint-decode")
     try:
-        while chunk := list(itertools.islice(iterator, chunk_size)):
-            results = pool.map(load_and_crop, chunk) if pool else map(load_and_crop, chunk)
-            cropped: list[_Cropped] = []
-            errors: list[tuple[str, str]] = []
-            for path, result in zip(chunk, results):
-                if isinstance(result, ImageLoadError):
-                    errors.append((os.fsdecode(path), result.reason))
-                else:
-                    cropped.append(result)
-            yield _embed_cropped(cropped, fingerprinter, pd.DataFrame(errors, columns=ERROR_COLUMNS))
-            if on_progress is not None:
-                on_progress(len(chunk))
+
+        def submit(chunk: list[str | os.PathLike]) -> tuple[list[str | os.PathLike], list[Future]]:
+            return chunk, [pool.submit(load_and_crop, path) for path in chunk]
+
+        pending = submit(chunk) if (chunk := next(chunks, None)) else None
+        while pending is not None:
+            chunk, futures = pending
+            pending = submit(following) if (following := next(chunks, None)) else None
+            yield _finish_chunk(chunk, [future.result() for future in futures], fingerprinter, on_progress)
     finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        pool.shutdown(cancel_futures=True)
+
+
+def _chunks(paths: Iterable[str | os.PathLike], chunk_size: int) -> Iterator[list[str | os.PathLike]]:
+    iterator = iter(paths)
+    while chunk := list(itertools.islice(iterator, chunk_size)):
+        yield chunk
+
+
+def _finish_chunk(
+    chunk: list[str | os.PathLike],
+    results: list[_Cropped | ImageLoadError],
+    fingerprinter: Fingerprinter,
+    on_progress: Callable[[int], None] | None,
+) -> EmbeddedChunk:
+    cropped = [result for result in results if not isinstance(result, ImageLoadError)]
+    errors = [(os.fsdecode(path), result.reason) for path, result in zip(chunk, results) if isinstance(result, ImageLoadError)]
+    embedded = _embed_cropped(cropped, fingerprinter, pd.DataFrame(errors, columns=ERROR_COLUMNS))
+    if on_progress is not None:
+        on_progress(len(chunk))
+    return embedded
 
 
 def embed_images(images: list[LoadedImage], fingerprinter: Fingerprinter, max_crops: int = 4) -> EmbeddedChunk:
