@@ -98,7 +98,11 @@ def _finish_chunk(
     on_progress: Callable[[int], None] | None,
 ) -> EmbeddedChunk:
     cropped = [result for result in results if not isinstance(result, ImageLoadError)]
-    errors = [(os.fsdecode(path), result.reason) for path, result in zip(chunk, results) if isinstance(result, ImageLoadError)]
+    errors = [
+        (os.fsdecode(path), result.reason)
+        for path, result in zip(chunk, results)
+        if isinstance(result, ImageLoadError)
+    ]
     embedded = _embed_cropped(cropped, fingerprinter, pd.DataFrame(errors, columns=ERROR_COLUMNS))
     if on_progress is not None:
         on_progress(len(chunk))

@@ -33,8 +33,10 @@ import io
 import logging
 import os
 import re
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -82,9 +84,7 @@ def sha256_file(path: PathLike) -> str:
     return digest.hexdigest()
 
 
-def load_image(
-    path: PathLike, *, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE
-) -> LoadedImage:
+def load_image(path: PathLike, *, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE) -> LoadedImage:
     """Read, hash and decode one image file; raise ``ImageLoadError`` for anything unusable."""
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         raise RuntimeError(
@@ -117,13 +117,25 @@ def load_image(
 
 def _read_bytes(path: PathLike) -> bytes:
     try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size > MAX_FILE_BYTES:
-                raise ImageLoadError(path, f"file too large: {size} bytes > {MAX_FILE_BYTES}")
+        # Non-blocking open, then a type check: a FIFO or device named like an image must not hang
+        # or stream forever; for regular files the flag changes nothing.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ImageLoadError(path, _os_reason(path, exc)) from exc
+    try:
+        status = os.fstat(descriptor)
+        if stat.S_ISDIR(status.st_mode):
+            raise ImageLoadError(path, "is a directory")
+        if not stat.S_ISREG(status.st_mode):
+            raise ImageLoadError(path, "not a regular file")
+        if status.st_size > MAX_FILE_BYTES:
+            raise ImageLoadError(path, f"file too large: {status.st_size} bytes > {MAX_FILE_BYTES}")
+        with os.fdopen(descriptor, "rb", closefd=False) as handle:
             data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise ImageLoadError(path, _os_reason(path, exc)) from exc
+    finally:
+        os.close(descriptor)
     if not data:
         raise ImageLoadError(path, "empty file")
     if len(data) > MAX_FILE_BYTES:  # grew while being read
@@ -144,27 +156,17 @@ def _os_reason(path: PathLike, exc: OSError) -> str:
     return f"cannot read file: {exc.strerror or exc}"
 
 
-class _opened:
-    """Context manager: ``Image.open`` on the bytes, with open-time failures mapped to reasons."""
-
-    def __init__(self, path: PathLike, data: bytes) -> None:
-        self.path, self.data = path, data
-        self.image: Image.Image | None = None
-
-    def __enter__(self) -> Image.Image:
-        try:
-            self.image = Image.open(io.BytesIO(self.data))
-        except Image.DecompressionBombError as exc:
-            raise ImageLoadError(self.path, _decode_reason(exc)) from exc
-        except UnidentifiedImageError as exc:
-            raise ImageLoadError(self.path, _not_an_image_reason(self.data)) from exc
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageLoadError(self.path, _decode_reason(exc)) from exc
-        return self.image
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.image is not None:
-            self.image.close()
+@contextmanager
+def _opened(path: PathLike, data: bytes) -> Iterator[Image.Image]:
+    """``Image.open`` on the bytes (header only, nothing decoded yet), open-time failures mapped."""
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError as exc:
+        raise ImageLoadError(path, _not_an_image_reason(data)) from exc
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        raise ImageLoadError(path, _decode_reason(exc)) from exc
+    with image:
+        yield image
 
 
 def _not_an_image_reason(data: bytes) -> str:
@@ -185,7 +187,7 @@ def _decode_reason(exc: BaseException) -> str:
     lowered = message.lower()
     if isinstance(exc, Image.DecompressionBombError):
         declared = re.search(r"\((\d+) pixels\)", message)
-        return f"decompression bomb: declares {declared.group(1)} pixels" if declared else f"decompression bomb: {message}"
+        return f"decompression bomb: declares {declared.group(1) if declared else 'too many'} pixels"
     if isinstance(exc, MemoryError):
         return "out of memory while decoding"
     if lowered.startswith("unsupported mode"):

@@ -17,7 +17,11 @@ def locate(pixels: np.ndarray, crop: np.ndarray) -> tuple[int, int]:
     """Where ``crop`` sits in ``pixels`` as an exact copy (random pixels make the match unique)."""
     size = crop.shape[0]
     candidates = np.argwhere((pixels[: 1 - size or None, : 1 - size or None] == crop[0, 0]).all(axis=-1))
-    hits = [(top, left) for top, left in candidates if np.array_equal(pixels[top : top + size, left : left + size], crop)]
+    hits = [
+        (top, left)
+        for top, left in candidates
+        if np.array_equal(pixels[top : top + size, left : left + size], crop)
+    ]
     assert len(hits) == 1, "the crop is not an unaltered window of the source"
     return int(hits[0][0]), int(hits[0][1])
 
@@ -31,7 +35,10 @@ def test_up_to_twice_the_crop_gives_one_centre_crop(height: int, width: int) -> 
     assert abs(top - (height - 64) / 2) < ALIGN and abs(left - (width - 64) / 2) < ALIGN
 
 
-@pytest.mark.parametrize(("height", "width", "max_crops", "count"), [(512, 512, 4, 4), (256, 200, 4, 4), (512, 512, 9, 9), (300, 700, 4, 4), (512, 512, 1, 1)])
+@pytest.mark.parametrize(
+    ("height", "width", "max_crops", "count"),
+    [(512, 512, 4, 4), (256, 200, 4, 4), (512, 512, 9, 9), (300, 700, 4, 4), (512, 512, 1, 1)],
+)
 def test_large_images_give_a_grid_of_exact_windows(height: int, width: int, max_crops: int, count: int) -> None:
     pixels = image(height, width)
     crops = crop_grid(pixels, 64, max_crops=max_crops)

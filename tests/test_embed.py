@@ -56,7 +56,9 @@ def mixed_folder(tmp_path: Path) -> list[Path]:
     return paths[:3] + broken[:1] + paths[3:5] + broken[1:] + paths[5:]
 
 
-def test_chunks_records_errors_and_progress(mixed_folder: list[Path], spectral: SpectralFingerprinter) -> None:
+def test_chunks_records_errors_and_progress(
+    mixed_folder: list[Path], spectral: SpectralFingerprinter
+) -> None:
     progress: list[int] = []
     chunks = list(embed_paths(mixed_folder, spectral, chunk_size=4, on_progress=progress.append))
     assert progress == [4, 4, 2] and len(chunks) == 3
@@ -76,7 +78,9 @@ def test_chunks_records_errors_and_progress(mixed_folder: list[Path], spectral: 
         np.testing.assert_allclose(np.linalg.norm(chunk.vectors, axis=1), 1.0, atol=1e-5)
 
 
-def test_ids_are_sha256_and_duplicates_keep_both_paths(mixed_folder: list[Path], spectral: SpectralFingerprinter) -> None:
+def test_ids_are_sha256_and_duplicates_keep_both_paths(
+    mixed_folder: list[Path], spectral: SpectralFingerprinter
+) -> None:
     chunk = next(embed_paths(mixed_folder, spectral, chunk_size=100))
     for path, image_id in zip(chunk.records["path"], chunk.records["image_id"]):
         assert image_id == hashlib.sha256(Path(path).read_bytes()).hexdigest()
@@ -87,13 +91,17 @@ def test_ids_are_sha256_and_duplicates_keep_both_paths(mixed_folder: list[Path],
     assert rows.loc[str(mixed_folder[4]), ["width", "height", "format"]].tolist() == [64, 64, "PNG"]
 
 
-def test_spectral_records_have_null_scores_and_parsed(mixed_folder: list[Path], spectral: SpectralFingerprinter) -> None:
+def test_spectral_records_have_null_scores_and_parsed(
+    mixed_folder: list[Path], spectral: SpectralFingerprinter
+) -> None:
     records = next(embed_paths(mixed_folder, spectral, chunk_size=100)).records
     assert records["fake_score"].isna().all()
     assert records[parsed_columns()].isna().all().all()
 
 
-def test_large_image_vector_is_the_normalised_mean_of_its_crops(tmp_path: Path, spectral: SpectralFingerprinter) -> None:
+def test_large_image_vector_is_the_normalised_mean_of_its_crops(
+    tmp_path: Path, spectral: SpectralFingerprinter
+) -> None:
     path = write_png(tmp_path / "large.png", 300, 260)
     chunk = next(embed_paths([path], spectral, max_crops=4))
     crops = crop_grid(load_image(path).pixels, spectral.crop_size, 4)
@@ -116,7 +124,9 @@ def test_streams_without_reading_ahead(tmp_path: Path, spectral: SpectralFingerp
     assert sum(len(chunk.records) for chunk in chunks) == 7 and len(pulled) == 10
 
 
-def test_thread_pool_gives_identical_results(mixed_folder: list[Path], spectral: SpectralFingerprinter) -> None:
+def test_thread_pool_gives_identical_results(
+    mixed_folder: list[Path], spectral: SpectralFingerprinter
+) -> None:
     serial = list(embed_paths(mixed_folder, spectral, chunk_size=4))
     pooled = list(embed_paths(mixed_folder, spectral, chunk_size=4, workers=2))
     for one, other in zip(serial, pooled, strict=True):

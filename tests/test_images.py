@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from fingerprinting.images import ImageLoadError, LoadedImage, load_image, sha256_file
+from fingerprinting.images import MAX_FILE_BYTES, ImageLoadError, LoadedImage, load_image, sha256_file
 
 RNG = np.random.default_rng(7)
 
@@ -173,7 +173,8 @@ def _png_declaring(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    pixels = chunk(b"IDAT", zlib.compress(b"\0" * 64))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + pixels + chunk(b"IEND", b"")
 
 
 def _small_png() -> bytes:
@@ -206,6 +207,18 @@ def test_broken_files_raise_with_reason(tmp_path: Path, name: str, make, expecte
 def test_directory_named_like_an_image(tmp_path: Path) -> None:
     (tmp_path / "x.png").mkdir()
     assert reason(tmp_path / "x.png") == "is a directory"
+
+
+def test_fifo_named_like_an_image_does_not_hang(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.png")
+    assert reason(tmp_path / "pipe.png") == "not a regular file"
+
+
+def test_oversized_file_is_refused_before_reading(tmp_path: Path) -> None:
+    path = tmp_path / "huge.png"
+    with open(path, "wb") as handle:
+        handle.truncate(MAX_FILE_BYTES + 1)  # sparse: no disk space used
+    assert reason(path) == f"file too large: {MAX_FILE_BYTES + 1} bytes > {MAX_FILE_BYTES}"
 
 
 def test_missing_file(tmp_path: Path) -> None:
