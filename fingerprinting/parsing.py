@@ -58,7 +58,7 @@ def parsed_columns() -> list[str]:
 def conform_parsed(parsed: pd.DataFrame | None, rows: int) -> pd.DataFrame:
     """``parsed`` with exactly the ``parsed_*`` columns, in order and with their types; nulls if None."""
     schema = pa.schema(parsed_fields())
-    if parsed is None:
+    if parsed is None or (rows == 0 and parsed.empty):
         table = pa.Table.from_arrays([pa.nulls(rows, field.type) for field in schema], schema=schema)
     else:
         if len(parsed) != rows:

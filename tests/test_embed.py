@@ -21,6 +21,7 @@ from fingerprinting.parsing import (
     LOSS_TYPES_COLUMN,
     aggregate_parsed,
     aggregate_parsed_by,
+    conform_parsed,
     empty_parsed,
     parsed_columns,
     parsed_fields,
@@ -189,6 +190,17 @@ def test_parsed_fields_cover_the_generator_space() -> None:
         assert (f"parsed_{h.name}_confidence" in names) == (h.kind == "discrete")
     assert all(f"parsed_loss_{loss}" in names for loss in LOSS_TYPES)
     assert names[-1] == LOSS_TYPES_COLUMN and len(set(names)) == len(names) == len(parsed_fields())
+
+
+def test_conform_parsed_orders_types_and_checks_columns() -> None:
+    parsed = empty_parsed(2)
+    reordered = conform_parsed(parsed[parsed.columns[::-1]], 2)
+    assert list(reordered.columns) == parsed_columns()
+    assert list(conform_parsed(pd.DataFrame(), 0).columns) == parsed_columns()
+    with pytest.raises(ValueError, match="lacks columns"):
+        conform_parsed(parsed.drop(columns=["parsed_norm"]), 2)
+    with pytest.raises(ValueError, match="rows"):
+        conform_parsed(parsed, 3)
 
 
 def test_aggregate_parsed_votes_by_confidence() -> None:
