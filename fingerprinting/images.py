@@ -6,7 +6,9 @@ Safety:
 - Decompression bombs raise: the declared size is checked against ``MAX_PIXELS`` before any pixel
   is decoded (Pillow's own check stays on behind it and is mapped to the same error).
 - Truncated data raises: ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` must stay False (loading refuses
-  to run otherwise), and the pixels are fully decoded before they are returned.
+  to run otherwise), and the pixels are fully decoded before they are returned. (A file cut after
+  its last pixel data, e.g. a PNG missing only its end chunk, holds the whole image and loads.)
+- FIFOs, devices and directories named like images are refused without being read.
 - Images with a side below ``MIN_SIDE`` are refused: they hold too little of a fingerprint.
 
 How every mode becomes RGB uint8 (no pixel is ever resampled):
@@ -55,7 +57,7 @@ class ImageLoadError(Exception):
     """An input that cannot be used; ``reason`` says why in a few words, ``str(err)`` is the reason."""
 
     def __init__(self, path: PathLike, reason: str) -> None:
-        super().__init__(reason)
+        super().__init__(os.fsdecode(path), reason)  # both in args: it pickles across processes
         self.path = os.fsdecode(path)
         self.reason = reason
 

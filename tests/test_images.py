@@ -5,6 +5,7 @@ import hashlib
 import io
 import multiprocessing
 import os
+import pickle
 import shutil
 import struct
 import tempfile
@@ -202,6 +203,11 @@ def test_broken_files_raise_with_reason(tmp_path: Path, name: str, make, expecte
     path = tmp_path / name
     path.write_bytes(make())
     assert reason(path) == expected
+
+
+def test_error_survives_pickling_across_processes() -> None:
+    error = pickle.loads(pickle.dumps(ImageLoadError("/in/x.png", "empty file")))
+    assert (error.path, error.reason, str(error)) == ("/in/x.png", "empty file", "empty file")
 
 
 def test_directory_named_like_an_image(tmp_path: Path) -> None:
