@@ -30,7 +30,7 @@ REAL_SHARE = 0.1
 def _data(n: int, dim: int, seed: int = 0):
     n_real = int(n * REAL_SHARE)
     n_origins = max(2, (n - n_real) // IMAGES_PER_ORIGIN)
-    return make_fingerprints(n_origins, IMAGES_PER_ORIGIN, n_real, dim, noise=0.9, seed=seed)
+    return make_fingerprints(n_origins, IMAGES_PER_ORIGIN, n_real, dim, noise=0.9, seed_distance=1.0, seed=seed)
 
 
 def _quality(origins: np.ndarray, labels: np.ndarray) -> dict[str, float]:

@@ -26,6 +26,10 @@ def knn_graph(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     excluded; -1 / inf where the approximate search found fewer."""
     n = len(vectors)
     index = FingerprintIndex.from_vectors(vectors, np.arange(n, dtype=np.int64))
+    if index.nprobe is not None:
+        # The spanning tree barely moves for a few missed neighbours: probe 4x fewer lists than
+        # search does (measured at 1e5: recall@16 0.94 instead of 0.97, 3x faster).
+        index.nprobe = max(8, index.nprobe // 4)
     sims, neighbours = index.search(vectors, min(k + 1, n))
     # Drop each point itself (or, if the search missed it, the farthest hit), keeping order.
     is_self = neighbours == np.arange(n)[:, None]
@@ -45,8 +49,8 @@ def _join_components(
     n_pieces, piece = csgraph.connected_components(graph, directed=False)
     while n_pieces > 1:
         # Representative of a piece: its member closest to the piece's mean direction.
-        sums = np.zeros((n_pieces, vectors.shape[1]))
-        np.add.at(sums, piece, vectors)
+        indicator = sp.csr_matrix((np.ones(len(piece)), (piece, np.arange(len(piece)))))
+        sums = np.asarray(indicator @ vectors)
         closeness = np.einsum("ij,ij->i", vectors, sums[piece])
         order = np.lexsort((-closeness, piece))
         reps = order[np.r_[0, np.flatnonzero(np.diff(piece[order])) + 1]]

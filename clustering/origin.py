@@ -28,6 +28,19 @@ class _Clock:
         self._last = now
 
 
+class LinearProjection:
+    """A fitted PCA's transform (no whitening) from its arrays, as restored from saved state."""
+
+    def __init__(self, mean: np.ndarray, components: np.ndarray) -> None:
+        self.mean_, self.components_ = np.asarray(mean), np.asarray(components)
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        return (np.asarray(X, np.float64) - self.mean_) @ self.components_.T
+
+
+ASSIGNMENT_STATE = ("pca_mean", "pca_components", "reduced_centroids", "bounds", "typical", "cluster_ids")
+
+
 class OriginClusterer(ClusterMixin, BaseEstimator):
     """Same-origin clustering of fingerprint vectors.
 
@@ -196,3 +209,33 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
         labels = np.where(rows >= 0, self.cluster_ids_[np.maximum(rows, 0)], -1)
         probabilities = np.where(rows >= 0, self._probability(sims, np.maximum(rows, 0)), 0.0)
         return labels.astype(np.int64), probabilities.astype(np.float32)
+
+    # ---- saving what `assign` needs ----------------------------------------------------------
+
+    def assignment_state(self) -> dict[str, np.ndarray]:
+        """Plain arrays (np.savez-able, no pickle) from which `from_assignment_state` rebuilds a
+        clusterer that assigns exactly as this one. `cluster_ids` may be rewritten (e.g. to
+        stable ids) before saving: `assign` returns whatever it holds."""
+        pca = self.pca_
+        return {
+            "pca_mean": np.zeros(0) if pca is None else np.asarray(pca.mean_, np.float64),
+            "pca_components": np.zeros((0, 0)) if pca is None else np.asarray(pca.components_, np.float64),
+            "reduced_centroids": self.reduced_centroids_,
+            "bounds": self.bounds_,
+            "typical": self.typical_,
+            "cluster_ids": self.cluster_ids_,
+        }
+
+    @classmethod
+    def from_assignment_state(cls, state: dict[str, np.ndarray]) -> OriginClusterer:
+        missing = [key for key in ASSIGNMENT_STATE if key not in state]
+        if missing:
+            raise ValueError(f"assignment state lacks {missing}")
+        clusterer = cls()
+        has_pca = np.asarray(state["pca_components"]).size > 0
+        clusterer.pca_ = LinearProjection(state["pca_mean"], state["pca_components"]) if has_pca else None
+        clusterer.reduced_centroids_ = np.asarray(state["reduced_centroids"], np.float32)
+        clusterer.bounds_ = np.asarray(state["bounds"], np.float32)
+        clusterer.typical_ = np.asarray(state["typical"], np.float32)
+        clusterer.cluster_ids_ = np.asarray(state["cluster_ids"], np.int64)
+        return clusterer

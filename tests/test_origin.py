@@ -104,3 +104,15 @@ def test_fit_predict_and_tiny_inputs():
     assert (nothing.labels_ == -1).all() and nothing.centroids_.shape == (0, 16)
     labels, probabilities = nothing.assign(x[:3])
     assert (labels == -1).all() and (probabilities == 0).all()
+
+
+def test_assignment_state_round_trip_through_npz(data, fitted, tmp_path):
+    state = fitted.assignment_state()
+    state["cluster_ids"] = state["cluster_ids"] + 100  # e.g. stable ids
+    np.savez(tmp_path / "state.npz", **state)
+    with np.load(tmp_path / "state.npz", allow_pickle=False) as saved:
+        restored = OriginClusterer.from_assignment_state(dict(saved))
+    labels, probabilities = restored.assign(data.vectors)
+    expected, expected_p = fitted.assign(data.vectors)
+    np.testing.assert_array_equal(labels, np.where(expected >= 0, expected + 100, -1))
+    np.testing.assert_allclose(probabilities, expected_p, atol=1e-5)
