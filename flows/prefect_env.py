@@ -18,7 +18,7 @@ DEFAULT_HOME = Path("~/.genprint/prefect")
 
 def configure(quiet: bool = False) -> None:
     """Set genprint's Prefect defaults in the environment; `quiet` keeps Prefect's console to warnings."""
-    if "prefect" in sys.modules:
+    if "prefect" in sys.modules and "PREFECT_HOME" not in os.environ:
         warnings.warn("prefect was imported before genprint configured it; its defaults may not apply", stacklevel=2)
     home = Path(os.environ.get("PREFECT_HOME", DEFAULT_HOME)).expanduser()
     home.mkdir(parents=True, exist_ok=True)
