@@ -1,7 +1,7 @@
 """Fixed-size crops at native resolution: pixels are only ever sliced, never resampled.
 
 Policy, for a crop side ``size``:
-- Images up to about twice the crop (fewer than two whole crops along either side): one centre crop.
+- Images under twice the crop on both sides (room for one crop only): one centre crop.
 - Larger images: a regular grid of up to ``max_crops`` crops spread from edge to edge (rows and
   columns in proportion to the aspect ratio, never more than fit side by side, so crops overlap by
   less than ``ALIGN`` pixels at most); the embedder averages their fingerprints.
