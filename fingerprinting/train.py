@@ -8,6 +8,7 @@ same held-out images.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -57,7 +58,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     temperature: float = 0.1
     validation_members: float = 0.15  # share of train members held out for validation
-    validation_reals: float = 0.2
+    validation_reals: float = 0.2  # share of the reals held out, only where the zoo has no held-out reals
     patience: int = 5  # epochs without a better validation score before stopping
     crop_sides: tuple[int, ...] = (64, 64, 56, 48, 40, 32)  # one per batch, capped at the image side
     network: NetworkConfig = field(default_factory=NetworkConfig)
@@ -82,17 +83,24 @@ class _Split:
 
 
 def split_for_validation(data: LabelledImages, config: TrainConfig, rng: np.random.Generator) -> _Split:
-    """Train on fakes of most train members and most reals; validate on every other member and the rest of the reals."""
+    """Train on most train members and the train split's reals; validate on every other member and real.
+
+    A share of the train members is held out too, so validation always has members of known
+    families that the network never saw; reals come from the zoo's held-out splits (a share of the
+    train reals where the zoo has no others).
+    """
     train_members = np.flatnonzero(data.member_split == "train")
     held_count = round(config.validation_members * len(train_members)) if len(train_members) > 3 else 0
-    held = rng.choice(train_members, held_count, replace=False) if held_count else np.array([], dtype=np.int64)
+    held = rng.choice(train_members, held_count, replace=False)
     learn_members = np.setdiff1d(train_members, held)
-    reals = np.flatnonzero(~data.is_fake)
-    validation_reals = rng.choice(reals, round(config.validation_reals * len(reals)), replace=False)
-    is_validation_real = np.isin(np.arange(len(data.member)), validation_reals)
-    learn = np.isin(data.member, learn_members) | (~data.is_fake & ~is_validation_real)
+    real = ~data.is_fake
+    validation_real = real & (data.split != "train")
+    if not validation_real.any():
+        reals = np.flatnonzero(real)
+        validation_real[rng.choice(reals, round(config.validation_reals * len(reals)), replace=False)] = True
     validation_members = np.setdiff1d(np.arange(len(data.member_ids)), learn_members)
-    validate = np.isin(data.member, validation_members) | is_validation_real
+    learn = np.isin(data.member, learn_members) | (real & ~validation_real)
+    validate = np.isin(data.member, validation_members) | validation_real
     return _Split(np.flatnonzero(learn), np.flatnonzero(validate), [data.member_ids[i] for i in validation_members])
 
 
@@ -250,14 +258,11 @@ def train(zoo_dir: str | os.PathLike, out: str | os.PathLike, config: TrainConfi
 
 
 def zoo_description(zoo_dir: str | os.PathLike, data: LabelledImages) -> dict[str, Any]:
-    """What the checkpoint records of its training zoo: where it was, its build options and its size."""
-    from fingerprinting.zoo import load_zoo
-
-    options = getattr(load_zoo(zoo_dir), "options", None)
+    """What the checkpoint records of its training zoo: its build options (zoo.json) and its size."""
+    options_file = Path(zoo_dir) / "zoo.json"
     splits, counts = np.unique(data.member_split, return_counts=True)
     return {
-        "path": str(zoo_dir),
-        "options": _jsonable(options if isinstance(options, dict) else asdict(options) if options is not None else {}),
+        "options": json.loads(options_file.read_text()) if options_file.is_file() else {},
         "members_per_split": {str(s): int(c) for s, c in zip(splits, counts)},
         "images": int(len(data.member)),
         "image_side": int(data.pixels.shape[1]),

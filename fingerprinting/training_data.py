@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -80,7 +79,7 @@ def load_labelled_images(zoo_dir: str | os.PathLike, spec: HeadSpec) -> Labelled
     member_ids = generators["member_id"].astype(str).tolist()
     index = {member_id: i for i, member_id in enumerate(member_ids)}
     member = np.array([-1 if pd.isna(m) else index[str(m)] for m in images["member_id"]], dtype=np.int64)
-    paths = [p if Path(p).is_absolute() else Path(zoo_dir) / p for p in images["path"]]
+    paths = images["path"].tolist()  # absolute: load_zoo resolves them
     continuous, discrete, losses = member_targets(generators, spec)
     kind = images["kind"].astype(str).to_numpy() if "kind" in images else np.where(member >= 0, "sample", "real")
     split = images["split"].astype(str).to_numpy()
