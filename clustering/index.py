@@ -116,6 +116,10 @@ class FingerprintIndex:
         if ivf is not None:
             ivf.nprobe = default_nprobe(ivf.nlist)
             ivf.cp.niter = TRAIN_ITERATIONS
+            if isinstance(ivf, faiss.IndexIVFPQ):
+                # On by default from index_factory; its annealing takes minutes and only serves
+                # Hamming-filtered search, which is not used here.
+                ivf.do_polysemous_training = False
             # A hash table from id to list position: reconstruct(id) and remove_ids work.
             ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
         return index

@@ -176,8 +176,13 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
             self.bounds_ = self.typical_ = np.empty(0, np.float32)
             self.probabilities_ = np.zeros(len(labels), np.float32)
             return
+        # Bounds come from the members HDBSCAN itself placed (as in refinement): members that
+        # re-assignment added at the edge would otherwise loosen the bound run after run.
+        core = np.where(self.hdbscan_labels_ >= 0, labels, -1)
+        has_core = np.bincount(core[core >= 0], minlength=n_clusters) > 0
+        core = np.where(has_core[np.maximum(labels, 0)], core, labels)
         self.bounds_, self.typical_ = refine.acceptance_bounds(
-            reduced, labels, self.reduced_centroids_, self.assign_mads
+            reduced, core, self.reduced_centroids_, self.assign_mads
         )
         sims = np.einsum("ij,ij->i", reduced, self.reduced_centroids_[np.maximum(labels, 0)])
         self.probabilities_ = np.where(labels >= 0, self._probability(sims, np.maximum(labels, 0)), 0.0)

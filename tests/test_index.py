@@ -121,3 +121,17 @@ def test_corrupt_or_missing_files_are_detected(tmp_path):
     FingerprintIndex.sidecar_path(path).unlink()
     with pytest.raises(IndexCorruptError, match="sidecar"):
         FingerprintIndex.load(path)
+
+
+def test_compressed_index_searches_but_never_rebuilds_itself():
+    x = unit_vectors(3_000, 16)
+    index = FingerprintIndex.from_vectors(x[:2_000], np.arange(2_000), factory="IVF16,PQ4x4")
+    assert not index.lossless
+    index.add(x[2_000:], np.arange(2_000, 3_000))
+    assert index.factory == "IVF16,PQ4x4" and index.ntotal == 3_000
+    with pytest.raises(NotImplementedError):
+        index.vectors_and_ids()
+    index.nprobe = 16
+    _, found = index.search(x[:50], k=10)
+    assert np.mean([i in row for i, row in enumerate(found)]) > 0.8
+    assert index.remove(np.arange(10)) == 10 and 5 not in index
