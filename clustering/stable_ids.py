@@ -101,9 +101,11 @@ def _events(
     rows: list[dict] = []
     accounted: set[int] = set(carried.values())
 
+    shares = table.set_index(["fresh", "prev"])["share_of_fresh"].to_dict()
+    prev_shares = table.set_index(["fresh", "prev"])["share_of_prev"].to_dict()
+
     def share(fresh: int, prev: int) -> float:
-        hit = table[(table["fresh"] == fresh) & (table["prev"] == prev)]
-        return float(hit["share_of_fresh"].iloc[0]) if len(hit) else 0.0
+        return float(shares.get((fresh, prev), 0.0))
 
     # Splits: one earlier cluster is the majority source of several fresh ones.
     split_sources = majority.groupby("prev")["fresh"].apply(sorted)
@@ -111,15 +113,14 @@ def _events(
     in_split = {int(f) for parts in split_sources for f in parts}
     for prev, parts in split_sources.items():
         keeper = next((f for f in parts if carried.get(int(f)) == prev), None)
-        kept = table[(table["prev"] == prev) & (table["fresh"] == keeper)]["share_of_prev"]
         rows.append(
             dict(kind="split", cluster_id=int(prev), from_ids=[int(prev)],
                  to_ids=sorted(stable[int(f)] for f in parts),
-                 overlap=float(kept.iloc[0]) if len(kept) else 0.0)
+                 overlap=prev_shares.get((keeper, prev), 0.0))
         )
         accounted.add(int(prev))
 
-    parents = absorbed.groupby("fresh")["prev"].apply(lambda p: sorted(int(x) for x in p))
+    parents = {int(f): sorted(int(p) for p in group) for f, group in absorbed.groupby("fresh")["prev"]}
     for fresh, cluster_id in stable.items():
         own = carried.get(fresh)
         merged_from = sorted(set(parents.get(fresh, [])) | ({own} if own is not None else set()))
