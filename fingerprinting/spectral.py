@@ -1,13 +1,16 @@
 """The training-free spectral fingerprint: noise residual -> log power spectrum -> pooled, standardised.
 
 For each crop (uint8 RGB, any square size from ``MIN_SIDE`` up):
-1. grey (BT.601 luma) in [0, 1];
-2. noise residual: the crop minus its 3x3 median. A *linear* denoiser would only multiply the
+1. each colour channel apart: generators leave different traces in each, which a grey version
+   averages away (on a 12-member, 40-image, 64 px zoo the nearest-neighbour same-member rate of
+   the fakes was 0.985 per channel against 0.93 on grey; both about 0.77 after JPEG 75);
+2. noise residual: the channel minus its 3x3 median, scaled to [0, 1]. A *linear* denoiser would only multiply the
    spectrum by a fixed filter, which the standardisation below cancels; the median removes edges
    and flat areas (content) while keeping the periodic high-frequency traces generators leave;
 3. log power spectrum of the residual (``rfft2``; the other half-plane mirrors it);
 4. pooled, in fractional frequency so crops of any size give one layout: the half-plane averaged
-   over a ``grid`` of cells, plus an azimuthal average in ``radial_bins`` rings;
+   over a ``grid`` of cells, plus an azimuthal average in ``radial_bins`` rings; the three
+   channels' pools side by side;
 5. standardised per feature with the mean and spread of the same features on crops of real
    photographs that ship with scikit-image and scikit-learn (fixed constants, so vectors from
    different runs stay comparable), centred per vector (the overall residual energy follows the
@@ -26,8 +29,8 @@ import numpy as np
 
 from fingerprinting.models import FingerprintOutput
 
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32) / 255.0
-_BLOCK = 16
+_CHANNELS = 3
+_BLOCK = 8
 _EPSILON = 1e-10
 _REFERENCE_CROPS_PER_PHOTO = 48
 
@@ -38,12 +41,12 @@ class SpectralFingerprinter:
     name = "spectral"
     size_agnostic = True
 
-    def __init__(self, crop_size: int = 64, grid: tuple[int, int] = (16, 8), radial_bins: int = 32) -> None:
+    def __init__(self, crop_size: int = 64, grid: tuple[int, int] = (8, 4), radial_bins: int = 16) -> None:
         self.crop_size = crop_size
         self.grid = grid
         self.radial_bins = radial_bins
-        self.dim = grid[0] * grid[1] + radial_bins
-        self.version = f"1-grid{grid[0]}x{grid[1]}-radial{radial_bins}"
+        self.dim = _CHANNELS * (grid[0] * grid[1] + radial_bins)
+        self.version = f"2-rgb-grid{grid[0]}x{grid[1]}-radial{radial_bins}"
 
     def fingerprint(self, crops: np.ndarray) -> FingerprintOutput:
         """(n, s, s, 3) uint8 crops -> (n, dim) float32 L2-normalised vectors."""
@@ -60,7 +63,7 @@ class SpectralFingerprinter:
 
 
 def pooled_log_spectrum(crops: np.ndarray, grid: tuple[int, int], radial_bins: int) -> np.ndarray:
-    """Steps 1-4 of the module docstring: (n, s, s, 3) uint8 -> (n, grid cells + radial_bins) float32."""
+    """Steps 1-4 of the module docstring: (n, s, s, 3) uint8 -> (n, 3 * (cells + rings)) float32."""
     plan = _pooling_plan(crops.shape[1], grid, radial_bins)
     # Blocks of a few crops keep every intermediate in cache: several times faster than one batch.
     blocks = [_block_log_spectrum(crops[start : start + _BLOCK], plan) for start in range(0, len(crops), _BLOCK)]
@@ -68,11 +71,15 @@ def pooled_log_spectrum(crops: np.ndarray, grid: tuple[int, int], radial_bins: i
 
 
 def _block_log_spectrum(crops: np.ndarray, plan: _PoolingPlan) -> np.ndarray:
-    grey = crops.astype(np.float32) @ _LUMA
-    residual = grey - _median3x3(grey)
+    count, size = crops.shape[:2]
+    channels = crops.transpose(0, 3, 1, 2).reshape(count * _CHANNELS, size, size)
+    # The median of uint8 values is one of them: taken on uint8, four times the values per
+    # instruction of float32, and exact.
+    residual = (channels.astype(np.float32) - _median3x3(channels)) / 255.0
     spectrum = np.fft.rfft2(residual, norm="ortho")
     power = np.square(spectrum.real) + np.square(spectrum.imag)
-    return plan.pool(np.log(power + _EPSILON, dtype=np.float32).reshape(len(crops), -1))
+    pooled = plan.pool(np.log(power + _EPSILON, dtype=np.float32).reshape(count * _CHANNELS, -1))
+    return pooled.reshape(count, -1)  # each crop's R, G and B pools side by side
 
 
 def _median3x3(images: np.ndarray) -> np.ndarray:
