@@ -11,9 +11,12 @@ from contextlib import contextmanager
 import faiss
 import numpy as np
 import scipy.sparse as sp
+from scipy import stats
 
 # Median absolute deviation to standard deviation for a normal distribution.
 MAD_TO_STD = 1.4826
+# Cap on the evidence (nats) one point contributes to a split or merge decision.
+MAX_POINT_EVIDENCE = 2.0
 # Members used per cluster when testing separations (enough for a stable estimate).
 MAX_TEST_POINTS = 2_000
 
@@ -82,28 +85,35 @@ def reassign(
     return labels.astype(np.int64), sims
 
 
-def _log_normal(x: np.ndarray, mean: float, std: float) -> np.ndarray:
-    std = max(std, 1e-6)
-    return -0.5 * ((x - mean) / std) ** 2 - np.log(std * np.sqrt(2 * np.pi))
+def _robust_fit(x: np.ndarray) -> tuple[float, float]:
+    """Location and scale that a few strays (a real image inside a cluster) do not move."""
+    centre = float(np.median(x))
+    return centre, max(MAD_TO_STD * float(np.median(np.abs(x - centre))), 1e-6)
+
+
+def _log_density(x: np.ndarray, fit: tuple[float, float]) -> np.ndarray:
+    return stats.norm.logpdf(x, loc=fit[0], scale=fit[1])
 
 
 def _two_vs_one_gaussian(fit_a: np.ndarray, fit_b: np.ndarray, test: np.ndarray) -> float:
     """Held-out evidence (nats, summed over `test`) that two groups are two origins.
 
-    Everything is projected on the line between the means of fit_a and fit_b; the test points'
-    log-likelihood under a two-gaussian model (one per group, fitted on fit_a and fit_b) minus
-    under one gaussian fitted on both. Positive: two modes; negative: one.
+    Everything is projected on the line between the medians of fit_a and fit_b; the test
+    points' log-likelihood under two gaussians (one per group, fitted on fit_a and fit_b) minus
+    under one fitted on both. Positive: two modes; negative: one. Robust fits, and each point's
+    say capped at MAX_POINT_EVIDENCE nats, keep a few strays (a real image inside a cluster)
+    from deciding.
     """
-    direction = fit_a.mean(axis=0) - fit_b.mean(axis=0)
+    direction = np.median(fit_a, axis=0) - np.median(fit_b, axis=0)
     direction /= max(float(np.linalg.norm(direction)), 1e-12)
     pa, pb, pt = fit_a @ direction, fit_b @ direction, test @ direction
     weight_a = len(pa) / (len(pa) + len(pb))
     two = np.logaddexp(
-        np.log(weight_a) + _log_normal(pt, pa.mean(), pa.std()),
-        np.log(1 - weight_a) + _log_normal(pt, pb.mean(), pb.std()),
+        np.log(weight_a) + _log_density(pt, _robust_fit(pa)),
+        np.log(1 - weight_a) + _log_density(pt, _robust_fit(pb)),
     )
-    both = np.r_[pa, pb]
-    return float((two - _log_normal(pt, both.mean(), both.std())).sum())
+    one = _log_density(pt, _robust_fit(np.r_[pa, pb]))
+    return float(np.clip(two - one, -MAX_POINT_EVIDENCE, MAX_POINT_EVIDENCE).sum())
 
 
 @contextmanager
