@@ -29,6 +29,16 @@ STAGING = ".staging"
 COMMIT_MARKER = "COMMIT"
 
 
+def _file_mode() -> int:
+    """The mode a plain `open()` would give a new file (mkstemp's is 0600: tables must stay readable)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename or a new file in `path` durable (the directory entry itself)."""
     fd = os.open(path, os.O_RDONLY)
@@ -47,6 +57,7 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        os.chmod(tmp, FILE_MODE)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)

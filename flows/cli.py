@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -298,25 +299,31 @@ def serve(
 ) -> None:
     """Scheduled incremental runs with Prefect (`flow.serve`), until interrupted (Ctrl-C).
 
-    With PREFECT_API_URL set, the schedule and its runs appear in that Prefect server's UI. A scheduled run that finds the store busy waits up to 10 minutes.
+    Scheduling needs a Prefect server: with PREFECT_API_URL set, that one (the schedule and its runs appear in its UI); otherwise a local one is started for as long as this command runs. A scheduled run that finds the store busy waits up to 10 minutes.
 
     Examples:
       genprint serve /srv/uploads --store /srv/genprint --cron '0 * * * *'
     """
     _start(threads, quiet=False)
-    from flows.errors import UserError
+    from flows.prefect_env import scheduling_server
 
     with _user_errors():
         _preflight(store, sources, model, 0.0)
-        try:
-            from prefect.client.schemas.schedules import CronSchedule
+        _check_cron(cron)
+        with scheduling_server() as api:
+            typer.echo(f"Prefect API (and UI) for the schedule: {api.removesuffix('/api')}")
+            from flows.flows import serve as serve_runs
 
-            CronSchedule(cron=cron)
-        except ValueError as exc:
-            raise UserError(f"invalid --cron {cron!r}: {exc}") from exc
-        from flows.flows import serve as serve_runs
+            serve_runs(str(store.absolute()), sources, cron, model=model, shard_size=shard_size)
 
-        serve_runs(str(store.absolute()), sources, cron, model=model, shard_size=shard_size)
+
+def _check_cron(cron: str) -> None:
+    """A first check of the cron expression's shape, before a server starts (Prefect checks the rest)."""
+    from flows.errors import UserError
+
+    fields = cron.split()
+    if len(fields) != 5 or not all(re.fullmatch(r"[0-9A-Za-z*/,\-?LW#]+", f) for f in fields):
+        raise UserError(f"invalid --cron {cron!r}: expected five fields, e.g. '*/15 * * * *' (every 15 minutes)")
 
 
 @app.command("rebuild-index")
@@ -347,6 +354,21 @@ def demo(
 
         result = run_demo(out, model=model, progress=not quiet)
     typer.echo(result.describe())
+
+
+@app.command()
+def bench(
+    quick: bool = typer.Option(False, "--quick", help="Minutes instead of hours: a small zoo, short training, small N."),
+    out: Path = typer.Option(Path("BENCHMARKS.md"), "--out", help="The markdown report to write; figures go in data/bench_figures/ beside it."),
+    work: Path = typer.Option(Path("data/bench"), "--work", help="Scratch folder: zoo, checkpoints, stores (a repeated run reuses the zoo)."),
+    threads: ThreadsOption = 2,
+) -> None:
+    """The benchmark suite: genprint's learned fingerprint beside the spectral, Marra 2019 and FEN-style baselines, speed and scale."""
+    _start(threads, quiet=True)
+    from flows.bench import run_and_write
+
+    written = run_and_write(quick=quick, out=out, work=work, threads=threads, log=typer.echo)
+    typer.echo(f"wrote {written}")
 
 
 def main() -> None:

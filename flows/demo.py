@@ -10,7 +10,8 @@ from flows.progress import progress_bar
 from flows.runs import RunSummary
 from flows.store import Store
 
-DEMO_ZOO = dict(members=12, images_per_member=40, size=64, seed=2026)
+# Small enough for a few minutes on two cores (the zoo build dominates), broad enough to show clusters.
+DEMO_ZOO = dict(members=8, images_per_member=30, size=64, seed=2026, steps=40)
 KNOWN_MEMBERS = 2  # zoo generators registered as known, so attribution has names to give
 REFERENCES_PER_MEMBER = 10
 

@@ -86,11 +86,10 @@ class KnownGenerators:
             stored_ids, stored_vectors = self._vectors()
             ids = stored_ids + new["image_id"].tolist()
             all_vectors = np.concatenate([stored_vectors.reshape(-1, fingerprinter.dim), new_vectors])
-            keep = pd.Index(ids).drop_duplicates(keep="first")
-            first = [ids.index(i) for i in keep]
+            first = ~pd.Index(ids).duplicated(keep="first")  # one vector per image, whatever its names
             transaction = Transaction(self.store.root)
             transaction.write_parquet(self.store.KNOWN_REFERENCES, schemas.to_table(refs, schemas.known_schema()))
-            transaction.write_parquet(self.store.KNOWN_VECTORS, vectors_table(list(keep), all_vectors[first]))
+            transaction.write_parquet(self.store.KNOWN_VECTORS, vectors_table(list(np.asarray(ids)[first]), all_vectors[first]))
             if not meta:
                 transaction.write_json(self.store.META, new_meta(fingerprinter, model))
             transaction.commit()

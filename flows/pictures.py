@@ -24,7 +24,7 @@ _LUMA = np.array([0.299, 0.587, 0.114])
 
 def data_uri(image: Image.Image) -> str:
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
+    image.save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 

@@ -4,13 +4,20 @@ Defaults (each can be overridden by setting the variable yourself):
 - without PREFECT_API_URL, flows run in Prefect's ephemeral mode (a temporary local API, no server
   to install), keeping their history under PREFECT_HOME = ~/.genprint/prefect;
 - with PREFECT_API_URL set, runs report to that Prefect server or Prefect Cloud instead;
+- scheduling needs a real server: `scheduling_server()` starts a local one when none is configured;
 - no anonymous usage statistics are sent.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 DEFAULT_HOME = Path("~/.genprint/prefect")
@@ -29,3 +36,48 @@ def configure(quiet: bool = False) -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     if quiet:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+@contextlib.contextmanager
+def scheduling_server(startup_timeout: float = 180.0) -> Iterator[str]:
+    """The Prefect API that schedules runs: PREFECT_API_URL's, else a local `prefect server start` for the block.
+
+    Prefect's ephemeral mode cannot schedule (it runs no scheduler service), so `genprint serve`
+    without a configured server starts one on a free local port (its UI is there too) and stops it
+    on exit. Call before anything imports prefect.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        yield os.environ["PREFECT_API_URL"]
+        return
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    log = open(Path(os.environ["PREFECT_HOME"]) / "server.log", "ab")
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        _wait_healthy(url, server, startup_timeout)
+        os.environ["PREFECT_API_URL"] = url
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+def _wait_healthy(url: str, server: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the local Prefect server exited with status {server.returncode}; see {os.environ['PREFECT_HOME']}/server.log")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"the local Prefect server did not answer within {timeout:.0f} s")

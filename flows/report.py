@@ -27,13 +27,22 @@ _environment = jinja2.Environment(
 )
 
 
+def cluster_cards(images: pd.DataFrame, clusters: pd.DataFrame) -> list[dict]:
+    """What the report shows of each of the largest clusters, pictures included (the slow part of a report)."""
+    path_of = dict(zip(images["image_id"], images["path"]))
+    return [_cluster_card(row, images, path_of) for row in clusters.head(CLUSTERS_SHOWN).itertuples(index=False)]
+
+
 def render_report(
-    store: Store, images: pd.DataFrame, clusters: pd.DataFrame, errors: pd.DataFrame, summary: RunSummary
+    store: Store,
+    images: pd.DataFrame,
+    clusters: pd.DataFrame,
+    errors: pd.DataFrame,
+    summary: RunSummary,
+    cards: list[dict] | None = None,
 ) -> str:
     """The report page for the state just computed by a run (tables as they will be committed)."""
-    path_of = dict(zip(images["image_id"], images["path"]))
-    shown = clusters.head(CLUSTERS_SHOWN)
-    cards = [_cluster_card(row, images, path_of) for row in shown.itertuples(index=False)]
+    cards = cluster_cards(images, clusters) if cards is None else cards
     rest = clusters.iloc[CLUSTERS_SHOWN:][["cluster_id", "size", "fake_score_mean", "attributed_generator"]]
     return _environment.get_template("report.html.j2").render(
         store=str(store.root),

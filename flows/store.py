@@ -155,16 +155,27 @@ class Store:
 
     # ---- work ---------------------------------------------------------------------------------
 
-    def run(self, sources: Sequence[str | os.PathLike], **options) -> RunSummary:
+    def run(
+        self,
+        sources: Sequence[str | os.PathLike],
+        model: str = "default",
+        shard_size: int = 256,
+        wait: float = 0.0,
+        recluster: bool | None = None,
+        min_cluster_size: int | None = None,
+        progress: bool = False,
+    ) -> RunSummary:
         """One incremental batch run over `sources` (folders, files, csv/parquet manifests), as a Prefect flow.
 
-        Options: model="default", shard_size=256, wait=0.0 (seconds to wait for the store's lock),
-        recluster=None (True/False forces the choice; None applies the documented rule),
-        progress=False (a terminal progress bar).
+        `wait`: seconds to wait for the store's lock; `recluster`: True/False forces the choice,
+        None applies the documented rule (flows.update); `progress`: a terminal progress bar.
         """
         from flows.flows import run_flow
 
-        return run_flow(store=str(self.root), sources=[os.fspath(s) for s in sources], **options)
+        return run_flow(
+            store=str(self.root), sources=[os.fspath(s) for s in sources], model=model, shard_size=shard_size,
+            wait=wait, recluster=recluster, min_cluster_size=min_cluster_size, progress=progress,
+        )
 
     def investigate(self, images: Sequence[str | os.PathLike], k: int = 10) -> Investigation:
         """Nearest stored fingerprints, cluster, attribution, fake score and parsed design of each query image.

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from clustering.index import FingerprintIndex, IndexCorruptError
 from fingerprinting.models import Fingerprinter
@@ -28,6 +29,7 @@ from flows import schemas
 from flows.atomic import Transaction
 from flows.clustering_step import CLUSTERER_STATE, Clustered, assign_new, recluster, save_state
 from flows.runs import Prepared, RunContext, RunSummary, new_meta
+from flows.report import cluster_cards, render_report
 from flows.schemas import NO_CLUSTER
 from flows.shards import SHARDS_DIR, VECTORS_FILE, read_shard, vectors_from_table, vectors_table
 from flows.store import Store, StoreError
@@ -122,15 +124,33 @@ def update(
         largest_clusters=_largest(clusters),
         seconds=timings,
     )
-    from flows.report import render_report
+    cards = cluster_cards(images, clusters)
+    timings["update"] = time.perf_counter() - started  # all but the final write
+    timings["total"] = sum(v for k, v in timings.items() if k != "total")
+    tables = {Store.IMAGES: (images, schemas.images_schema()), Store.CLUSTERS: (clusters, schemas.clusters_schema()),
+              Store.ERRORS: (errors, schemas.errors_schema()), Store.PATHS: (paths, schemas.paths_schema()),
+              Store.IDS: (ids, schemas.ids_schema())}
+    _commit(store, context, summary, meta, tables, index, clustered, new, render_report(store, images, clusters, errors, summary, cards))
+    shutil.rmtree(store / str(SHARDS_DIR), ignore_errors=True)  # committed: the shards are history now
+    return summary
 
+
+def _commit(
+    store: Store,
+    context: RunContext,
+    summary: RunSummary,
+    meta: dict,
+    tables: dict[str, tuple[pd.DataFrame, pa.Schema]],
+    index: FingerprintIndex,
+    clustered: Clustered,
+    new: _NewImages,
+    report: str,
+) -> None:
+    """Write the new state in one transaction: tables, index, clusterer state, vectors, report, run record."""
     run_folder = Store.run_folder(context.run_id)
     transaction = Transaction(store.root)
-    transaction.write_parquet(Store.IMAGES, schemas.to_table(images, schemas.images_schema()))
-    transaction.write_parquet(Store.CLUSTERS, schemas.to_table(clusters, schemas.clusters_schema()))
-    transaction.write_parquet(Store.ERRORS, schemas.to_table(errors, schemas.errors_schema()))
-    transaction.write_parquet(Store.PATHS, schemas.to_table(paths, schemas.paths_schema()))
-    transaction.write_parquet(Store.IDS, schemas.to_table(ids, schemas.ids_schema()))
+    for rel, (frame, schema) in tables.items():
+        transaction.write_parquet(rel, schemas.to_table(frame, schema))
     index.save(transaction.path(Store.INDEX))
     if clustered.state:
         save_state(clustered.state, transaction.path(CLUSTERER_STATE))
@@ -138,23 +158,18 @@ def update(
     for key, folder, kept in new.parts:
         part = f"{run_folder}/vectors/part-{key}.parquet"
         if kept is None:
-            transaction.link(f"{folder}/{VECTORS_FILE}", part)
+            transaction.link(Path(folder) / VECTORS_FILE, part)
         elif kept:  # a shard that also held images stored meanwhile: only its new rows
             transaction.write_parquet(part, vectors_table(kept, new.vectors[[row_of[i] for i in kept]]))
     transaction.write_parquet(
         f"{run_folder}/cluster_events.parquet", schemas.to_table(clustered.events, schemas.cluster_events_schema())
     )
-    timings["update"] = time.perf_counter() - started
-    timings["total"] = sum(v for k, v in timings.items() if k != "total")
-    report = render_report(store, images, clusters, errors, summary)
     transaction.write_text(Store.REPORT, report)
     transaction.write_text(f"{run_folder}/report.html", report)
     transaction.write_parquet(f"{run_folder}/run.parquet", _run_row(context, summary, meta))
     transaction.write_json(f"{run_folder}/run.json", _run_record(context, summary, meta))
     transaction.write_json(Store.META, meta)
     transaction.commit()
-    shutil.rmtree(store / str(SHARDS_DIR), ignore_errors=True)  # committed: the shards are history now
-    return summary
 
 
 def _collect(shard_dirs: Sequence[str], stored: set[str], dim: int) -> _NewImages:

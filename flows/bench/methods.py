@@ -1,0 +1,82 @@
+"""The methods compared: genprint's learned fingerprint, the spectral one, and the two baselines, ready on one zoo."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from fingerprinting.checkpoint import save_checkpoint
+from fingerprinting.learned import LearnedFingerprinter
+from fingerprinting.models import DEFAULT_CHECKPOINT, Fingerprinter, load_fingerprinter
+from fingerprinting.network import flops_per_crop
+from fingerprinting.spectral import SpectralFingerprinter
+from fingerprinting.train import TrainConfig, fit
+from flows.bench.baselines.fen import FenConfig, FenFingerprinter, fit_fen
+from flows.bench.baselines.marra import MarraFingerprinter
+from flows.bench.quality import Partition
+
+
+@dataclass
+class Method:
+    """One row of the side-by-side tables."""
+
+    label: str
+    fingerprinter: Fingerprinter
+    note: str
+    train_seconds: float | None = None
+    checkpoint: Path | None = None  # a learned model's weights, for pipeline runs
+
+
+def shipped_training_seed() -> int | None:
+    """The zoo seed the shipped default checkpoint was trained on (None when none is shipped)."""
+    config = DEFAULT_CHECKPOINT.with_suffix(".json")
+    if not config.is_file():
+        return None
+    training = json.loads(config.read_text()).get("training", {})
+    return training.get("zoo", {}).get("options", {}).get("seed")
+
+
+def spectral_flops(side: int, grid_cells: int = 32, radial_bins: int = 16) -> int:
+    """Analytic cost per crop: median-of-9 network (19 compare-exchanges = 38 ops), rfft2 (about
+    2.5 N log2 N), power and log (~4), pooling (2 per bin), per channel."""
+    pixels = side * side
+    per_channel = 38 * pixels + 2.5 * pixels * (2 * side).bit_length() + 4 * pixels // 2 + 2 * pixels // 2 + 4 * (grid_cells + radial_bins)
+    return int(3 * per_channel)
+
+
+def prepare(part: Partition, epochs: int, fen: FenConfig, work: Path, steps_per_epoch: int | None = None) -> list[Method]:
+    """Train what needs training (same members, reals, augmentation and epochs) and load the rest."""
+    side = part.data.pixels.shape[1]
+    train_data = part.data.subset(part.train_rows)
+    methods: list[Method] = []
+    if DEFAULT_CHECKPOINT.is_file():
+        shipped = load_fingerprinter("default")
+        methods.append(Method("genprint learned (shipped)", shipped, f"shipped checkpoint {shipped.version}, trained on another zoo (seed {shipped_training_seed()})",
+                              checkpoint=DEFAULT_CHECKPOINT))
+    started = time.perf_counter()
+    result = fit(train_data, TrainConfig(epochs=epochs, patience=epochs, steps_per_epoch=steps_per_epoch))
+    path = save_checkpoint(result.checkpoint, work / "learned-bench.safetensors")
+    learned = LearnedFingerprinter(result.checkpoint, crop_size=side)
+    methods.append(Method("genprint learned", learned, f"trained here on the train members, {epochs} epochs (best epoch {result.best_epoch})",
+                          time.perf_counter() - started, path))
+    methods.append(Method("spectral", SpectralFingerprinter(crop_size=side), "training-free, per-channel pooled log spectrum of the median residual"))
+    methods.append(Method("Marra 2019", MarraFingerprinter(side), "mean Wiener-residual per generator, normalised correlation"))
+    fen_net, seconds = fit_fen(train_data, np.arange(len(train_data.member)), replace(fen, epochs=epochs))
+    fen_note = f"DnCNN {fen.layers} layers x {fen.channels} channels, {epochs} epochs" + ("" if (fen.layers, fen.channels) == (17, 64) else " (reduced from the paper's 17 x 64 for this budget)")
+    methods.append(Method("FEN-style (Asnani)", FenFingerprinter(fen_net, crop_size=side), fen_note, seconds))
+    return methods
+
+
+def flops(method: Method, side: int) -> tuple[int, str]:
+    """FLOPs per crop of ``side`` px and how they were counted."""
+    fingerprinter = method.fingerprinter
+    if isinstance(fingerprinter, LearnedFingerprinter):
+        return flops_per_crop(fingerprinter.net, side), "torch.utils.flop_counter"
+    if isinstance(fingerprinter, FenFingerprinter):
+        return fingerprinter.flops_per_crop(side), "torch.utils.flop_counter"
+    if isinstance(fingerprinter, MarraFingerprinter):
+        return fingerprinter.flops_per_crop(side), "analytic"
+    return spectral_flops(side), "analytic"

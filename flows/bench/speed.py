@@ -1,0 +1,143 @@
+"""Speed and scale: decode+fingerprint throughput beside decode alone, a pipeline run's peak memory
+against N, incremental runs, and (via ``clustering.bench``) index and clustering at scale.
+
+Wall-clock rates are medians of interleaved repeats (the machine may be shared); CPU milliseconds
+per image (process time) are given beside them because they are robust to other users.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from fingerprinting.embed import embed_paths
+from fingerprinting.images import load_image
+from fingerprinting.models import Fingerprinter
+
+IMAGE_KINDS = {"png64": "64 px PNG", "jpeg512": "512x427 px JPEG (q90)"}
+
+
+def make_images(folder: Path, kind: str, count: int) -> list[Path]:
+    """``count`` crops of the photographs that ship with scikit-learn, as 64 px PNGs or 512 px-wide JPEGs."""
+    from sklearn.datasets import load_sample_images
+
+    folder = folder / kind
+    if folder.is_dir() and len(list(folder.iterdir())) >= count:
+        return sorted(folder.iterdir())[:count]
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    photos = load_sample_images().images
+    for index in range(count):
+        photo = photos[index % 2][:, ::-1] if (index // 2) % 2 else photos[index % 2]
+        if kind == "png64":
+            y, x = rng.integers(0, photo.shape[0] - 64), rng.integers(0, photo.shape[1] - 64)
+            Image.fromarray(np.ascontiguousarray(photo[y : y + 64, x : x + 64])).save(folder / f"{index:05d}.png")
+        else:  # 512 px wide, the photos' full 427 px height
+            x = rng.integers(0, photo.shape[1] - 512)
+            Image.fromarray(np.ascontiguousarray(photo[:, x : x + 512])).save(folder / f"{index:05d}.jpg", quality=90)
+    return sorted(folder.iterdir())
+
+
+def _timed(function, *args) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    function(*args)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _load_alone(paths: list[Path], workers: int) -> None:
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(load_image, paths))
+
+
+def _load_and_fingerprint(paths: list[Path], workers: int, fingerprinter: Fingerprinter) -> None:
+    for _ in embed_paths(paths, fingerprinter, chunk_size=256, max_crops=4, workers=workers):
+        pass
+
+
+def throughput(folder: Path, fingerprinters: dict[str, Fingerprinter], counts: dict[str, int], repeats: int, workers: int) -> pd.DataFrame:
+    """Images/s and CPU-ms/image of decode alone and of decode + each method, per image kind."""
+    rows = []
+    for kind, count in counts.items():
+        paths = make_images(folder, kind, count)
+        for fingerprinter in fingerprinters.values():  # warm-up: reference statistics, lazy imports
+            fingerprinter.fingerprint(np.zeros((1, 64, 64, 3), np.uint8))
+        runs: dict[str, list[tuple[float, float]]] = {"decode alone": []} | {name: [] for name in fingerprinters}
+        for _ in range(repeats):  # interleaved: each repeat sees the same neighbours on the machine
+            runs["decode alone"].append(_timed(_load_alone, paths, workers))
+            for name, fingerprinter in fingerprinters.items():
+                runs[name].append(_timed(_load_and_fingerprint, paths, workers, fingerprinter))
+        floor = len(paths) / statistics.median(w for w, _ in runs["decode alone"])
+        for name, timings in runs.items():
+            rate = len(paths) / statistics.median(w for w, _ in timings)
+            rows.append({"images": IMAGE_KINDS[kind], "count": len(paths), "what": name if name == "decode alone" else f"decode + {name}",
+                         "images_per_s": rate, "cpu_ms_per_image": 1000 * statistics.median(c for _, c in timings) / len(paths),
+                         "share_of_decode_rate": rate / floor})
+    return pd.DataFrame(rows)
+
+
+# The child process of one pipeline measurement: runs, timed, then its own peak memory.
+_PIPELINE_CHILD = """
+import json, resource, sys, time
+from flows import Store
+store, model, runs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+results = []
+for manifest in runs:
+    start = time.perf_counter()
+    summary = Store(store).run([manifest], model=model)
+    results.append(time.perf_counter() - start)
+print(json.dumps({"seconds": results, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _manifest(path: Path, paths: list[str]) -> str:
+    pd.DataFrame({"path": paths}).to_csv(path, index=False)
+    return str(path)
+
+
+def _pipeline(store: Path, model: str, manifests: list[str], threads: int) -> dict:
+    shutil.rmtree(store, ignore_errors=True)  # every measurement starts from an empty store
+    env = dict(os.environ) | {v: str(threads) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", _PIPELINE_CHILD, str(store), model, json.dumps(manifests)],
+                         check=True, capture_output=True, text=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def pipeline_memory(work: Path, paths: list[str], sizes: list[int], model: str, threads: int) -> pd.DataFrame:
+    """Peak resident memory of a first run (fresh process, fresh store) over growing numbers of images."""
+    rows = []
+    for n in sizes:
+        manifest = _manifest(work / f"memory-{n}.csv", paths[:n])
+        result = _pipeline(work / f"store-memory-{n}", model, [manifest], threads)
+        rows.append({"images": n, "seconds": result["seconds"][0], "peak_rss_mb": result["peak_rss_mb"]})
+    return pd.DataFrame(rows)
+
+
+def incremental(work: Path, paths: list[str], model: str, threads: int, new_share: float = 0.01) -> pd.DataFrame:
+    """First run over 99 % of the images, the same sources again, then with the last 1 % added: times and ratios."""
+    base = paths[: len(paths) - max(1, round(new_share * len(paths)))]
+    first = _manifest(work / "incremental-base.csv", base)
+    grown = _manifest(work / "incremental-grown.csv", paths)
+    seconds = _pipeline(work / "store-incremental", model, [first, first, grown], threads)["seconds"]
+    runs = [("first run", len(base)), ("same sources again", len(base)), (f"{len(paths) - len(base)} new images ({new_share:.0%})", len(paths))]
+    return pd.DataFrame([{"run": name, "images": n, "seconds": s, "share_of_first_run": s / seconds[0]} for (name, n), s in zip(runs, seconds)])
+
+
+def scale(sizes: list[int], dim: int, threads: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Index (build, recall@10, latency) and clustering (time, CPU time, peak memory, quality) at each N."""
+    from clustering.bench import bench_cluster, bench_index
+    from clustering.index import set_threads
+
+    set_threads(threads)
+    index = pd.DataFrame([bench_index(n, dim) for n in sizes])
+    clusters = pd.DataFrame([bench_cluster(n, dim, threads, {}) for n in sizes]).drop(columns=["steps", "params"], errors="ignore")
+    return index, clusters

@@ -1,0 +1,136 @@
+"""``genprint bench``: build a fresh zoo, compare the methods on it, measure speed and scale, write BENCHMARKS.md."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from flows.bench.baselines.fen import FenConfig
+
+# A zoo seed no shipped checkpoint trains on (checked against the shipped one's recorded seed).
+BENCH_ZOO_SEED = 20231
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Sizes of one benchmark run; ``quick()`` fits in minutes on 2 cores, ``full()`` is paper scale."""
+
+    members: int
+    images_per_member: int
+    size: int
+    zoo_steps: int
+    epochs: int
+    steps_per_epoch: int | None
+    fen: FenConfig
+    throughput_counts: dict[str, int]
+    throughput_repeats: int
+    memory_sizes: tuple[int, ...]
+    scale_sizes: tuple[int, ...]
+    threads: int = 2
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def quick(cls) -> BenchConfig:
+        return cls(members=12, images_per_member=40, size=32, zoo_steps=40, epochs=3, steps_per_epoch=None,
+                   fen=FenConfig(layers=5, channels=16, hidden_dim=64, crop=32), throughput_counts={"png64": 300, "jpeg512": 30},
+                   throughput_repeats=2, memory_sizes=(150, 600), scale_sizes=(10_000,))
+
+    @classmethod
+    def full(cls) -> BenchConfig:
+        return cls(members=116, images_per_member=1000, size=64, zoo_steps=150, epochs=20, steps_per_epoch=None,
+                   fen=FenConfig(), throughput_counts={"png64": 2000, "jpeg512": 300}, throughput_repeats=5,
+                   memory_sizes=(10_000, 100_000), scale_sizes=(10_000, 100_000, 1_000_000))
+
+
+@dataclass
+class BenchResult:
+    config: BenchConfig
+    zoo_seed: int
+    methods: pd.DataFrame
+    quality: pd.DataFrame
+    formats: pd.DataFrame
+    throughput: pd.DataFrame
+    memory: pd.DataFrame
+    incremental: pd.DataFrame
+    index: pd.DataFrame
+    clustering: pd.DataFrame
+    seconds: dict[str, float]
+
+
+def zoo_seed() -> int:
+    from flows.bench.methods import shipped_training_seed
+
+    return BENCH_ZOO_SEED + 1 if shipped_training_seed() == BENCH_ZOO_SEED else BENCH_ZOO_SEED
+
+
+def run_bench(config: BenchConfig, work: Path, figures: Path, log: Callable[[str], None] = print) -> BenchResult:
+    """Every measurement of the suite; the zoo under ``work`` is reused when a run is repeated."""
+    from fingerprinting.network import HeadSpec
+    from fingerprinting.runtime import pin_threads
+    from fingerprinting.training_data import load_labelled_images
+    from fingerprinting.zoo import build_zoo
+    from flows.bench import methods as methods_module
+    from flows.bench import quality, report, speed
+
+    pin_threads(config.threads)
+    work.mkdir(parents=True, exist_ok=True)
+    figures.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        seconds[name] = time.perf_counter() - clock
+        log(f"bench: {name} done in {seconds[name]:.0f} s")
+        clock = time.perf_counter()
+
+    seed = zoo_seed()
+    zoo_dir = work / f"zoo-{config.members}x{config.images_per_member}-{config.size}px-seed{seed}"
+    build_zoo(zoo_dir, members=config.members, images_per_member=config.images_per_member, size=config.size, seed=seed, steps=config.zoo_steps)
+    data = load_labelled_images(zoo_dir, HeadSpec.from_space())
+    part = quality.partition(data)
+    lap("zoo")
+    methods = methods_module.prepare(part, config.epochs, config.fen, work, config.steps_per_epoch)
+    lap("training")
+    tables, formats, maps = [], [], {}
+    for method in methods:
+        table, format_row, map_vectors = quality.evaluate_method(part, method.fingerprinter)
+        tables.append(table.assign(method=method.label))
+        formats.append(format_row | {"method": method.label})
+        maps[method.label] = map_vectors
+        log(f"bench: quality of {method.label}")
+    held = np.concatenate([part.query_fakes[s] for s in quality.FAKE_SPLITS[1:]])
+    report.plot_maps(maps, data.member[held], figures / "fingerprint_map.png")
+    quality_table = pd.concat(tables, ignore_index=True)
+    report.plot_jpeg_curve(quality_table, figures / "quality_vs_jpeg.png")
+    lap("quality")
+    flops_rows = []
+    for method in methods:
+        count, how = methods_module.flops(method, 64)
+        flops_rows.append({"method": method.label, "note": method.note, "train_seconds": method.train_seconds,
+                           "mflops_per_64px_crop": count / 1e6, "flops_counted_by": how})
+    fingerprinters = {m.label: m.fingerprinter for m in methods}
+    throughput = speed.throughput(work / "throughput", fingerprinters, config.throughput_counts, config.throughput_repeats, config.threads)
+    lap("throughput")
+    pipeline_model = str(next(m.checkpoint for m in methods if m.checkpoint is not None))
+    paths = data_paths(zoo_dir)
+    memory = speed.pipeline_memory(work, paths, [n for n in config.memory_sizes if n <= len(paths)], pipeline_model, config.threads)
+    incremental = speed.incremental(work, paths, pipeline_model, config.threads)
+    lap("pipeline runs")
+    index, clustering = speed.scale(list(config.scale_sizes), 64, config.threads)
+    lap("index and clustering scale")
+    return BenchResult(config, seed, pd.DataFrame(flops_rows), quality_table, pd.DataFrame(formats), throughput, memory, incremental,
+                       index, clustering, seconds)
+
+
+def data_paths(zoo_dir: Path) -> list[str]:
+    """Every image of the zoo, shuffled once (fixed seed) so any prefix mixes members and reals."""
+    from fingerprinting.zoo import load_zoo
+
+    paths = load_zoo(zoo_dir).images["path"].astype(str).to_numpy()
+    return list(np.random.default_rng(0).permutation(paths))
