@@ -76,6 +76,7 @@ class Investigation:
 
 def investigate(store: Store, images: Sequence[str], k: int = 10) -> Investigation:
     """See the module docstring; raises `StoreError` for an empty or damaged store."""
+    from flows.runs import check_model
     from flows.store import StoreError
 
     meta = store.meta()
@@ -86,6 +87,7 @@ def investigate(store: Store, images: Sequence[str], k: int = 10) -> Investigati
     except IndexCorruptError as exc:
         raise StoreError(str(exc)) from exc
     fingerprinter = cached_fingerprinter(meta["model"])
+    check_model(meta, fingerprinter)
     loaded, failed = [], []
     for path in images:
         try:

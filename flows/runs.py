@@ -105,11 +105,16 @@ def check_model(meta: dict, fingerprinter: Fingerprinter) -> None:
         return
     if meta.get("format_version") != FORMAT_VERSION:
         raise StoreError(f"store format {meta.get('format_version')} is not {FORMAT_VERSION}: use a new store")
-    stored = (meta["model_name"], meta["model_version"])
-    if stored != (fingerprinter.name, fingerprinter.version):
+    name, version = meta["model_name"], meta["model_version"]
+    if name != fingerprinter.name:
         raise StoreError(
-            f"this store holds fingerprints of model {stored[0]} {stored[1]}, not {fingerprinter.name} "
-            f"{fingerprinter.version}; run with --model {meta['model']} or use a new --store"
+            f"this store holds fingerprints of model {name}, not {fingerprinter.name}: "
+            f"run with --model {meta['model']}, or use a new --store"
+        )
+    if version != fingerprinter.version:
+        raise StoreError(
+            f"this store holds fingerprints of {name} version {version}, but this genprint's {name} is version "
+            f"{fingerprinter.version}: fingerprints of two versions cannot be compared; run the sources into a new --store"
         )
 
 

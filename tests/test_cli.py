@@ -105,3 +105,12 @@ def test_serve_rejects_a_bad_cron(tmp_path: Path, tiny_zoo: SimpleNamespace) -> 
         app, ["serve", str(tiny_zoo.root), "--store", str(tmp_path / "s"), "--cron", "every tuesday", "--model", "spectral", "--threads", "2"]
     )
     assert result.exit_code == 2 and "invalid --cron" in result.stderr
+
+
+def test_a_store_refuses_fingerprints_of_another_model_version(store_copy, tiny_zoo: SimpleNamespace) -> None:
+    meta = json.loads((store_copy / "store.json").read_text())
+    (store_copy / "store.json").write_text(json.dumps({**meta, "model_version": "0-older"}))
+    query = tiny_zoo.images["path"].iloc[0]
+    for arguments in (["investigate", query], ["run", str(tiny_zoo.root), "--model", "spectral"]):
+        result = runner.invoke(app, [*arguments, "--store", str(store_copy.root), "--threads", "2"])
+        assert result.exit_code == 2 and "version 0-older" in result.stderr and "new --store" in result.stderr
