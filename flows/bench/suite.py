@@ -13,7 +13,7 @@ import pandas as pd
 from flows.bench.baselines.fen import FenConfig
 
 # A zoo seed no shipped checkpoint trains on (checked against the shipped one's recorded seed).
-BENCH_ZOO_SEED = 20231
+BENCH_ZOO_SEED = 101
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ correlation runs over the overlapping pixels, as the paper's method allows; larg
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import wiener
+from scipy.ndimage import uniform_filter
 
 from fingerprinting.models import FingerprintOutput
 
@@ -53,7 +53,14 @@ class MarraFingerprinter:
 
 
 def noise_residual(crop: np.ndarray) -> np.ndarray:
-    """(h, w, 3) uint8 -> (h, w, 3) float32: each channel minus its adaptive-Wiener denoised version."""
+    """(h, w, 3) uint8 -> (h, w, 3) float32: each channel minus its adaptive-Wiener denoised version.
+
+    Wiener (Lee) filter: local mean m and variance v over 3x3, noise power s = mean of v over the
+    channel; denoised = m + max(v - s, 0) / max(v, s) * (x - m), so flat areas (v = 0) stay finite.
+    """
     image = crop.astype(np.float64) / 255.0
-    denoised = np.stack([wiener(image[..., c], (3, 3)) for c in range(3)], axis=-1)
-    return (image - denoised).astype(np.float32)
+    mean = uniform_filter(image, size=(3, 3, 1), mode="reflect")
+    variance = np.maximum(uniform_filter(image * image, size=(3, 3, 1), mode="reflect") - mean * mean, 0.0)
+    noise = variance.mean(axis=(0, 1), keepdims=True)
+    gain = np.maximum(variance - noise, 0.0) / np.maximum(np.maximum(variance, noise), 1e-12)
+    return ((image - mean) * (1.0 - gain)).astype(np.float32)
