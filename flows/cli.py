@@ -371,21 +371,6 @@ def bench(
     typer.echo(f"wrote {written}")
 
 
-@app.command()
-def bench(
-    quick: bool = typer.Option(False, "--quick", help="Minutes instead of hours: a small zoo, short training, small N."),
-    out: Path = typer.Option(Path("BENCHMARKS.md"), "--out", help="The markdown report to write; figures go in data/bench_figures/ beside it."),
-    work: Path = typer.Option(Path("data/bench"), "--work", help="Scratch folder: zoo, checkpoints, stores (a repeated run reuses the zoo)."),
-    threads: ThreadsOption = 2,
-) -> None:
-    """The benchmark suite: genprint's learned fingerprint beside the spectral, Marra 2019 and FEN-style baselines, speed and scale."""
-    _start(threads, quiet=True)
-    from flows.bench import run_and_write
-
-    written = run_and_write(quick=quick, out=out, work=work, threads=threads, log=typer.echo)
-    typer.echo(f"wrote {written}")
-
-
 def main() -> None:
     app()
 
