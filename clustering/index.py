@@ -215,19 +215,23 @@ class FingerprintIndex:
         present = [int(i) for i in ids if i in self]
         if present:
             raise ValueError(f"ids already in the index: {present[:10]}")
-        target = choose_factory(self.ntotal + len(ids), self.dim)
-        if self._should_rebuild(target):
+        total = self.ntotal + len(ids)
+        if self._should_rebuild(choose_factory(total, self.dim), total):
             old_vectors, old_ids = self.vectors_and_ids()
-            self._build(target, np.concatenate([old_vectors, vectors]), np.concatenate([old_ids, ids]))
+            self._build(
+                choose_factory(total, self.dim),
+                np.concatenate([old_vectors, vectors]),
+                np.concatenate([old_ids, ids]),
+            )
         else:
             self._index.add_with_ids(vectors, ids)
 
-    def _should_rebuild(self, target: str) -> bool:
+    def _should_rebuild(self, target: str, total: int) -> bool:
         if not self.auto or target == self.factory or not self.lossless:
             return False
         if self.factory.startswith("IDMap2"):
             return True
-        return self.ntotal >= REBUILD_GROWTH * max(self._built_at, 1)
+        return total >= REBUILD_GROWTH * max(self._built_at, 1)
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove these ids (unknown ones are ignored); returns how many were removed."""
