@@ -1,0 +1,101 @@
+"""The benchmark suite's code paths on the tiny zoo: the side-by-side tables, the baselines, throughput and the report pieces."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clustering.attribution import OpenSetAttributor
+from fingerprinting.network import HeadSpec
+from fingerprinting.spectral import SpectralFingerprinter
+from fingerprinting.training_data import load_labelled_images
+from flows.bench import quality, report, speed
+from flows.bench.baselines.fen import FenConfig, FenFingerprinter, fit_fen
+from flows.bench.baselines.marra import MarraFingerprinter, noise_residual
+
+BOUNDED = ["ari", "nmi", "purity", "bcubed_f1", "noise_fraction", "real_in_clusters", "nn_same_member",
+           "closed_set_accuracy", "open_set_auroc", "oscr", "auc", "average_precision", "brier"]
+
+
+@pytest.fixture(scope="module")
+def part(tiny_zoo) -> quality.Partition:
+    return quality.partition(load_labelled_images(tiny_zoo.root, HeadSpec.from_space()))
+
+
+@pytest.fixture(scope="module")
+def fen(part: quality.Partition) -> FenFingerprinter:
+    train = part.data.subset(part.train_rows)
+    net, _ = fit_fen(train, np.arange(len(train.member)), FenConfig(layers=3, channels=8, hidden_dim=16, epochs=1, batch_size=16, crop=32))
+    return FenFingerprinter(net, crop_size=32)
+
+
+def test_partition_keeps_training_images_out_of_the_queries(part: quality.Partition) -> None:
+    queries = np.concatenate([*part.query_fakes.values(), part.query_reals])
+    assert not np.intersect1d(part.train_rows, queries).size
+    assert set(part.reference_rows) <= set(part.train_rows)
+    data = part.data
+    assert (data.member_split[data.member[part.query_fakes["unseen_arch"]]] == "unseen_arch").all()
+    assert (data.member_split[data.member[part.query_fakes["train"]]] == "train").all()
+    assert not data.is_fake[part.query_reals].any() and len(part.query_reals)
+
+
+def test_marra_vectors_correlate_with_the_mean_residual(part: quality.Partition) -> None:
+    """Attribution over Marra vectors is the paper's normalised correlation with each generator's mean residual."""
+    marra = MarraFingerprinter(32)
+    data = part.data
+    refs = part.reference_rows
+    vectors = marra.fingerprint(data.pixels[refs]).vectors
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5) and np.allclose(vectors.mean(1), 0, atol=1e-6)
+    attributor = OpenSetAttributor().fit(vectors, data.member[refs].astype(str))
+    query = marra.fingerprint(data.pixels[part.query_fakes["train"][:1]]).vectors[0]
+    first = attributor.names_[0]
+    mean_residual = vectors[data.member[refs].astype(str) == first].mean(0)
+    correlation = np.corrcoef(query, mean_residual)[0, 1]
+    assert attributor.scores(query[None])[0, 0] == pytest.approx(correlation, abs=1e-4)
+    assert np.isfinite(noise_residual(np.full((32, 32, 3), 9, np.uint8))).all()  # flat image: no division by zero
+
+
+def test_side_by_side_tables(part: quality.Partition, fen: FenFingerprinter) -> None:
+    tables = {}
+    for fingerprinter in (SpectralFingerprinter(crop_size=32), MarraFingerprinter(32), fen):
+        table, formats, map_vectors = quality.evaluate_method(part, fingerprinter)
+        tables[fingerprinter.name] = table
+        assert set(table["view"]) == {"clean", "jpeg95", "jpeg75", "jpeg50", "rescale0.75", "rescale0.5"}
+        clean = table[table["view"] == "clean"].set_index("split")
+        assert list(clean.index) == ["train", "unseen_seed", "unseen_arch", "held_out", "real"]
+        assert set(table.loc[table["view"] != "clean", "split"]) == {"held_out"}
+        values = table.reindex(columns=BOUNDED).to_numpy(float)
+        assert np.nanmin(values) >= 0 and np.nanmax(values) <= 1
+        assert clean.loc["train", "closed_set_accuracy"] >= 0 and np.isnan(clean.loc["train", "open_set_auroc"])
+        assert clean.loc[["unseen_seed", "unseen_arch", "held_out", "real"], "open_set_auroc"].notna().all()
+        assert 0 <= formats["cross_format_pairs_together"] <= 1 and 0 <= formats["same_format_pairs_together"] <= 1
+        assert len(map_vectors) == sum(len(part.query_fakes[s]) for s in ("unseen_seed", "unseen_arch"))
+    # Heads exist only where a method has them: detection and parsing for the FEN-style model.
+    assert tables["spectral"].reindex(columns=["auc", "image_loss_f1"]).isna().all().all()
+    fen_clean = tables["fen"][tables["fen"]["view"] == "clean"].set_index("split")
+    assert fen_clean.loc["held_out", ["auc", "average_precision", "brier", "image_loss_f1", "member_loss_f1"]].notna().all()
+    # The tiny zoo's generators are far apart: the training-free spectrum groups unseen members well above chance.
+    spectral = tables["spectral"].set_index(["view", "split"])
+    assert spectral.loc[("clean", "held_out"), "nn_same_member"] > 0.8
+
+    summary = report.parsing_summary(pd.concat(tables.values(), ignore_index=True).assign(method=lambda f: f["method"]))
+    assert summary.loc[summary["method"] == "spectral", "image: discrete accuracy"].isna().all()
+    assert summary.loc[summary["method"] == "fen", "image: discrete accuracy"].between(0, 1).all()
+
+
+def test_throughput_table(tmp_path) -> None:
+    table = speed.throughput(tmp_path, {"spectral": SpectralFingerprinter()}, {"png64": 8, "jpeg512": 2}, repeats=1, workers=1)
+    assert list(table["what"]) == ["decode alone", "decode + spectral"] * 2
+    assert (table["images_per_s"] > 0).all() and (table["cpu_ms_per_image"] >= 0).all()
+    assert (table.loc[table["what"] == "decode alone", "share_of_decode_rate"] == 1).all()
+
+
+def test_markdown_table_and_figures(tmp_path) -> None:
+    frame = pd.DataFrame({"method": ["a", "b"], "x": [0.12345, np.nan]})
+    assert report.markdown_table(frame).splitlines() == ["| method | x |", "|---|---|", "| a | 0.123 |", "| b | N/A |"]
+    quality_table = pd.DataFrame([{"method": m, "view": v, "split": "held_out", "bcubed_f1": f, "nn_same_member": f}
+                                  for m in ("genprint learned", "spectral") for v, f in (("clean", 0.9), ("jpeg75", 0.5), ("rescale0.5", 0.1))])
+    report.plot_jpeg_curve(quality_table, tmp_path / "curve.png")
+    report.plot_maps({"a": np.random.default_rng(0).normal(size=(20, 8))}, np.repeat([0, 1], 10), tmp_path / "map.png")
+    assert (tmp_path / "curve.png").stat().st_size > 1000 and (tmp_path / "map.png").stat().st_size > 1000
+    assert "NOT ahead" in report.headline(quality_table.assign(ari=0.5))
