@@ -129,6 +129,8 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
         return self.min_samples or self.min_cluster_size
 
     def _density_clusters(self, reduced: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if len(reduced) < max(self.min_cluster_size, 2):  # no cluster is possible
+            return np.full(len(reduced), -1, np.int64), np.zeros(len(reduced), np.float32)
         if len(reduced) <= self.graph_threshold:
             model = hdbscan.HDBSCAN(
                 min_cluster_size=self.min_cluster_size,

@@ -104,6 +104,8 @@ def test_fit_predict_and_tiny_inputs():
     assert (nothing.labels_ == -1).all() and nothing.centroids_.shape == (0, 16)
     labels, probabilities = nothing.assign(x[:3])
     assert (labels == -1).all() and (probabilities == 0).all()
+    single = OriginClusterer().fit(x[:1])
+    assert single.labels_.tolist() == [-1] and single.outlier_scores_.shape == (1,)
 
 
 def test_assignment_state_round_trip_through_npz(data, fitted, tmp_path):
