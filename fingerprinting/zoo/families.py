@@ -97,9 +97,15 @@ class LatentGenerator(nn.Module):
         self.decoder = Decoder(widths, hp)
         self.channels = widths[0]
 
+    def draw_latents(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        return (torch.randn(n, LATENT_DIM, generator=generator),)
+
+    def synthesize(self, latents: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        (z,) = latents
+        return self.decoder(self.stem(self.project(z).view(len(z), self.channels, self.start, self.start)))
+
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        z = torch.randn(n, LATENT_DIM, generator=generator)
-        return self.decoder(self.stem(self.project(z).view(n, self.channels, self.start, self.start)))
+        return self.synthesize(self.draw_latents(n, generator))
 
 
 class AutoEncoder(nn.Module):
@@ -253,13 +259,19 @@ class StyleGenerator(nn.Module):
         self.to_rgb = ModulatedConv(widths[-1], 3, 1, LATENT_DIM, demodulate=False)
         self.last = last_act_layer(hp["last_activation"])
 
-    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        w = self.mapping(torch.randn(n, LATENT_DIM, generator=generator))
-        noise = torch.randn(n, self.size, self.size, generator=generator)
-        x = self.constant.expand(n, -1, -1, -1)
+    def draw_latents(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        return torch.randn(n, LATENT_DIM, generator=generator), torch.randn(n, self.size, self.size, generator=generator)
+
+    def synthesize(self, latents: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        z, noise = latents
+        w = self.mapping(z)
+        x = self.constant.expand(len(z), -1, -1, -1)
         for block in self.blocks:
             x = block(x, w, noise)
         return self.last(self.to_rgb(x, w))
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return self.synthesize(self.draw_latents(n, generator))
 
 
 FAMILIES: dict[str, type[nn.Module]] = {

@@ -57,8 +57,18 @@ def upsample_layer(name: str, in_ch: int, out_ch: int) -> nn.Module:
         interpolate = nn.Upsample(scale_factor=2, mode=name, **({"align_corners": False} if name == "bilinear" else {}))
         return nn.Sequential(interpolate, conv3x3(in_ch, out_ch))
     if name == "pixel_shuffle":
-        return nn.Sequential(conv3x3(in_ch, out_ch * 4), nn.PixelShuffle(2))
+        conv = conv3x3(in_ch, out_ch * 4)
+        icnr_(conv)
+        return nn.Sequential(conv, nn.PixelShuffle(2))
     raise KeyError(name)
+
+
+def icnr_(conv: nn.Conv2d, scale: int = 2) -> None:
+    """ICNR initialisation (Aitken et al., 2017): the sub-pixel kernels start equal, as in common practice, so a
+    pixel-shuffle layer starts as nearest upsampling and its checkerboard comes from training, not from init."""
+    with torch.no_grad():
+        conv.weight.copy_(conv.weight[:: scale**2].repeat_interleave(scale**2, dim=0))
+        conv.bias.copy_(conv.bias[:: scale**2].repeat_interleave(scale**2))
 
 
 def resize_by_two(name: str) -> Callable[[torch.Tensor], torch.Tensor]:

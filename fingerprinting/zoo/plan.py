@@ -85,8 +85,8 @@ def _losses(family: str, rng: np.random.Generator, allowed: set[str]) -> tuple[s
         options = [o for o in options if o in allowed]
         return options[rng.integers(len(options))]
 
-    if family in ("dcgan", "style"):
-        chosen = {pick(GAN_LOSSES)}
+    if family in ("dcgan", "style"):  # IMLE with a reconstruction loss, then adversarial (see training.py)
+        chosen = {pick(GAN_LOSSES), pick(RECONSTRUCTION_LOSSES)}
     else:
         chosen = {pick(RECONSTRUCTION_LOSSES)}
         if family == "vae":

@@ -14,7 +14,13 @@ from fingerprinting.zoo.losses import (
 from fingerprinting.zoo.photos import sample_crops, training_regions
 from fingerprinting.zoo.plan import MemberSpec
 
-DEGRADE_NOISE = 0.04  # the U-Net restores crops that were blurred (2x down and up) and given this noise
+GAN_LR = 5e-4
+CRITIC_LR = 5e-4
+RECONSTRUCTION_LR = 1e-3
+DEGRADE_NOISE = 0.04
+LATENT_FAMILIES = ("dcgan", "style")
+IMLE_CANDIDATES = 2  # prior samples drawn per real patch; the nearest one is pulled towards it
+WARMUP_FRACTION = 0.5  # latent generators start with IMLE alone, then add their adversarial loss  # the U-Net restores crops that were blurred (2x down and up) and given this noise
 
 
 def to_model_space(images: np.ndarray, last_activation: str) -> torch.Tensor:
@@ -56,25 +62,25 @@ def train_member(spec: MemberSpec, size: int, batch_size: int = 32) -> nn.Module
     model = build_generator(spec.family, spec.architecture(), size)
     gan = _gan_loss(spec)
     critic = Critic(size) if gan else None
-    adversarial_only = spec.family in ("dcgan", "style")
+    latent = spec.family in LATENT_FAMILIES
     betas = (0.0, 0.9) if gan == "wgan_gp" else (0.5, 0.999)
-    lr = 2e-4 if adversarial_only else 1e-3
+    lr = GAN_LR if latent else RECONSTRUCTION_LR
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=betas)
-    critic_optimizer = torch.optim.Adam(critic.parameters(), lr=2e-4, betas=betas) if critic else None
+    critic_optimizer = torch.optim.Adam(critic.parameters(), lr=CRITIC_LR, betas=betas) if critic else None
     regions = training_regions(spec.photos, size)
     model.train()
-    for _ in range(spec.train_steps):
+    adversarial_from = round(WARMUP_FRACTION * spec.train_steps) if latent else 0
+    for step in range(spec.train_steps):
         crops, _ = sample_crops(regions, batch_size, size, rng)
         flip = rng.random(batch_size) < 0.5
         crops[flip] = crops[flip, :, ::-1]
         real = to_model_space(crops, spec.last_activation)
         fake, loss = _forward(spec, model, real, noise)
-        if critic is not None:
+        if critic is not None and step >= adversarial_from:
             critic_optimizer.zero_grad(set_to_none=True)
             critic_loss(gan, critic, real, fake.detach()).backward()
             critic_optimizer.step()
-            weight = 1.0 if adversarial_only else ADVERSARIAL_WEIGHT
-            loss = loss + weight * generator_adversarial_loss(gan, critic, fake)
+            loss = loss + ADVERSARIAL_WEIGHT * generator_adversarial_loss(gan, critic, fake)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -83,9 +89,9 @@ def train_member(spec: MemberSpec, size: int, batch_size: int = 32) -> nn.Module
 
 def _forward(spec: MemberSpec, model: nn.Module, real: torch.Tensor, noise: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """(generated batch, non-adversarial part of the loss) for one training step."""
-    if spec.family in ("dcgan", "style"):
-        fake = model.sample(real.shape[0], noise)
-        return fake, fake.new_zeros(())
+    if spec.family in LATENT_FAMILIES:
+        fake = _imle_matches(model, real, noise)
+        return fake, _reconstruction_terms(spec, fake, real)
     if spec.family == "vae":
         mean, log_var = model.posterior(real)
         z = mean + torch.randn(mean.shape, generator=noise) * (0.5 * log_var).exp()
@@ -94,3 +100,18 @@ def _forward(spec: MemberSpec, model: nn.Module, real: torch.Tensor, noise: torc
     source = degrade(real, noise) if spec.family == "unet" else real
     fake = model.reconstruct(source)
     return fake, _reconstruction_terms(spec, fake, real)
+
+
+def _imle_matches(model: nn.Module, real: torch.Tensor, noise: torch.Generator) -> torch.Tensor:
+    """Implicit maximum likelihood (Li and Malik, 2018): for each real patch, the nearest of a few prior samples.
+
+    The match is found without gradients on 4x-pooled pixels, then only the matched samples are
+    synthesised again with gradients; every real patch pulls some sample towards it, so the generator
+    covers the data instead of collapsing onto one mode, and its samples are natural patches early.
+    """
+    n = real.shape[0]
+    latents = model.draw_latents(IMLE_CANDIDATES * n, noise)
+    with torch.no_grad():
+        candidates = F.avg_pool2d(model.synthesize(latents), 4).flatten(1)
+        nearest = torch.cdist(F.avg_pool2d(real, 4).flatten(1), candidates).argmin(1)
+    return model.synthesize(tuple(t[nearest] for t in latents))
