@@ -11,6 +11,7 @@ clusters, and a run without new images leaves every cluster as it was.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -35,6 +36,13 @@ from flows.shards import SHARDS_DIR, VECTORS_FILE, read_shard, vectors_from_tabl
 from flows.store import Store, StoreError
 
 RECLUSTER_FRACTION = 0.10
+REPORT_CARDS = "index/report_cards.json"  # the report's cluster pictures, reused while clusters stay the same
+SCHEMAS = {
+    Store.IMAGES: schemas.images_schema(),
+    Store.CLUSTERS: schemas.clusters_schema(),
+    Store.ERRORS: schemas.errors_schema(),
+    Store.PATHS: schemas.paths_schema(),
+}
 EXEMPLARS = 8
 LARGEST_SHOWN = 10
 FAKE_THRESHOLD = 0.5
@@ -87,12 +95,13 @@ def update(
     else:
         clustered = assign_new(store.root, new.records["image_id"].tolist(), new.vectors, meta["next_cluster_id"])
 
-    paths = _paths_table(store.paths(), prepared.identified, set(image_ids), context.run_id)
+    before = {Store.IMAGES: previous, Store.CLUSTERS: store.clusters(), Store.ERRORS: store.errors(), Store.PATHS: store.paths()}
+    paths = _paths_table(before[Store.PATHS], prepared.identified, set(image_ids), context.run_id)
     images = _images_table(previous, new.records, paths, clustered, context.run_id)
     attributed = image_ids if needs_all else new.records["image_id"].tolist()
     images = _attribute(images, attributed, vectors, known_vectors, known_names)
-    clusters = _clusters_table(images, store.clusters(), context.run_id)
-    errors, errors_met = _errors_table(store.errors(), prepared, new.errors, paths, context.run_id)
+    clusters = _clusters_table(images, before[Store.CLUSTERS], context.run_id)
+    errors, errors_met = _errors_table(before[Store.ERRORS], prepared, new.errors, paths, context.run_id)
 
     meta = dict(meta)
     meta.update(
@@ -124,13 +133,23 @@ def update(
         largest_clusters=_largest(clusters),
         seconds=timings,
     )
-    cards = cluster_cards(images, clusters)
+    # Pictures are the slow part of a report: a run that changed no cluster reuses the last ones.
+    reuse_cards = mode == "unchanged" and not needs_all
+    cards = _cached_cards(store, clusters) if reuse_cards else None
+    cards = cards if cards is not None else cluster_cards(images, clusters)
     timings["update"] = time.perf_counter() - started  # all but the final write
     timings["total"] = sum(v for k, v in timings.items() if k != "total")
-    tables = {Store.IMAGES: (images, schemas.images_schema()), Store.CLUSTERS: (clusters, schemas.clusters_schema()),
-              Store.ERRORS: (errors, schemas.errors_schema()), Store.PATHS: (paths, schemas.paths_schema()),
-              Store.IDS: (ids, schemas.ids_schema())}
-    _commit(store, context, summary, meta, tables, index, clustered, new, render_report(store, images, clusters, errors, summary, cards))
+    # Only what changed is rewritten: at a million images a no-op run must not rewrite the index.
+    frames = {Store.IMAGES: images, Store.CLUSTERS: clusters, Store.ERRORS: errors, Store.PATHS: paths}
+    tables = {rel: schemas.to_table(frame, SCHEMAS[rel]) for rel, frame in frames.items()}
+    tables = {
+        rel: table for rel, table in tables.items()
+        if not (store / rel).is_file() or not table.equals(schemas.to_table(before[rel], SCHEMAS[rel]))
+    }
+    if len(new.records):
+        tables[Store.IDS] = schemas.to_table(ids, schemas.ids_schema())
+    report = render_report(store, images, clusters, errors, summary, cards)
+    _commit(store, context, summary, meta, tables, index if len(new.records) else None, clustered, new, report, (clusters, cards))
     shutil.rmtree(store / str(SHARDS_DIR), ignore_errors=True)  # committed: the shards are history now
     return summary
 
@@ -140,18 +159,20 @@ def _commit(
     context: RunContext,
     summary: RunSummary,
     meta: dict,
-    tables: dict[str, tuple[pd.DataFrame, pa.Schema]],
-    index: FingerprintIndex,
+    tables: dict[str, pa.Table],
+    index: FingerprintIndex | None,
     clustered: Clustered,
     new: _NewImages,
     report: str,
+    cards: tuple[pd.DataFrame, list[dict]],
 ) -> None:
-    """Write the new state in one transaction: tables, index, clusterer state, vectors, report, run record."""
+    """Write the new state in one transaction: changed tables, index, clusterer state, vectors, report, run record."""
     run_folder = Store.run_folder(context.run_id)
     transaction = Transaction(store.root)
-    for rel, (frame, schema) in tables.items():
-        transaction.write_parquet(rel, schemas.to_table(frame, schema))
-    index.save(transaction.path(Store.INDEX))
+    for rel, table in tables.items():
+        transaction.write_parquet(rel, table)
+    if index is not None:
+        index.save(transaction.path(Store.INDEX))
     if clustered.state:
         save_state(clustered.state, transaction.path(CLUSTERER_STATE))
     row_of = {image_id: i for i, image_id in enumerate(new.records["image_id"])}
@@ -166,10 +187,24 @@ def _commit(
     )
     transaction.write_text(Store.REPORT, report)
     transaction.write_text(f"{run_folder}/report.html", report)
+    transaction.write_json(REPORT_CARDS, {"clusters": _signature(cards[0]), "cards": cards[1]})
     transaction.write_parquet(f"{run_folder}/run.parquet", _run_row(context, summary, meta))
     transaction.write_json(f"{run_folder}/run.json", _run_record(context, summary, meta))
     transaction.write_json(Store.META, meta)
     transaction.commit()
+
+
+def _signature(clusters: pd.DataFrame) -> str:
+    return hashlib.sha256(clusters.to_json(orient="records", default_handler=str).encode()).hexdigest()
+
+
+def _cached_cards(store: Store, clusters: pd.DataFrame) -> list[dict] | None:
+    """The last report's cluster cards, if they were drawn for exactly these clusters."""
+    try:
+        cached = json.loads((store / REPORT_CARDS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return cached["cards"] if cached.get("clusters") == _signature(clusters) else None
 
 
 def _collect(shard_dirs: Sequence[str], stored: set[str], dim: int) -> _NewImages:

@@ -116,12 +116,15 @@ def test_vectors_index_map_and_run_history(tiny_store: SimpleNamespace) -> None:
 def test_second_run_adds_nothing_and_fingerprints_nothing(store_copy: Store, tiny_zoo: SimpleNamespace, run_options: dict) -> None:
     before = _frames(store_copy)
     vector_files = sorted((store_copy / "runs").rglob("vectors/*.parquet"))
+    unchanged = [Store.IMAGES, Store.CLUSTERS, Store.INDEX, Store.IDS]
+    written = {rel: (store_copy / rel).stat().st_mtime_ns for rel in unchanged}
     summary = store_copy.run([str(tiny_zoo.root)], **run_options)
     assert (summary.images_new, summary.shards, summary.clustering) == (0, 0, "unchanged")
     assert summary.images_known == len(before["images"])
     for name, frame in _frames(store_copy).items():
         pd.testing.assert_frame_equal(frame, before[name], obj=name)
     assert sorted((store_copy / "runs").rglob("vectors/*.parquet")) == vector_files
+    assert {rel: (store_copy / rel).stat().st_mtime_ns for rel in unchanged} == written  # nothing rewritten
     assert len(store_copy.runs()) == 2
 
 
