@@ -78,9 +78,12 @@ def test_side_by_side_tables(part: quality.Partition, fen: FenFingerprinter) -> 
     spectral = tables["spectral"].set_index(["view", "split"])
     assert spectral.loc[("clean", "held_out"), "nn_same_member"] > 0.8
 
-    summary = report.parsing_summary(pd.concat(tables.values(), ignore_index=True).assign(method=lambda f: f["method"]))
+    combined = pd.concat(tables.values(), ignore_index=True)
+    summary = report.parsing_summary(combined)
     assert summary.loc[summary["method"] == "spectral", "image: discrete accuracy"].isna().all()
-    assert summary.loc[summary["method"] == "fen", "image: discrete accuracy"].between(0, 1).all()
+    assert summary.loc[summary["method"] == "fen", ["image: discrete accuracy", "image: macro-F1", "member: loss F1"]].stack().between(0, 1).all()
+    detail = report.parsing_detail(combined)
+    assert len(detail) and {"fen accuracy", "fen macro-F1", "majority accuracy", "majority macro-F1"} <= set(detail.columns)
 
 
 def test_throughput_table(tmp_path) -> None:

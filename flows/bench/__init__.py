@@ -8,11 +8,16 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flows.bench.suite import BenchConfig
 
 FIGURES = Path("data/bench_figures")
 
 
-def run_and_write(quick: bool, out: Path, work: Path, threads: int = 2, log: Callable[[str], None] = print, config=None) -> Path:
+def run_and_write(quick: bool, out: Path, work: Path, threads: int = 2, log: Callable[[str], None] = print,
+                  config: BenchConfig | None = None) -> Path:
     """Run the suite (``quick`` or paper scale, or an explicit ``BenchConfig``) and write ``out`` with its figures beside it."""
     from flows.bench.report import write_markdown
     from flows.bench.suite import BenchConfig, run_bench

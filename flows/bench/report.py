@@ -3,10 +3,15 @@ from __future__ import annotations
 
 import os
 import platform
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from flows.bench.suite import BenchResult
 
 
 def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
@@ -115,6 +120,8 @@ def parsing_summary(quality: pd.DataFrame) -> pd.DataFrame:
             if values.notna().any():
                 out[f"{view}: discrete accuracy"] = float(values.mean())
                 out[f"{view}: majority"] = float(row[[c.replace("_accuracy", "_majority") for c in accuracy]].astype(float).mean())
+                out[f"{view}: macro-F1"] = float(row[[c.replace("_accuracy", "_macro_f1") for c in accuracy]].astype(float).mean())
+                out[f"{view}: majority macro-F1"] = float(row[[c.replace("_accuracy", "_majority_macro_f1") for c in accuracy]].astype(float).mean())
                 out[f"{view}: L1"] = row.get(f"{view}_continuous_l1")
                 out[f"{view}: L1 of mean"] = row.get(f"{view}_continuous_l1_mean_baseline")
                 out[f"{view}: loss F1"] = row.get(f"{view}_loss_f1")
@@ -122,6 +129,23 @@ def parsing_summary(quality: pd.DataFrame) -> pd.DataFrame:
                 out[f"{view}: discrete accuracy"] = np.nan
         rows.append(out)
     return pd.DataFrame(rows)
+
+
+def parsing_detail(quality: pd.DataFrame, split: str = "held_out") -> pd.DataFrame:
+    """Per discrete hyperparameter, per image, on one group of clean images: accuracy and macro-F1 of each method with heads, and the majority class's."""
+    rows = quality[(quality["view"] == "clean") & (quality["split"] == split)].set_index("method")
+    names = sorted({c[len("image_"):-len("_macro_f1")] for c in rows.columns if c.startswith("image_") and c.endswith("_macro_f1") and "majority" not in c})
+    table = []
+    for name in names:
+        out: dict[str, object] = {"hyperparameter": name}
+        for method, row in rows.iterrows():
+            if pd.notna(row.get(f"image_{name}_accuracy")):
+                out[f"{method} accuracy"] = row[f"image_{name}_accuracy"]
+                out[f"{method} macro-F1"] = row[f"image_{name}_macro_f1"]
+                out["majority accuracy"] = row[f"image_{name}_majority"]
+                out["majority macro-F1"] = row[f"image_{name}_majority_macro_f1"]
+        table.append(out)
+    return pd.DataFrame(table)
 
 
 def headline(quality: pd.DataFrame) -> str:
@@ -137,7 +161,7 @@ def headline(quality: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def write_markdown(result, out: Path, command: str, figures: Path, started: datetime, wall_seconds: float) -> None:
+def write_markdown(result: BenchResult, out: Path, command: str, figures: Path, started: datetime, wall_seconds: float) -> None:
     """The whole BENCHMARKS.md from one ``BenchResult``."""
     q = result.quality
     config = result.config
@@ -192,11 +216,15 @@ def write_markdown(result, out: Path, command: str, figures: Path, started: date
         "",
         "## Parsing (clean images)",
         "",
-        "Mean over the discrete hyperparameters of accuracy against always answering the majority class; continuous "
+        "Mean over the discrete hyperparameters of accuracy and macro-F1 against always answering the majority class; continuous "
         "hyperparameters as L1 on the min-max scale against predicting the mean; loss types as multi-label F1. `member` pools "
         "each true member's images (the product pools a cluster's).",
         "",
         markdown_table(parsing_summary(q)),
+        "",
+        "Per discrete hyperparameter, per image, unseen seed + architecture:",
+        "",
+        markdown_table(parsing_detail(q)),
         "",
         "## Robustness: unseen members after re-encoding and rescaling",
         "",

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,6 @@ class BenchConfig:
     memory_sizes: tuple[int, ...]
     scale_sizes: tuple[int, ...]
     threads: int = 2
-    extra: dict = field(default_factory=dict)
 
     @classmethod
     def quick(cls) -> BenchConfig:
