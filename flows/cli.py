@@ -72,11 +72,11 @@ StoreOption = Annotated[
     Path, typer.Option("--store", "-s", help="The store folder: tables, fingerprints, index, reports (created on first use).")
 ]
 ModelOption = Annotated[
-    str,
+    Optional[str],
     typer.Option(
         "--model",
         help="Fingerprint model: 'default' (the shipped network), 'spectral' (training-free) or a checkpoint file. "
-        "A store keeps the model it started with.",
+        "A store keeps the model it started with: left out, that one ('default' for a new store).",
     ),
 ]
 ThreadsOption = Annotated[int, typer.Option("--threads", help="CPU threads for torch, BLAS and FAISS (0: all cores, at most 8).")]
@@ -109,23 +109,25 @@ def _user_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def _preflight(store: Path, sources: list[str], model: str, wait: float) -> None:
-    """The checks a run makes, done before Prefect starts, so user errors get a plain message."""
+def _preflight(store: Path, sources: list[str], model: str | None, wait: float) -> str:
+    """The checks a run makes, done before Prefect starts, so user errors get a plain message; returns the model."""
     from flows.errors import UserError
-    from flows.runs import check_model
+    from flows.runs import check_model, resolve_model
     from flows.shards import cached_fingerprinter
     from flows.sources import check_sources
     from flows.store import Store
 
     check_sources(sources)
+    target = Store(store)
+    model = resolve_model(target, model)
     try:
         fingerprinter = cached_fingerprinter(model)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
-    target = Store(store)
     check_model(target.meta(), fingerprinter)
     with target.lock("genprint run (starting)", timeout=wait):
         pass
+    return model
 
 
 @app.command()
@@ -134,7 +136,7 @@ def run(
         ..., help="Folders (searched recursively for images), image files, or csv/parquet manifests with a 'path' column."
     ),
     store: StoreOption = ...,
-    model: ModelOption = "default",
+    model: ModelOption = None,
     shard_size: int = typer.Option(256, "--shard-size", help="Images per fingerprinting task (a unit of retry and resume)."),
     recluster: Optional[bool] = typer.Option(
         None, "--recluster/--assign-only", help="Force a full re-clustering, or only assign new images (default: the store decides)."
@@ -155,7 +157,7 @@ def run(
     """
     _start(threads, quiet)
     with _user_errors():
-        _preflight(store, sources, model, wait)
+        model = _preflight(store, sources, model, wait)
         from flows.flows import run_flow
 
         summary = run_flow(
@@ -239,7 +241,7 @@ def known_add(
     name: str = typer.Argument(..., help="The generator's name (letters, digits, '_', '.', '-')."),
     sources: list[str] = typer.Argument(..., help="Reference images: folders, files or manifests, as for `run`."),
     store: StoreOption = ...,
-    model: ModelOption = "default",
+    model: ModelOption = None,
     wait: WaitOption = 0.0,
     threads: ThreadsOption = 0,
     quiet: QuietOption = False,
@@ -252,7 +254,7 @@ def known_add(
     """
     _start(threads, quiet)
     with _user_errors():
-        _preflight(store, sources, model, wait)
+        model = _preflight(store, sources, model, wait)
         from flows.flows import known_add_flow
 
         unusable = known_add_flow(str(store.absolute()), name, sources, model, wait)
@@ -293,7 +295,7 @@ def serve(
     sources: list[str] = typer.Argument(..., help="What each scheduled run reads, as for `run`."),
     store: StoreOption = ...,
     cron: str = typer.Option(..., "--cron", help="When to run, as a cron expression (UTC), e.g. '*/15 * * * *'."),
-    model: ModelOption = "default",
+    model: ModelOption = None,
     shard_size: int = typer.Option(256, "--shard-size", help="Images per fingerprinting task."),
     threads: ThreadsOption = 0,
 ) -> None:
@@ -308,7 +310,7 @@ def serve(
     from flows.prefect_env import scheduling_server
 
     with _user_errors():
-        _preflight(store, sources, model, 0.0)
+        model = _preflight(store, sources, model, 0.0)
         _check_cron(cron)
         with scheduling_server() as api:
             typer.echo(f"Prefect API (and UI) for the schedule: {api.removesuffix('/api')}")
@@ -340,7 +342,7 @@ def rebuild_index(store: StoreOption = ..., wait: WaitOption = 0.0, threads: Thr
 @app.command()
 def demo(
     out: Path = typer.Option(DEMO_DIR, "--out", help="Where the demo zoo and store go."),
-    model: ModelOption = "default",
+    model: ModelOption = None,
     threads: ThreadsOption = 0,
     quiet: QuietOption = False,
 ) -> None:
@@ -352,7 +354,7 @@ def demo(
     with _user_errors():
         from flows.demo import run_demo
 
-        result = run_demo(out, model=model, progress=not quiet)
+        result = run_demo(out, model=model or "default", progress=not quiet)
     typer.echo(result.describe())
 
 

@@ -27,7 +27,7 @@ from prefect.futures import as_completed  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from flows.progress import progress_bar  # noqa: E402
-from flows.runs import Prepared, RunContext, RunSummary, check_model, prepare  # noqa: E402
+from flows.runs import Prepared, RunContext, RunSummary, check_model, prepare, resolve_model  # noqa: E402
 from flows.shards import cached_fingerprinter, fingerprint_shard  # noqa: E402
 from flows.store import Store  # noqa: E402
 from flows.update import update  # noqa: E402
@@ -73,7 +73,7 @@ def update_task(
 def run_flow(
     store: str,
     sources: list[str],
-    model: str = "default",
+    model: str | None = None,
     shard_size: int = 256,
     wait: float = 0.0,
     recluster: bool | None = None,
@@ -85,6 +85,8 @@ def run_flow(
     target = Store(store)
     parameters = dict(model=model, shard_size=shard_size, recluster=recluster, min_cluster_size=min_cluster_size)
     with target.lock("genprint run", timeout=wait):
+        model = resolve_model(target, model)
+        parameters["model"] = model
         context = RunContext.start(sources, parameters)
         check_model(target.meta(), cached_fingerprinter(model))
         logger.info("run %s into %s", context.run_id, target.root)
@@ -158,7 +160,7 @@ def _markdown_table(frame: pd.DataFrame) -> str:
 
 
 @flow(name="genprint-known-add", validate_parameters=False)
-def known_add_flow(store: str, name: str, sources: list[str], model: str = "default", wait: float = 0.0) -> int:
+def known_add_flow(store: str, name: str, sources: list[str], model: str | None = None, wait: float = 0.0) -> int:
     """Register `sources` as reference images of generator `name`; returns the number of unusable inputs."""
     errors = Store(store).known.add(name, sources, model=model, wait=wait)
     for row in errors.itertuples(index=False):

@@ -56,20 +56,21 @@ class KnownGenerators:
         refs = self.references().sort_values(["name", "image_id"])
         return hashlib.sha256("\n".join(refs["name"] + ":" + refs["image_id"]).encode()).hexdigest()[:16]
 
-    def add(self, name: str, sources: Sequence[str | os.PathLike], model: str = "default", wait: float = 0.0) -> pd.DataFrame:
+    def add(self, name: str, sources: Sequence[str | os.PathLike], model: str | None = None, wait: float = 0.0) -> pd.DataFrame:
         """Fingerprint `sources` and register them under `name` (added to its existing references).
 
-        Returns the errors (path, error) of inputs that could not be used. The store's model is
-        used when the store has one; `model` only chooses it for a brand-new store.
+        Returns the errors (path, error) of inputs that could not be used. `model` left out: the
+        store's own ("default" for a new store); another model than the store's is refused.
         """
         if not _NAME.match(name):
             raise UserError(f"invalid generator name {name!r}: use letters, digits, '_', '.', '-' (at most 64)")
-        from flows.runs import check_model, new_meta
+        from flows.runs import check_model, new_meta, resolve_model
 
         with self.store.lock(f"known add {name}", timeout=wait):
             paths, input_errors = discover(sources, exclude=[self.store.root])
             meta = self.store.meta()
-            fingerprinter = cached_fingerprinter(meta.get("model", model))
+            model = resolve_model(self.store, model)
+            fingerprinter = cached_fingerprinter(model)
             check_model(meta, fingerprinter)
             records, vectors, errors = [], [], [input_errors]
             for chunk in embed_paths(paths, fingerprinter):

@@ -99,6 +99,11 @@ def new_meta(fingerprinter: Fingerprinter, model: str) -> dict:
     }
 
 
+def resolve_model(store: Store, model: str | None) -> str:
+    """The model asked for, else the store's own, else "default" (a new store)."""
+    return model or store.meta().get("model") or "default"
+
+
 def check_model(meta: dict, fingerprinter: Fingerprinter) -> None:
     """Fingerprints of two models cannot be compared: a store keeps the model it started with."""
     if not meta:

@@ -158,7 +158,7 @@ class Store:
     def run(
         self,
         sources: Sequence[str | os.PathLike],
-        model: str = "default",
+        model: str | None = None,
         shard_size: int = 256,
         wait: float = 0.0,
         recluster: bool | None = None,
@@ -167,7 +167,8 @@ class Store:
     ) -> RunSummary:
         """One incremental batch run over `sources` (folders, files, csv/parquet manifests), as a Prefect flow.
 
-        `wait`: seconds to wait for the store's lock; `recluster`: True/False forces the choice,
+        `model`: left out, the store's own ("default" for a new store); `wait`: seconds to wait for
+        the store's lock; `recluster`: True/False forces the choice,
         None applies the documented rule (flows.update); `progress`: a terminal progress bar.
         """
         from flows.flows import run_flow

@@ -114,3 +114,9 @@ def test_a_store_refuses_fingerprints_of_another_model_version(store_copy, tiny_
     for arguments in (["investigate", query], ["run", str(tiny_zoo.root), "--model", "spectral"]):
         result = runner.invoke(app, [*arguments, "--store", str(store_copy.root), "--threads", "2"])
         assert result.exit_code == 2 and "version 0-older" in result.stderr and "new --store" in result.stderr
+
+
+def test_run_without_model_uses_the_stores_own(store_copy, tiny_zoo: SimpleNamespace) -> None:
+    result = runner.invoke(app, ["run", str(tiny_zoo.root), "--store", str(store_copy.root), "--threads", "2", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "0 new images" in result.stdout and f"report: {store_copy / 'current/report.html'}" in result.stdout
