@@ -129,10 +129,11 @@ def prepare(
     fingerprinter: Fingerprinter,
     shard_size: int,
     on_progress: ProgressCallback | None = None,
+    allowed_roots: list[str] | None = None,
 ) -> Prepared:
     """Discover and identify the inputs, skip images already stored, plan shards for the new ones."""
     started = time.perf_counter()
-    paths, input_errors = discover(sources, exclude=[store.root])
+    paths, input_errors = discover(sources, exclude=[store.root], allowed_roots=allowed_roots)
     identified, unreadable = identify(paths, store.paths(), on_progress)
     stored = set(store.images()["image_id"])
     # Bytes that failed to decode before fail again: report them without decoding them again.

@@ -6,7 +6,11 @@ Discovery rules (also in data/README.md):
 - a file named on the command line is an input whatever its suffix, except `.csv` / `.parquet`,
   which are manifests: a table with a `path` column, relative paths resolved against the manifest's
   folder. A manifest without that column, or with empty rows, stops the run before any work;
-- a source that does not exist stops the run before any work.
+- a source that does not exist stops the run before any work;
+- with `allowed_roots` given (`genprint run --allow-root DIR`, repeatable), every source and every
+  manifest row must lie under one of them (after resolving symlinks and `..`): anything else stops
+  the run before any work, naming the paths; a file found by walking a folder whose real location
+  is outside them (a symlink pointing out) is recorded as unusable instead.
 Identification hashes every input (sha256 of its bytes = the image id); a path already in the store
 with the same size and modification time reuses its stored id instead of being read again.
 """
@@ -32,14 +36,18 @@ class SourceError(UserError, ValueError):
     """A source the run cannot start with (missing, or a malformed manifest); raised before any work."""
 
 
-def discover(sources: Sequence[str | os.PathLike], exclude: Iterable[Path] = ()) -> tuple[list[str], pd.DataFrame]:
+def discover(
+    sources: Sequence[str | os.PathLike],
+    exclude: Iterable[Path] = (),
+    allowed_roots: Sequence[str | os.PathLike] | None = None,
+) -> tuple[list[str], pd.DataFrame]:
     """All input paths of `sources` (absolute, unique, sorted) and the inputs unusable by name alone.
 
     `exclude` folders (the store itself) are never walked. Every source is checked before any is
-    walked, so a typo or a bad manifest fails fast.
+    walked, so a typo, a bad manifest or a path outside `allowed_roots` fails fast.
     """
     excluded = {Path(p).resolve() for p in exclude}
-    manifests = check_sources(sources)
+    manifests = check_sources(sources, allowed_roots)
     found: list[str] = []
     for position, source in enumerate(sources):
         path = Path(source)
@@ -49,27 +57,59 @@ def discover(sources: Sequence[str | os.PathLike], exclude: Iterable[Path] = ())
             found.extend(_walk(path, excluded))
         else:
             found.append(os.path.abspath(path))
+    roots = _real_roots(allowed_roots)
     paths, errors = [], []
     for path in sorted(set(found)):
-        if _is_utf8(path):
-            paths.append(path)
-        else:
+        if not _is_utf8(path):
             errors.append({"path": _printable(path), "error": "path is not valid UTF-8"})
+        elif roots is not None and not _inside(path, roots):
+            errors.append({"path": path, "error": "outside the allowed roots (a symlink pointing out)"})
+        else:
+            paths.append(path)
     return paths, pd.DataFrame(errors, columns=["path", "error"])
 
 
-def check_sources(sources: Sequence[str | os.PathLike]) -> dict[int, list[str]]:
-    """Fail fast on a missing source or a malformed manifest; returns each manifest's paths by position."""
+def check_sources(
+    sources: Sequence[str | os.PathLike], allowed_roots: Sequence[str | os.PathLike] | None = None
+) -> dict[int, list[str]]:
+    """Fail fast on a missing source, a malformed manifest or a path outside `allowed_roots`.
+
+    Returns each manifest's paths by position.
+    """
     if not sources:
         raise SourceError("no sources given: name at least one folder, image file or manifest")
+    roots = _real_roots(allowed_roots)
     manifests: dict[int, list[str]] = {}
     for position, source in enumerate(sources):
         path = Path(source)
         if not (path.exists() or path.is_symlink()):
             raise SourceError(f"source not found: {source}")
+        if roots is not None and not _inside(os.fspath(path), roots):
+            raise SourceError(f"source {source} is outside the allowed roots ({_listed(roots)})")
         if path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
             manifests[position] = read_manifest(path)
+            outside = [p for p in manifests[position] if roots is not None and not _inside(p, roots)]
+            if outside:
+                shown = ", ".join(outside[:_SHOWN_BAD_ROWS])
+                more = f" and {len(outside) - _SHOWN_BAD_ROWS} more" if len(outside) > _SHOWN_BAD_ROWS else ""
+                raise SourceError(
+                    f"manifest {path} lists {len(outside)} paths outside the allowed roots ({_listed(roots)}): {shown}{more}"
+                )
     return manifests
+
+
+def _real_roots(allowed_roots: Sequence[str | os.PathLike] | None) -> list[str] | None:
+    return None if allowed_roots is None else [os.path.realpath(r) for r in allowed_roots]
+
+
+def _inside(path: str, roots: list[str]) -> bool:
+    """Is `path`'s real location (symlinks and `..` resolved) one of `roots` or below one?"""
+    real = os.path.realpath(path)
+    return any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+
+
+def _listed(roots: list[str]) -> str:
+    return ", ".join(roots) or "none"
 
 
 def read_manifest(path: Path) -> list[str]:

@@ -108,3 +108,33 @@ def test_malformed_manifest_stops_the_run_before_any_work(
     with pytest.raises(SourceError, match=message.replace("(", r"\(").replace(")", r"\)")):
         store.run([str(manifest)], model="spectral")
     assert not (store / Store.META).exists() and not (store / "work").exists()
+
+
+def test_manifest_rows_outside_the_allowed_roots_stop_the_run(tmp_path: Path) -> None:
+    from flows.sources import discover
+
+    allowed = tmp_path / "uploads"
+    allowed.mkdir()
+    (allowed / "a.png").write_bytes(b"")
+    frame = pd.DataFrame({"path": ["a.png", "../secret.png", "/etc/passwd"]})
+    manifest = _write_manifest(allowed, frame, ".csv")
+    with pytest.raises(SourceError, match=r"lists 2 paths outside the allowed roots .*secret\.png, /etc/passwd"):
+        discover([manifest], allowed_roots=[allowed])
+    with pytest.raises(SourceError, match="source .* is outside the allowed roots"):
+        discover([tmp_path], allowed_roots=[allowed])
+    assert discover([manifest])[0]  # without allowed roots a manifest may point anywhere
+
+
+def test_a_symlink_pointing_out_of_the_allowed_roots_is_recorded_not_read(tmp_path: Path) -> None:
+    from flows.sources import discover
+
+    allowed = tmp_path / "uploads"
+    allowed.mkdir()
+    (tmp_path / "secret.png").write_bytes(b"x")
+    (allowed / "inside.png").write_bytes(b"x")
+    (allowed / "escape.png").symlink_to(tmp_path / "secret.png")
+    paths, errors = discover([allowed], allowed_roots=[allowed])
+    assert paths == [str(allowed / "inside.png")]
+    assert errors.to_dict("records") == [
+        {"path": str(allowed / "escape.png"), "error": "outside the allowed roots (a symlink pointing out)"}
+    ]
