@@ -11,7 +11,7 @@ import numpy as np
 from fingerprinting.checkpoint import save_checkpoint
 from fingerprinting.learned import LearnedFingerprinter
 from fingerprinting.models import DEFAULT_CHECKPOINT, Fingerprinter, load_fingerprinter
-from fingerprinting.network import flops_per_crop
+from fingerprinting.network import HeadSpec, flops_per_crop
 from fingerprinting.spectral import SpectralFingerprinter
 from fingerprinting.train import TrainConfig, fit
 from flows.bench.baselines.fen import FenConfig, FenFingerprinter, fit_fen
@@ -68,6 +68,14 @@ def prepare(part: Partition, epochs: int, fen: FenConfig, work: Path, steps_per_
     fen_note = f"DnCNN {fen.layers} layers x {fen.channels} channels, {epochs} epochs" + ("" if (fen.layers, fen.channels) == (17, 64) else " (reduced from the paper's 17 x 64 for this budget)")
     methods.append(Method("FEN-style (Asnani)", FenFingerprinter(fen_net, crop_size=side), fen_note, seconds))
     return methods
+
+
+def paper_fen_flops(side: int) -> int:
+    """FLOPs per crop of the FEN-style network at the paper's 17 layers x 64 channels (untrained: the count needs no weights)."""
+    from flows.bench.baselines.fen import FenNet
+
+    net = FenNet(FenConfig(), members=1, heads=HeadSpec.from_space()).eval()
+    return FenFingerprinter(net, crop_size=side).flops_per_crop(side)
 
 
 def flops(method: Method, side: int) -> tuple[int, str]:

@@ -31,8 +31,9 @@ def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
 
 def machine() -> str:
     """CPU model, cores, memory, load and library versions: what the ratios were measured on."""
+    from importlib import metadata
+
     import faiss
-    import hdbscan
     import sklearn
     import torch
 
@@ -41,7 +42,7 @@ def machine() -> str:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (f"{cpu}; {os.cpu_count()} logical cores; {memory_kb / 2**20:.1f} GiB memory; load average at the end {load}; "
             f"{platform.platform()}; Python {platform.python_version()}, torch {torch.__version__}, faiss {faiss.__version__}, "
-            f"hdbscan {getattr(hdbscan, '__version__', '?')}, numpy {np.__version__}, scikit-learn {sklearn.__version__}")
+            f"hdbscan {metadata.version('hdbscan')}, numpy {np.__version__}, scikit-learn {sklearn.__version__}")
 
 
 def _lines(path: str) -> list[str]:
@@ -182,11 +183,16 @@ def write_markdown(result: BenchResult, out: Path, command: str, figures: Path, 
         "",
         "## Headline: grouping generators never seen in training",
         "",
+        *([f"Quick mode: {config.members} members (a few per split), {config.epochs} epochs of training. The figures are noisy "
+           "(one clustering of a few hundred images decides a row) and say that every code path works, not which method is ahead; "
+           "`genprint bench` (paper scale) is the comparison.", ""] if config.members < 50 else []),
         headline(q),
         "",
         explain(q),
         "",
         "## Methods",
+        "",
+        shipped_note(q),
         "",
         markdown_table(result.methods),
         "",
@@ -252,7 +258,8 @@ def write_markdown(result: BenchResult, out: Path, command: str, figures: Path, 
         "",
         "### Peak memory of a pipeline run against the number of images",
         "",
-        f"`Store.run` in a fresh process over a fresh store (model: the learned checkpoint of this run); peak resident memory of that process.",
+        "`Store.run` in a fresh process over a fresh store (model: the learned checkpoint of this run); peak resident memory of that "
+        "process (the larger run's process also made the two incremental runs below).",
         "",
         markdown_table(result.memory, digits=1),
         "",
@@ -270,6 +277,13 @@ def write_markdown(result: BenchResult, out: Path, command: str, figures: Path, 
         "",
     ]
     out.write_text("\n".join(sections))
+
+
+def shipped_note(quality: pd.DataFrame) -> str:
+    if "genprint learned (shipped)" in set(quality["method"]):
+        return "`genprint learned (shipped)` is the checkpoint that ships in `fingerprinting/weights/`; `genprint learned` is the same network trained in this run."
+    return ("No checkpoint ships in `fingerprinting/weights/` yet: the shipped learned model could not be measured. "
+            "`genprint learned` is genprint's network trained in this run, with the same members, images, augmentation and epochs as the FEN-style baseline.")
 
 
 def explain(quality: pd.DataFrame) -> str:

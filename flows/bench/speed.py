@@ -112,24 +112,24 @@ def _pipeline(store: Path, model: str, manifests: list[str], threads: int) -> di
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def pipeline_memory(work: Path, paths: list[str], sizes: list[int], model: str, threads: int) -> pd.DataFrame:
-    """Peak resident memory of a first run (fresh process, fresh store) over growing numbers of images."""
-    rows = []
-    for n in sizes:
-        manifest = _manifest(work / f"memory-{n}.csv", paths[:n])
-        result = _pipeline(work / f"store-memory-{n}", model, [manifest], threads)
-        rows.append({"images": n, "seconds": result["seconds"][0], "peak_rss_mb": result["peak_rss_mb"]})
-    return pd.DataFrame(rows)
+def pipeline_runs(work: Path, paths: list[str], small: int, model: str, threads: int, new_share: float = 0.01) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Peak memory of a pipeline process against N, and incremental runs against the first run's time.
 
-
-def incremental(work: Path, paths: list[str], model: str, threads: int, new_share: float = 0.01) -> pd.DataFrame:
-    """First run over 99 % of the images, the same sources again, then with the last 1 % added: times and ratios."""
+    Two fresh processes over fresh stores: one first run over ``small`` images; one first run over
+    all but ``new_share`` of ``paths``, the same sources again, then all of ``paths`` (the new 1 %).
+    The second process's peak covers all three of its runs, so it bounds the large first run's.
+    """
+    small_result = _pipeline(work / "store-small", model, [_manifest(work / "small.csv", paths[:small])], threads)
     base = paths[: len(paths) - max(1, round(new_share * len(paths)))]
     first = _manifest(work / "incremental-base.csv", base)
     grown = _manifest(work / "incremental-grown.csv", paths)
-    seconds = _pipeline(work / "store-incremental", model, [first, first, grown], threads)["seconds"]
+    result = _pipeline(work / "store-incremental", model, [first, first, grown], threads)
+    memory = pd.DataFrame([{"images": small, "first run seconds": small_result["seconds"][0], "peak_rss_mb": small_result["peak_rss_mb"]},
+                           {"images": len(base), "first run seconds": result["seconds"][0], "peak_rss_mb": result["peak_rss_mb"]}])
+    seconds = result["seconds"]
     runs = [("first run", len(base)), ("same sources again", len(base)), (f"{len(paths) - len(base)} new images ({new_share:.0%})", len(paths))]
-    return pd.DataFrame([{"run": name, "images": n, "seconds": s, "share_of_first_run": s / seconds[0]} for (name, n), s in zip(runs, seconds)])
+    incremental = pd.DataFrame([{"run": name, "images": n, "seconds": t, "share_of_first_run": t / seconds[0]} for (name, n), t in zip(runs, seconds)])
+    return memory, incremental
 
 
 def scale(sizes: list[int], dim: int, threads: int) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -28,21 +28,22 @@ class BenchConfig:
     fen: FenConfig
     throughput_counts: dict[str, int]
     throughput_repeats: int
-    memory_sizes: tuple[int, ...]
+    pipeline_small: int  # images of the small pipeline run (memory against N)
+    pipeline_images: int  # images of the large one (and of the incremental runs); capped by the zoo
     scale_sizes: tuple[int, ...]
     threads: int = 2
 
     @classmethod
     def quick(cls) -> BenchConfig:
-        return cls(members=12, images_per_member=40, size=32, zoo_steps=40, epochs=3, steps_per_epoch=None,
-                   fen=FenConfig(layers=5, channels=16, hidden_dim=64, crop=32), throughput_counts={"png64": 300, "jpeg512": 30},
-                   throughput_repeats=2, memory_sizes=(150, 600), scale_sizes=(10_000,))
+        return cls(members=12, images_per_member=32, size=32, zoo_steps=25, epochs=3, steps_per_epoch=None,
+                   fen=FenConfig(layers=5, channels=16, hidden_dim=64, crop=32), throughput_counts={"png64": 200, "jpeg512": 20},
+                   throughput_repeats=2, pipeline_small=100, pipeline_images=100_000, scale_sizes=(10_000,))
 
     @classmethod
     def full(cls) -> BenchConfig:
         return cls(members=116, images_per_member=1000, size=64, zoo_steps=150, epochs=20, steps_per_epoch=None,
                    fen=FenConfig(), throughput_counts={"png64": 2000, "jpeg512": 300}, throughput_repeats=5,
-                   memory_sizes=(10_000, 100_000), scale_sizes=(10_000, 100_000, 1_000_000))
+                   pipeline_small=10_000, pipeline_images=100_000, scale_sizes=(10_000, 100_000, 1_000_000))
 
 
 @dataclass
@@ -112,13 +113,14 @@ def run_bench(config: BenchConfig, work: Path, figures: Path, log: Callable[[str
         count, how = methods_module.flops(method, 64)
         flops_rows.append({"method": method.label, "note": method.note, "train_seconds": method.train_seconds,
                            "mflops_per_64px_crop": count / 1e6, "flops_counted_by": how})
+    flops_rows.append({"method": "FEN-style at the paper's size", "note": "DnCNN 17 x 64 (FLOPs only: not trained in this run)",
+                       "train_seconds": None, "mflops_per_64px_crop": methods_module.paper_fen_flops(64) / 1e6, "flops_counted_by": "torch.utils.flop_counter"})
     fingerprinters = {m.label: m.fingerprinter for m in methods}
     throughput = speed.throughput(work / "throughput", fingerprinters, config.throughput_counts, config.throughput_repeats, config.threads)
     lap("throughput")
     pipeline_model = str(next(m.checkpoint for m in methods if m.checkpoint is not None))
     paths = data_paths(zoo_dir)
-    memory = speed.pipeline_memory(work, paths, [n for n in config.memory_sizes if n <= len(paths)], pipeline_model, config.threads)
-    incremental = speed.incremental(work, paths, pipeline_model, config.threads)
+    memory, incremental = speed.pipeline_runs(work, paths[: config.pipeline_images], config.pipeline_small, pipeline_model, config.threads)
     lap("pipeline runs")
     index, clustering = speed.scale(list(config.scale_sizes), 64, config.threads)
     lap("index and clustering scale")
