@@ -102,3 +102,20 @@ def test_markdown_table_and_figures(tmp_path) -> None:
     report.plot_maps({"a": np.random.default_rng(0).normal(size=(20, 8))}, np.repeat([0, 1], 10), tmp_path / "map.png")
     assert (tmp_path / "curve.png").stat().st_size > 1000 and (tmp_path / "map.png").stat().st_size > 1000
     assert "NOT ahead" in report.headline(quality_table.assign(ari=0.5))
+
+
+def test_pair_and_neighbour_counts_match_brute_force() -> None:
+    rng = np.random.default_rng(3)
+    members, labels, is_jpeg = rng.integers(0, 4, 60), rng.integers(-1, 3, 60), rng.random(60) < 0.5
+    same = members[:, None] == members[None, :]
+    together = (labels[:, None] == labels[None, :]) & (labels[:, None] >= 0)
+    cross = is_jpeg[:, None] != is_jpeg[None, :]
+    within = ~cross & ~np.eye(60, dtype=bool)
+    shares = quality.pairs_together(members, labels, is_jpeg)
+    assert shares["cross_format_pairs_together"] == pytest.approx(together[same & cross].mean())
+    assert shares["same_format_pairs_together"] == pytest.approx(together[same & within].mean())
+    vectors = rng.normal(size=(60, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    from fingerprinting.evaluation import nearest_neighbour_same_label_rate
+
+    assert quality.nn_same_member(vectors, members) == pytest.approx(nearest_neighbour_same_label_rate(vectors, members))

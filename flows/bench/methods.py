@@ -60,12 +60,15 @@ def prepare(part: Partition, epochs: int, fen: FenConfig, work: Path, steps_per_
     result = fit(train_data, TrainConfig(epochs=epochs, patience=epochs, steps_per_epoch=steps_per_epoch))
     path = save_checkpoint(result.checkpoint, work / "learned-bench.safetensors")
     learned = LearnedFingerprinter(result.checkpoint, crop_size=side)
-    methods.append(Method("genprint learned", learned, f"trained here on the train members, {epochs} epochs (best epoch {result.best_epoch})",
+    methods.append(Method("genprint learned", learned, f"trained here on the train members, {epochs} epochs{f' of {steps_per_epoch} batches' if steps_per_epoch else ''} (best epoch {result.best_epoch})",
                           time.perf_counter() - started, path))
     methods.append(Method("spectral", SpectralFingerprinter(crop_size=side), "training-free, per-channel pooled log spectrum of the median residual"))
     methods.append(Method("Marra 2019", MarraFingerprinter(side), "mean Wiener-residual per generator, normalised correlation"))
-    fen_net, seconds = fit_fen(train_data, np.arange(len(train_data.member)), replace(fen, epochs=epochs))
-    fen_note = f"DnCNN {fen.layers} layers x {fen.channels} channels, {epochs} epochs" + ("" if (fen.layers, fen.channels) == (17, 64) else " (reduced from the paper's 17 x 64 for this budget)")
+    fen_net, seconds = fit_fen(train_data, np.arange(len(train_data.member)), replace(fen, epochs=epochs, steps_per_epoch=steps_per_epoch))
+    budget = f"{epochs} epochs" + (f" of {steps_per_epoch} batches" if steps_per_epoch else "")
+    fen_note = f"DnCNN {fen.layers} layers x {fen.channels} channels, {budget}, trained on {fen.crop} px crops"
+    if (fen.layers, fen.channels) != (17, 64):
+        fen_note += " (reduced from the paper's 17 x 64 to fit this budget)"
     methods.append(Method("FEN-style (Asnani)", FenFingerprinter(fen_net, crop_size=side), fen_note, seconds))
     return methods
 

@@ -19,7 +19,7 @@ from sklearn.metrics import f1_score
 from clustering import metrics
 from clustering.attribution import OpenSetAttributor
 from clustering.origin import OriginClusterer
-from fingerprinting.evaluation import _detection, _parsing, nearest_neighbour_same_label_rate
+from fingerprinting.evaluation import _detection, _parsing
 from fingerprinting.models import Fingerprinter, FingerprintOutput
 from fingerprinting.network import HeadSpec
 from fingerprinting.parsing import aggregate_parsed_by
@@ -125,7 +125,7 @@ def evaluate_view(part: Partition, fingerprinter: Fingerprinter, references: Fin
         row: dict[str, object] = {"method": fingerprinter.name, "view": view, "split": group, "images": len(at)}
         if group != "real":
             members = sub.member[at]
-            row["nn_same_member"] = nearest_neighbour_same_label_rate(output.vectors[at], members)
+            row["nn_same_member"] = nn_same_member(output.vectors[at], members)
             both = np.concatenate([at, reals_at])
             labels = cluster(output.vectors[both], min_cluster_size(members))
             report = metrics.clustering_report(members, labels[: len(at)])
@@ -187,16 +187,44 @@ def format_test(part: Partition, fingerprinter: Fingerprinter) -> dict:
     vectors = fingerprinter.fingerprint(np.concatenate([pixels, reals])).vectors
     labels = cluster(vectors, min_cluster_size(data.member[rows]))[: len(rows)]
     members = data.member[rows]
-    same_member = members[:, None] == members[None, :]
-    together = (labels[:, None] == labels[None, :]) & (labels[:, None] >= 0)
-    cross = is_jpeg[:, None] != is_jpeg[None, :]
-    same = ~cross & ~np.eye(len(rows), dtype=bool)
+    return {"method": fingerprinter.name, **pairs_together(members, labels, is_jpeg), "ari": metrics.adjusted_rand(members, labels)}
+
+
+def pairs_together(members: np.ndarray, labels: np.ndarray, is_jpeg: np.ndarray) -> dict[str, float]:
+    """Share of same-member image pairs in one cluster (noise never together), across formats and within one.
+
+    Counted from (member, cluster, format) counts, so memory stays linear in the number of images.
+    """
+    counts = pd.DataFrame({"member": members, "cluster": labels, "jpeg": is_jpeg}).value_counts().unstack("jpeg", fill_value=0)
+    counts = counts.reindex(columns=[False, True], fill_value=0)
+    png, jpg = counts[False], counts[True]
+    clustered = counts.index.get_level_values("cluster") >= 0
+    totals = counts.groupby(level="member").sum()
+
+    def pairs(n: pd.Series) -> pd.Series:
+        return n * (n - 1) / 2
+
+    cross_total = float((totals[False] * totals[True]).sum())
+    same_total = float((pairs(totals[False]) + pairs(totals[True])).sum())
     return {
-        "method": fingerprinter.name,
-        "cross_format_pairs_together": float(together[same_member & cross].mean()),
-        "same_format_pairs_together": float(together[same_member & same].mean()),
-        "ari": metrics.adjusted_rand(members, labels),
+        "cross_format_pairs_together": float((png * jpg)[clustered].sum()) / cross_total if cross_total else float("nan"),
+        "same_format_pairs_together": float((pairs(png) + pairs(jpg))[clustered].sum()) / same_total if same_total else float("nan"),
     }
+
+
+def nn_same_member(vectors: np.ndarray, members: np.ndarray) -> float:
+    """Share of images whose nearest other image (cosine, exact FAISS search) has the same member; linear memory."""
+    import faiss
+
+    if len(vectors) < 2:
+        return float("nan")
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(vectors)
+    _, found = index.search(vectors, 2)
+    # Duplicates can rank another image before the query itself: take the first hit that is not the query.
+    neighbour = np.where(found[:, 0] == np.arange(len(vectors)), found[:, 1], found[:, 0])
+    return float(np.mean(members[neighbour] == members))
 
 
 def evaluate_method(part: Partition, fingerprinter: Fingerprinter, views: dict | None = None) -> tuple[pd.DataFrame, dict, np.ndarray]:

@@ -10,7 +10,7 @@ and losses as genprint's heads). Its penultimate features, normalised, are the v
 clustering and open-set attribution.
 
 Trained on the same train members, reals and augmentation as genprint's network, with a given
-number of epochs (one epoch = one pass over the training images).
+number of epochs (one epoch = one pass over the training images, or a given number of batches).
 """
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ class FenConfig:
     channels: int = 64
     hidden_dim: int = 128
     epochs: int = 20
+    steps_per_epoch: int | None = None  # None: one pass over the training images
     batch_size: int = 64
     crop: int = 64
     learning_rate: float = 1e-3
@@ -103,7 +104,7 @@ def fit_fen(data: LabelledImages, rows: np.ndarray, config: FenConfig, heads: He
     net = FenNet(config, len(data.member_ids), heads)
     weights = LossWeights()
     augment = Augmenter()
-    steps = max(1, len(rows) // config.batch_size) * config.epochs
+    steps = (config.steps_per_epoch or max(1, len(rows) // config.batch_size)) * config.epochs
     optimiser = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.learning_rate, total_steps=steps, pct_start=0.1)
     crop = min(config.crop, *data.pixels.shape[1:3])
