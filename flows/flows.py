@@ -1,8 +1,8 @@
 """Prefect flows: thin orchestration over the plain steps (discover, fingerprint shards, update, report).
 
 - `run_flow`: one incremental batch run; fingerprint shards are mapped as tasks whose results stay
-  on disk in the store (a task returns its shard folder, never arrays), so the same tasks can run on
-  another task runner (e.g. prefect-dask's DaskTaskRunner via `run_flow.with_options`).
+  on disk in the store (a task returns its shard folder, never arrays), so the same tasks run on the
+  workers of an existing Dask cluster when the run names its scheduler (`dask_address`, flows.runners).
 - `investigate_flow`, `known_add_flow`: the ad-hoc commands, visible in the Prefect UI too.
 - `serve`: scheduled runs with `flow.serve(cron=...)`.
 Prefect's own result persistence stays off: the store is where results live, which is also what
@@ -27,6 +27,7 @@ from prefect.futures import as_completed  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from flows.progress import progress_bar  # noqa: E402
+from flows.runners import pin_this_thread, shard_runner  # noqa: E402
 from flows.runs import Prepared, RunContext, RunSummary, check_model, prepare, resolve_model  # noqa: E402
 from flows.shards import cached_fingerprinter, fingerprint_shard  # noqa: E402
 from flows.store import Store  # noqa: E402
@@ -50,6 +51,7 @@ def discover_task(store: str, sources: list[str], model: str, shard_size: int, p
 
 @task(name="fingerprint-shard", tags=["genprint-fingerprint"], **_IO_RETRIES, **_NO_RESULTS)
 def fingerprint_shard_task(store: str, key: str, paths: list[str], model: str) -> str:
+    pin_this_thread()
     return fingerprint_shard(store, key, paths, model)
 
 
@@ -79,8 +81,13 @@ def run_flow(
     recluster: bool | None = None,
     min_cluster_size: int | None = None,
     progress: bool = False,
+    dask_address: str | None = None,
 ) -> RunSummary:
-    """One incremental batch run over `sources` into `store` (see flows.update for the clustering rule)."""
+    """One incremental batch run over `sources` into `store` (see flows.update for the clustering rule).
+
+    `dask_address`: the scheduler of an existing Dask cluster (tcp://HOST:PORT) whose workers run the
+    fingerprint shards; left out, they run in this process.
+    """
     logger = get_run_logger()
     target = Store(store)
     parameters = dict(model=model, shard_size=shard_size, recluster=recluster, min_cluster_size=min_cluster_size)
@@ -98,11 +105,12 @@ def run_flow(
             len(prepared.shards), prepared.shards_done, len(prepared.errors),
         )
         started = time.perf_counter()
-        futures = fingerprint_shard_task.map(
-            unmapped(store), [s.key for s in prepared.shards], [list(s.paths) for s in prepared.shards], unmapped(model)
-        )
         shard_dirs: dict[str, str] = {}
-        with progress_bar("fingerprinting", enabled=progress and todo > 0) as on_progress:
+        with shard_runner(dask_address) as runner, progress_bar("fingerprinting", enabled=progress and todo > 0) as on_progress:
+            futures = runner.map(fingerprint_shard_task, dict(
+                store=unmapped(store), key=[s.key for s in prepared.shards],
+                paths=[list(s.paths) for s in prepared.shards], model=unmapped(model),
+            ))
             size_of = {s.key: len(s.paths) for s in prepared.shards}
             for future in as_completed(list(futures)):
                 folder = future.result()
@@ -168,11 +176,14 @@ def known_add_flow(store: str, name: str, sources: list[str], model: str | None 
     return len(errors)
 
 
-def serve(store: str, sources: list[str], cron: str, model: str = "default", shard_size: int = 256) -> None:
+def serve(
+    store: str, sources: list[str], cron: str, model: str = "default", shard_size: int = 256, dask_address: str | None = None
+) -> None:
     """Run `run_flow` on a cron schedule until interrupted (a Prefect deployment served by this process)."""
+    parameters = {"store": store, "sources": sources, "model": model, "shard_size": shard_size, "wait": 600.0}
     run_flow.serve(
         name=f"{_artifact_key(store)}-schedule",
         cron=cron,
-        parameters={"store": store, "sources": sources, "model": model, "shard_size": shard_size, "wait": 600.0},
+        parameters=parameters | ({"dask_address": dask_address} if dask_address else {}),
         pause_on_shutdown=False,
     )

@@ -164,18 +164,21 @@ class Store:
         recluster: bool | None = None,
         min_cluster_size: int | None = None,
         progress: bool = False,
+        dask_address: str | None = None,
     ) -> RunSummary:
         """One incremental batch run over `sources` (folders, files, csv/parquet manifests), as a Prefect flow.
 
         `model`: left out, the store's own ("default" for a new store); `wait`: seconds to wait for
         the store's lock; `recluster`: True/False forces the choice,
-        None applies the documented rule (flows.update); `progress`: a terminal progress bar.
+        None applies the documented rule (flows.update); `progress`: a terminal progress bar;
+        `dask_address`: fingerprint on the workers of the Dask cluster with this scheduler (tcp://HOST:PORT).
         """
         from flows.flows import run_flow
 
         return run_flow(
             store=str(self.root), sources=[os.fspath(s) for s in sources], model=model, shard_size=shard_size,
             wait=wait, recluster=recluster, min_cluster_size=min_cluster_size, progress=progress,
+            dask_address=dask_address,
         )
 
     def investigate(self, images: Sequence[str | os.PathLike], k: int = 10) -> Investigation:
