@@ -81,6 +81,14 @@ ModelOption = Annotated[
 ]
 ThreadsOption = Annotated[int, typer.Option("--threads", help="CPU threads for torch, BLAS and FAISS (0: all cores, at most 8).")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; only warnings from Prefect.")]
+DaskOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--dask-address",
+        help="Fingerprint on the workers of an existing Dask cluster, by its scheduler's address (tcp://HOST:PORT); "
+        "they need the store's filesystem and the same genprint version (README).",
+    ),
+]
 WaitOption = Annotated[
     float, typer.Option("--wait", help="Seconds to wait for another run on the same store to finish (0: fail at once).")
 ]
@@ -143,6 +151,7 @@ def run(
     ),
     min_cluster_size: Optional[int] = typer.Option(None, "--min-cluster-size", help="Smallest group reported as a cluster (default 15)."),
     wait: WaitOption = 0.0,
+    dask_address: DaskOption = None,
     threads: ThreadsOption = 0,
     quiet: QuietOption = False,
 ) -> None:
@@ -154,6 +163,7 @@ def run(
       genprint run incoming/ --store data/store
       genprint run uploads.csv more/ --store data/store --wait 600
       genprint run incoming/ --store data/store --model spectral --threads 2
+      genprint run /shared/incoming --store /shared/store --dask-address tcp://scheduler:8786
     """
     _start(threads, quiet)
     with _user_errors():
@@ -162,7 +172,7 @@ def run(
 
         summary = run_flow(
             store=str(store.absolute()), sources=sources, model=model, shard_size=shard_size, wait=wait,
-            recluster=recluster, min_cluster_size=min_cluster_size, progress=not quiet,
+            recluster=recluster, min_cluster_size=min_cluster_size, progress=not quiet, dask_address=dask_address,
         )
     typer.echo(summary.describe())
 
@@ -297,6 +307,7 @@ def serve(
     cron: str = typer.Option(..., "--cron", help="When to run, as a cron expression (UTC), e.g. '*/15 * * * *'."),
     model: ModelOption = None,
     shard_size: int = typer.Option(256, "--shard-size", help="Images per fingerprinting task."),
+    dask_address: DaskOption = None,
     threads: ThreadsOption = 0,
 ) -> None:
     """Scheduled incremental runs with Prefect (`flow.serve`), until interrupted (Ctrl-C).
@@ -316,7 +327,7 @@ def serve(
             typer.echo(f"Prefect API (and UI) for the schedule: {api.removesuffix('/api')}")
             from flows.flows import serve as serve_runs
 
-            serve_runs(str(store.absolute()), sources, cron, model=model, shard_size=shard_size)
+            serve_runs(str(store.absolute()), sources, cron, model=model, shard_size=shard_size, dask_address=dask_address)
 
 
 def _check_cron(cron: str) -> None:
