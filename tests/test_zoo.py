@@ -15,7 +15,7 @@ from fingerprinting.zoo.generate import generate
 from fingerprinting.zoo.plan import COMBINATION_KEYS, HELD_OUT_FAMILY, plan_members
 from fingerprinting.zoo.space import HYPERPARAMETERS, LOSS_TYPES
 from fingerprinting.zoo.tables import GENERATORS_SCHEMA, IMAGES_SCHEMA
-from fingerprinting.zoo.training import train_member
+from fingerprinting.zoo.training import reproducible_torch, train_member
 
 TINY = dict(members=4, images_per_member=12, size=32, seed=0, steps=4)
 
@@ -25,16 +25,16 @@ def _files(root: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def tiny_zoo(tmp_path_factory) -> Path:
+def zoo_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("zoo") / "tiny"
     build_zoo(out, **TINY)
     return out
 
 
-def test_tables_follow_their_schemas(tiny_zoo):
-    assert pq.read_schema(tiny_zoo / "generators.parquet").remove_metadata() == GENERATORS_SCHEMA
-    assert pq.read_schema(tiny_zoo / "images.parquet").remove_metadata() == IMAGES_SCHEMA
-    zoo = load_zoo(tiny_zoo)
+def test_tables_follow_their_schemas(zoo_dir):
+    assert pq.read_schema(zoo_dir / "generators.parquet").remove_metadata() == GENERATORS_SCHEMA
+    assert pq.read_schema(zoo_dir / "images.parquet").remove_metadata() == IMAGES_SCHEMA
+    zoo = load_zoo(zoo_dir)
     assert len(zoo.generators) == TINY["members"]
     for h in HYPERPARAMETERS:
         assert zoo.generators[h.name].notna().all()
@@ -57,15 +57,15 @@ def test_tables_follow_their_schemas(tiny_zoo):
         assert Path(path).is_absolute() and image.format == "PNG" and image.size == (32, 32) and image.mode == "RGB"
 
 
-def test_same_options_give_byte_identical_corpus(tiny_zoo, tmp_path):
+def test_same_options_give_byte_identical_corpus_with_any_number_of_workers(zoo_dir, tmp_path):
     again = tmp_path / "again"
-    build_zoo(again, **TINY)
-    assert _files(again) == _files(tiny_zoo)
+    build_zoo(again, **TINY, workers=2)
+    assert _files(again) == _files(zoo_dir)
 
 
-def test_interrupted_build_resumes_only_the_missing_member(tiny_zoo, tmp_path):
+def test_interrupted_build_resumes_only_the_missing_member(zoo_dir, tmp_path):
     copy = tmp_path / "copy"
-    shutil.copytree(tiny_zoo, copy)
+    shutil.copytree(zoo_dir, copy)
     shutil.rmtree(copy / "members" / "m001")
     (copy / "images.parquet").unlink()
     (copy / "members" / "m002" / "member.json").unlink()  # a member killed before its marker was written
@@ -73,16 +73,16 @@ def test_interrupted_build_resumes_only_the_missing_member(tiny_zoo, tmp_path):
     summary = build_zoo(copy, **TINY, on_progress=lambda done, total, what: seen.append(what))
     assert not summary.reused
     assert [w.split()[0] for w in seen if w.startswith("m")] == ["m001", "m002"]
-    assert _files(copy) == _files(tiny_zoo)
+    assert _files(copy) == _files(zoo_dir)
 
 
-def test_finished_build_is_reused_and_other_options_are_refused(tiny_zoo):
+def test_finished_build_is_reused_and_other_options_are_refused(zoo_dir):
     seen: list[str] = []
-    summary = build_zoo(tiny_zoo, **TINY, on_progress=lambda done, total, what: seen.append(what))
+    summary = build_zoo(zoo_dir, **TINY, on_progress=lambda done, total, what: seen.append(what))
     assert summary.reused and seen == ["complete"]
     assert "reused" in summary.describe()
     with pytest.raises(ZooOptionsMismatch, match="images_per_member"):
-        build_zoo(tiny_zoo, **{**TINY, "images_per_member": 13})
+        build_zoo(zoo_dir, **{**TINY, "images_per_member": 13})
 
 
 @pytest.mark.parametrize("members,seed", [(4, 0), (7, 1), (24, 2), (100, 7)])
@@ -109,8 +109,8 @@ def test_split_rules(members, seed):
     assert COMBINATION_KEYS[0] == "family"
 
 
-def test_tiny_zoo_table_obeys_split_rules(tiny_zoo):
-    generators = load_zoo(tiny_zoo).generators
+def test_tiny_zoo_table_obeys_split_rules(zoo_dir):
+    generators = load_zoo(zoo_dir).generators
     train = generators[generators.split == "train"]
     arch = generators[generators.split == "unseen_arch"]
     assert HELD_OUT_FAMILY in set(arch.family) and HELD_OUT_FAMILY not in set(train.family)
@@ -135,8 +135,9 @@ def test_upsampling_types_leave_different_spectra():
     for upsampling in ("transposed", "bilinear"):
         for seed in (11, 12):
             spec = dataclasses.replace(base, upsampling=upsampling, seed=seed, train_steps=30)
-            model = train_member(spec, size=32, batch_size=16)
-            images = np.concatenate([batch for _, batch in generate(model, spec, 48, np.empty((0,)))])
+            with reproducible_torch():
+                model = train_member(spec, size=32, batch_size=16)
+                images = np.concatenate([batch for _, batch in generate(model, spec, 48, np.empty((0,)))])
             spectra[upsampling, seed] = _residual_spectrum(images)
     within = max(np.abs(spectra[u, 11] - spectra[u, 12]).mean() for u in ("transposed", "bilinear"))
     between = min(np.abs(spectra["transposed", a] - spectra["bilinear", b]).mean() for a in (11, 12) for b in (11, 12))

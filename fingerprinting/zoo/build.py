@@ -27,10 +27,10 @@ from fingerprinting.zoo.photos import heldout_regions, sample_crops, usable_phot
 from fingerprinting.zoo.plan import SPLITS, MemberSpec, plan_members
 from fingerprinting.zoo.space import HYPERPARAMETERS, LOSS_TYPES
 from fingerprinting.zoo.tables import GENERATORS_FILE, GENERATORS_SCHEMA, IMAGES_FILE, IMAGES_SCHEMA, write_table
-from fingerprinting.zoo.training import train_member
+from fingerprinting.zoo.training import reproducible_torch, train_member
 
-FORMAT_VERSION = 1
-DEFAULT_STEPS = 150
+FORMAT_VERSION = 2  # raised whenever the same options would give other images
+DEFAULT_STEPS = 120
 OPTIONS_FILE = "zoo.json"
 MEMBER_MARKER = "member.json"
 REAL_MARKER = "real.json"
@@ -82,12 +82,12 @@ def build_zoo(
     real_images: int | None = None,
     unseen_seed_fraction: float = 0.15,
     unseen_arch_fraction: float = 0.15,
-    batch_size: int = 32,
+    batch_size: int = 16,
     workers: int = 1,
 ) -> ZooSummary:
     """Build (or resume, or reuse) a zoo under `out`; deterministic in all arguments but `on_progress`.
 
-    `steps` is the base number of training steps (each member trains 0.6-1.4x that; default 150);
+    `steps` is the base number of training steps (each member trains 0.6-1.4x that; default 120);
     `real_images` the number of real crops (default: a quarter of the generated images, at least 2 per
     split), divided among the splits in proportion to their generated images.
     """
@@ -143,19 +143,6 @@ def _complete(out: Path, specs: list[MemberSpec]) -> bool:
         (out / GENERATORS_FILE).exists() and (out / IMAGES_FILE).exists() and (out / "real" / REAL_MARKER).exists()
         and all((out / "members" / s.member_id / MEMBER_MARKER).exists() for s in specs)
     )
-
-
-@contextmanager
-def _reproducible_torch() -> Iterator[None]:
-    """Deterministic algorithms on one thread: the bits then do not depend on the machine's core count."""
-    previous = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
-    torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous[0])
-        torch.set_num_threads(previous[1])
 
 
 def _run_members(out: Path, pending: list[MemberSpec], options: dict, workers: int) -> Iterator[MemberSpec]:
@@ -224,7 +211,7 @@ def _build_member(out: Path, spec: MemberSpec, options: dict) -> None:
     picked = [pool[i] for i in rng.choice(len(pool), images - samples, replace=images - samples > len(pool))]
     sources = np.stack([np.asarray(Image.open(out / "real" / f"{r['real_id']}.png")) for r in picked]) if picked else np.empty((0,))
     records = []
-    with _staging(out / "members" / spec.member_id) as folder, _reproducible_torch():
+    with _staging(out / "members" / spec.member_id) as folder, reproducible_torch():
         model = train_member(spec, options["size"], options["batch_size"])
         for kind, batch in generate(model, spec, samples, sources):
             for pixels in batch:

@@ -25,7 +25,7 @@ class Critic(nn.Module):
     Spectral normalisation keeps the few hundred adversarial steps a member gets stable.
     """
 
-    def __init__(self, size: int, width: int = 32):
+    def __init__(self, size: int, width: int = 16):
         super().__init__()
         layers: list[nn.Module] = []
         channels, resolution, depth = 3, size, 0
@@ -77,7 +77,7 @@ def reconstruction_loss(kind: str, output: torch.Tensor, target: torch.Tensor) -
 def _perceptual_features() -> nn.Module:
     """Fixed random convolutional features (seeded, never trained): the zoo's stand-in for a VGG loss."""
     generator = torch.Generator().manual_seed(20230101)
-    convs = [nn.Conv2d(3, 32, 3, padding=1), nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.Conv2d(64, 64, 3, stride=2, padding=1)]
+    convs = [nn.Conv2d(3, 16, 3, padding=1), nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.Conv2d(32, 32, 3, stride=2, padding=1)]
     for conv in convs:
         with torch.no_grad():
             conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) * (2.0 / conv.weight[0].numel()) ** 0.5)

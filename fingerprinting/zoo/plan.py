@@ -15,9 +15,9 @@ SPLITS = ("train", "unseen_seed", "unseen_arch")
 TRAIN_FAMILIES = ("dcgan", "autoencoder", "vae", "unet")
 HELD_OUT_FAMILY = "style"  # no train member: the honest test of a generator never seen
 FAMILIES = TRAIN_FAMILIES + (HELD_OUT_FAMILY,)
-WIDTHS = (8, 12, 16, 24, 32)
+WIDTHS = (8, 12, 16, 24)
 # Full-resolution convolutions dominate the cost: wide members get fewer convolutions per block.
-MAX_WIDTH_FOR_CONVS = {1: 32, 2: 24, 3: 16}
+MAX_WIDTH_FOR_CONVS = {1: 24, 2: 16, 3: 12}
 ARCH_KEYS = ("up_blocks", "convs_per_block", "base_width", "upsampling", "norm", "activation", "last_activation", "skip")
 # A "combination" for the unseen_arch rule: the family and every discrete hyperparameter.
 COMBINATION_KEYS = ("family", "upsampling", "norm", "activation", "last_activation", "skip")

@@ -28,7 +28,7 @@ HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     Hyperparameter("up_blocks", "continuous", low=2, high=4, description="upsampling blocks"),
     Hyperparameter("convs_per_block", "continuous", low=1, high=3, description="convolutions in each block"),
     Hyperparameter("conv_layers", "continuous", low=3, high=24, description="total convolution layers (encoder included)"),
-    Hyperparameter("base_width", "continuous", low=8, high=32, description="channels of the last block"),
+    Hyperparameter("base_width", "continuous", low=8, high=24, description="channels of the last block"),
     Hyperparameter("log10_params", "continuous", low=4.0, high=7.0, description="log10 of the parameter count"),
     Hyperparameter("upsampling", "discrete", ("transposed", "nearest", "bilinear", "pixel_shuffle")),
     Hyperparameter("norm", "discrete", ("batch", "instance", "group", "none")),

@@ -1,6 +1,9 @@
 """Brief training of one zoo member on patches of its own photographs, with its own objective."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import numpy as np
 import torch
 from torch import nn
@@ -21,6 +24,19 @@ DEGRADE_NOISE = 0.04
 LATENT_FAMILIES = ("dcgan", "style")
 IMLE_CANDIDATES = 2  # prior samples drawn per real patch; the nearest one is pulled towards it
 WARMUP_FRACTION = 0.5  # latent generators start with IMLE alone, then add their adversarial loss  # the U-Net restores crops that were blurred (2x down and up) and given this noise
+
+
+@contextmanager
+def reproducible_torch() -> Iterator[None]:
+    """Deterministic algorithms on one thread: the bits then do not depend on the machine's core count."""
+    previous = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0])
+        torch.set_num_threads(previous[1])
 
 
 def to_model_space(images: np.ndarray, last_activation: str) -> torch.Tensor:
@@ -54,7 +70,7 @@ def _reconstruction_terms(spec: MemberSpec, output: torch.Tensor, target: torch.
     return loss
 
 
-def train_member(spec: MemberSpec, size: int, batch_size: int = 32) -> nn.Module:
+def train_member(spec: MemberSpec, size: int, batch_size: int = 16) -> nn.Module:
     """Build the member's generator from its seed and train it for `spec.train_steps` steps; returns it in eval mode."""
     torch.manual_seed(spec.seed)  # weight initialisation
     noise = torch.Generator().manual_seed(spec.seed + 1)
