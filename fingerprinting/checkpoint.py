@@ -30,8 +30,11 @@ BASE_VERSION = "learned-1"
 WEIGHTS_SUFFIX = ".safetensors"
 
 
-class CheckpointError(Exception):
-    """A checkpoint that cannot be used: wrong format, missing config, checksum mismatch, bad weights."""
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: wrong format, missing config, checksum mismatch, bad weights.
+
+    A ValueError, so every caller that turns bad arguments into a plain message (the CLI) does so here too.
+    """
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,14 @@ import pyarrow.parquet as pq
 
 STAGING = ".staging"
 COMMIT_MARKER = "COMMIT"
+# Fault injection for the crash tests (tests/test_reliability_faults.py): "stage:<rel>" kills the
+# process once `rel` is staged (before the COMMIT marker), "publish:<rel>" once `rel` is published.
+CRASH_AT_ENV = "GENPRINT_TEST_CRASH_AT"
+
+
+def _crash_point(phase: str, rel: str) -> None:
+    if os.environ.get(CRASH_AT_ENV) == f"{phase}:{rel}":
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _file_mode() -> int:
@@ -124,6 +133,7 @@ class Transaction:
         for rel in files:
             with open(self.staging / rel, "rb") as handle:
                 os.fsync(handle.fileno())
+            _crash_point("stage", rel)
         write_json(self.staging / COMMIT_MARKER, {"files": files, "delete": sorted(self._deletions)})
         _publish(self.root)
 
@@ -154,6 +164,7 @@ def _publish(root: Path) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, target)
             touched.add(target.parent)
+            _crash_point("publish", rel)
     for rel in marker["delete"]:
         (root / rel).unlink(missing_ok=True)
         touched.add((root / rel).parent)

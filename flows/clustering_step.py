@@ -16,6 +16,7 @@ import pandas as pd
 
 from clustering.origin import OriginClusterer
 from clustering.stable_ids import carry_over_ids
+from flows.store import StoreError
 
 CLUSTERER_STATE = "index/clusterer.npz"
 _EVENT_COLUMNS = ["kind", "cluster_id", "from_ids", "to_ids", "overlap"]
@@ -100,8 +101,14 @@ def _state(clusterer: OriginClusterer, stable_of: np.ndarray) -> dict[str, np.nd
 
 def _restore(path: Path) -> OriginClusterer:
     """An OriginClusterer able to `assign`, from `save_state`'s arrays (the fields `assign` reads)."""
-    with np.load(path, allow_pickle=False) as arrays:
-        state = {name: arrays[name] for name in arrays.files}
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            state = {name: arrays[name] for name in arrays.files}
+    except (OSError, ValueError, EOFError) as exc:  # a pickle, a truncated or foreign file: never trusted
+        raise StoreError(
+            f"{path} is damaged ({exc}); run again with --recluster (Store.run(recluster=True)), which "
+            "re-clusters the whole store from its stored fingerprints and writes a new one"
+        ) from exc
     clusterer = OriginClusterer()
     clusterer.pca_ = None if state["pca_components"].size == 0 else _Projection(state["pca_mean"], state["pca_components"])
     clusterer.reduced_centroids_ = state["reduced_centroids"].astype(np.float32)
