@@ -119,3 +119,9 @@ def test_pair_and_neighbour_counts_match_brute_force() -> None:
     from fingerprinting.evaluation import nearest_neighbour_same_label_rate
 
     assert quality.nn_same_member(vectors, members) == pytest.approx(nearest_neighbour_same_label_rate(vectors, members))
+
+
+def test_format_verdict_names_methods_that_split_by_format() -> None:
+    formats = pd.DataFrame({"method": ["a", "b"], "cross_format_pairs_together": [0.45, 0.75], "same_format_pairs_together": [0.9, 0.75]})
+    assert report.format_verdict(formats).endswith(": a.")
+    assert report.format_verdict(formats.iloc[1:]).startswith("No method")

@@ -247,6 +247,8 @@ def write_markdown(result: BenchResult, out: Path, command: str, figures: Path, 
         "",
         markdown_table(_pick(result.formats, ["method", "cross_format_pairs_together", "same_format_pairs_together", "ari"])),
         "",
+        format_verdict(result.formats),
+        "",
         f"![fingerprint map]({figures_rel}/fingerprint_map.png)",
         "",
         "## Speed",
@@ -277,6 +279,14 @@ def write_markdown(result: BenchResult, out: Path, command: str, figures: Path, 
         "",
     ]
     out.write_text("\n".join(sections))
+
+
+def format_verdict(formats: pd.DataFrame, tolerance: float = 0.9) -> str:
+    """Name the methods whose clusters split a member by file format (cross-format pairs together well below same-format)."""
+    split = formats[formats["cross_format_pairs_together"] < tolerance * formats["same_format_pairs_together"]]["method"].tolist()
+    if not split:
+        return "No method splits a member by format here (cross-format pairs together at least 90 % as often as same-format pairs)."
+    return f"Clusters partly by file format (cross-format pairs together under 90 % as often as same-format pairs): {', '.join(split)}."
 
 
 def shipped_note(quality: pd.DataFrame) -> str:
