@@ -11,6 +11,7 @@ clusters, and a run without new images leaves every cluster as it was.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import shutil
@@ -27,7 +28,7 @@ from clustering.index import FingerprintIndex, IndexCorruptError
 from fingerprinting.models import Fingerprinter
 from fingerprinting.parsing import aggregate_parsed_by, parsed_columns
 from flows import schemas
-from flows.atomic import Transaction
+from flows.atomic import COMMIT_MARKER, STAGING, Transaction
 from flows.clustering_step import CLUSTERER_STATE, Clustered, assign_new, recluster, save_state
 from flows.runs import Prepared, RunContext, RunSummary, new_meta
 from flows.report import cluster_cards, render_report
@@ -166,9 +167,38 @@ def _commit(
     report: str,
     cards: tuple[pd.DataFrame, list[dict]],
 ) -> None:
-    """Write the new state in one transaction: changed tables, index, clusterer state, vectors, report, run record."""
-    run_folder = Store.run_folder(context.run_id)
+    """Write the new state in one transaction: changed tables, index, clusterer state, vectors, report, run record.
+
+    A full disk while staging leaves the previous state and frees what was staged: the run stops
+    with a StoreError saying so.
+    """
     transaction = Transaction(store.root)
+    try:
+        _stage_and_commit(transaction, context, summary, meta, tables, index, clustered, new, report, cards)
+    except OSError as exc:
+        if not (store.root / STAGING / COMMIT_MARKER).is_file():  # not committed: drop the staged files
+            transaction.abort()
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc):
+            raise StoreError(
+                f"no space left on the device of {store.root} while writing the run's results; the store keeps its "
+                "previous state: free some space and run again (finished fingerprints are reused)"
+            ) from exc
+        raise
+
+
+def _stage_and_commit(
+    transaction: Transaction,
+    context: RunContext,
+    summary: RunSummary,
+    meta: dict,
+    tables: dict[str, pa.Table],
+    index: FingerprintIndex | None,
+    clustered: Clustered,
+    new: _NewImages,
+    report: str,
+    cards: tuple[pd.DataFrame, list[dict]],
+) -> None:
+    run_folder = Store.run_folder(context.run_id)
     for rel, table in tables.items():
         transaction.write_parquet(rel, table)
     if index is not None:
