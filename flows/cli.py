@@ -120,7 +120,7 @@ def _user_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def _preflight(store: Path, sources: list[str], model: str | None, wait: float) -> str:
+def _preflight(store: Path, sources: list[str], model: str | None, wait: float, allowed_roots: list[str] | None = None) -> str:
     """The checks a run makes, done before Prefect starts, so user errors get a plain message; returns the model."""
     from flows.errors import UserError
     from flows.runs import check_model, resolve_model
@@ -128,7 +128,7 @@ def _preflight(store: Path, sources: list[str], model: str | None, wait: float) 
     from flows.sources import check_sources
     from flows.store import Store
 
-    check_sources(sources)
+    check_sources(sources, allowed_roots)
     target = Store(store)
     model = resolve_model(target, model)
     try:
@@ -155,6 +155,10 @@ def run(
     min_cluster_size: Optional[int] = typer.Option(None, "--min-cluster-size", help="Smallest group reported as a cluster (default 15)."),
     wait: WaitOption = 0.0,
     dask_address: DaskOption = None,
+    allow_root: Optional[list[Path]] = typer.Option(
+        None, "--allow-root",
+        help="Only read inputs under this folder (repeatable): a source or manifest row outside every one stops the run before any work.",
+    ),
     threads: ThreadsOption = 0,
     quiet: QuietOption = False,
 ) -> None:
@@ -165,17 +169,20 @@ def run(
     Examples:
       genprint run incoming/ --store data/store
       genprint run uploads.csv more/ --store data/store --wait 600
+      genprint run uploads.csv --store data/store --allow-root /srv/uploads
       genprint run incoming/ --store data/store --model spectral --threads 2
       genprint run /shared/incoming --store /shared/store --dask-address tcp://scheduler:8786
     """
     _start(threads, quiet)
     with _user_errors():
-        model = _preflight(store, sources, model, wait)
+        allowed_roots = [str(p) for p in allow_root] if allow_root else None
+        model = _preflight(store, sources, model, wait, allowed_roots)
         from flows.flows import run_flow
 
         summary = run_flow(
             store=str(store.absolute()), sources=sources, model=model, shard_size=shard_size, wait=wait,
             recluster=recluster, min_cluster_size=min_cluster_size, progress=not quiet, dask_address=dask_address,
+            allowed_roots=allowed_roots,
         )
     typer.echo(summary.describe())
 

@@ -43,10 +43,12 @@ _NO_RESULTS = dict(cache_policy=NO_CACHE, persist_result=False)
 
 
 @task(name="discover", **_IO_RETRIES, **_NO_RESULTS)
-def discover_task(store: str, sources: list[str], model: str, shard_size: int, progress: bool) -> Prepared:
+def discover_task(
+    store: str, sources: list[str], model: str, shard_size: int, progress: bool, allowed_roots: list[str] | None = None
+) -> Prepared:
     fingerprinter = cached_fingerprinter(model)
     with progress_bar("discovering", enabled=progress) as on_progress:
-        return prepare(Store(store), sources, fingerprinter, shard_size, on_progress)
+        return prepare(Store(store), sources, fingerprinter, shard_size, on_progress, allowed_roots)
 
 
 @task(name="fingerprint-shard", tags=["genprint-fingerprint"], **_IO_RETRIES, **_NO_RESULTS)
@@ -82,11 +84,13 @@ def run_flow(
     min_cluster_size: int | None = None,
     progress: bool = False,
     dask_address: str | None = None,
+    allowed_roots: list[str] | None = None,
 ) -> RunSummary:
     """One incremental batch run over `sources` into `store` (see flows.update for the clustering rule).
 
     `dask_address`: the scheduler of an existing Dask cluster (tcp://HOST:PORT) whose workers run the
-    fingerprint shards; left out, they run in this process.
+    fingerprint shards; left out, they run in this process. `allowed_roots`: folders every source and
+    manifest row must lie under (flows.sources).
     """
     logger = get_run_logger()
     target = Store(store)
@@ -97,7 +101,7 @@ def run_flow(
         context = RunContext.start(sources, parameters)
         check_model(target.meta(), cached_fingerprinter(model))
         logger.info("run %s into %s", context.run_id, target.root)
-        prepared = discover_task(store, sources, model, shard_size, progress)
+        prepared = discover_task(store, sources, model, shard_size, progress, allowed_roots)
         todo = sum(len(s.paths) for s in prepared.shards)
         logger.info(
             "%d inputs: %d images already stored, %d new in %d shards (%d finished earlier), %d unusable",

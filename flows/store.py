@@ -165,13 +165,15 @@ class Store:
         min_cluster_size: int | None = None,
         progress: bool = False,
         dask_address: str | None = None,
+        allowed_roots: Sequence[str | os.PathLike] | None = None,
     ) -> RunSummary:
         """One incremental batch run over `sources` (folders, files, csv/parquet manifests), as a Prefect flow.
 
         `model`: left out, the store's own ("default" for a new store); `wait`: seconds to wait for
         the store's lock; `recluster`: True/False forces the choice,
         None applies the documented rule (flows.update); `progress`: a terminal progress bar;
-        `dask_address`: fingerprint on the workers of the Dask cluster with this scheduler (tcp://HOST:PORT).
+        `dask_address`: fingerprint on the workers of the Dask cluster with this scheduler (tcp://HOST:PORT);
+        `allowed_roots`: folders every source and manifest row must lie under (flows.sources).
         """
         from flows.flows import run_flow
 
@@ -179,6 +181,7 @@ class Store:
             store=str(self.root), sources=[os.fspath(s) for s in sources], model=model, shard_size=shard_size,
             wait=wait, recluster=recluster, min_cluster_size=min_cluster_size, progress=progress,
             dask_address=dask_address,
+            allowed_roots=None if allowed_roots is None else [os.fspath(r) for r in allowed_roots],
         )
 
     def investigate(self, images: Sequence[str | os.PathLike], k: int = 10) -> Investigation:

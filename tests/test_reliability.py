@@ -138,3 +138,20 @@ def test_a_symlink_pointing_out_of_the_allowed_roots_is_recorded_not_read(tmp_pa
     assert errors.to_dict("records") == [
         {"path": str(allowed / "escape.png"), "error": "outside the allowed roots (a symlink pointing out)"}
     ]
+
+
+def test_allow_root_refuses_a_manifest_pointing_out_before_any_work(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    allowed = tmp_path / "uploads"
+    allowed.mkdir()
+    manifest = _write_manifest(allowed, pd.DataFrame({"path": ["../../etc/passwd"]}), ".csv")
+    store = tmp_path / "store"
+    result = CliRunner().invoke(
+        app, ["run", str(manifest), "--store", str(store), "--model", "spectral", "--allow-root", str(allowed), "--threads", "1", "--quiet"]
+    )
+    assert result.exit_code == 2
+    assert "lists 1 paths outside the allowed roots" in result.output and "Traceback" not in result.output
+    assert not store.exists()
