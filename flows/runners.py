@@ -6,7 +6,12 @@ the same genprint version (README, "Running on a Dask cluster").
 """
 from __future__ import annotations
 
+import warnings
+
+from prefect.settings import get_current_settings
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+
+from flows.errors import UserError
 
 # Threads each worker process gives torch, BLAS and FAISS: Dask runs one task per worker thread,
 # so one library thread per task keeps a host's cores from being oversubscribed.
@@ -17,17 +22,29 @@ def shard_runner(dask_address: str | None = None, worker_threads: int = WORKER_L
     """A task runner for the shard tasks (use as a context manager): local, or the Dask scheduler at `dask_address`."""
     if not dask_address:
         return ThreadPoolTaskRunner(max_workers=1)
-    from prefect_dask import DaskTaskRunner
-
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError as exc:
+        raise UserError("--dask-address needs the dask extra: pip install '.[dask]' (prefect-dask, distributed)") from exc
+    if not get_current_settings().api.url:
+        warnings.warn(
+            "PREFECT_API_URL is not set: each Dask worker starts a temporary Prefect API of its own (slow, and its "
+            "task runs are not seen together); point PREFECT_API_URL to a Prefect server the workers can reach",
+            stacklevel=2,
+        )
     pin_worker_threads(dask_address, worker_threads)
     return DaskTaskRunner(address=dask_address)
 
 
-def pin_worker_threads(dask_address: str, threads: int) -> None:
+def pin_worker_threads(dask_address: str, threads: int, connect_timeout: float = 60.0) -> None:
     """Pin the library threads of every worker of the cluster, now and of workers that join (or restart) later."""
     import distributed
 
-    with distributed.Client(dask_address, set_as_default=False, timeout="60s") as client:
+    try:
+        client = distributed.Client(dask_address, set_as_default=False, timeout=connect_timeout)
+    except OSError as exc:  # includes the connection's time-out
+        raise UserError(f"no Dask scheduler answers at {dask_address} ({exc}); start one, or check the address") from exc
+    with client:
         client.register_plugin(_PinThreads(threads), name=_PinThreads.name)
 
 

@@ -22,7 +22,7 @@ cloudpickle = pytest.importorskip("cloudpickle")
 
 from flows import Store  # noqa: E402
 
-SHARD_SIZE = 4  # many shards, so the killed worker leaves work for the others
+SHARD_SIZE = 8  # several shards per worker, so the killed worker leaves work for the others
 
 
 @pytest.fixture(scope="module")
@@ -84,14 +84,16 @@ def test_dask_run_equals_a_local_run_though_a_worker_dies(
 ) -> None:
     marker = tmp_path / "killed"
     with distributed.Client(dask_cluster, set_as_default=False) as client:
+        workers_before = set(client.scheduler_info()["workers"])
         client.register_plugin(_KillFirstShard(str(marker), delay=0.3))
         try:
             store = Store(tmp_path / "store")
             summary = store.run([str(tiny_zoo.root)], **{**run_options, "shard_size": SHARD_SIZE}, dask_address=dask_cluster)
         finally:
             client.unregister_worker_plugin(_KillFirstShard.name)
-        assert marker.exists()  # a worker was killed while running a shard
-        client.wait_for_workers(2, timeout=60)  # ... and its nanny started a new one
+        client.wait_for_workers(2, timeout=60)
+        # A worker was killed while running a shard, and its nanny started a new one in its place.
+        assert marker.exists() and set(client.scheduler_info()["workers"]) != workers_before
 
     assert summary.images_new == len(tiny_zoo.images) and summary.shards > 2
     reference = tiny_store.store  # the same sources, run locally
@@ -113,3 +115,11 @@ def test_task_threads_on_workers_are_pinned(dask_cluster: str) -> None:
         workers = list(client.scheduler_info()["workers"])
         threads = [client.submit(_worker_threads, pure=False, workers=[w]).result(timeout=120) for w in workers]
     assert threads == [(1, 1)] * len(workers)
+
+
+def test_an_unreachable_scheduler_is_a_user_error() -> None:
+    from flows.errors import UserError
+    from flows.runners import pin_worker_threads
+
+    with pytest.raises(UserError, match="no Dask scheduler answers at tcp://127.0.0.1:9"):
+        pin_worker_threads("tcp://127.0.0.1:9", 1, connect_timeout=2.0)
