@@ -24,9 +24,21 @@ def part(tiny_zoo) -> quality.Partition:
 
 @pytest.fixture(scope="module")
 def fen(part: quality.Partition) -> FenFingerprinter:
-    train = part.data.subset(part.train_rows)
+    train = quality.subset(part.data, part.train_rows)
     net, _ = fit_fen(train, np.arange(len(train.member)), FenConfig(layers=3, channels=8, hidden_dim=16, epochs=1, batch_size=16, crop=32))
     return FenFingerprinter(net, crop_size=32)
+
+
+def test_subset_keeps_labels_and_renumbers_content_sources(part: quality.Partition) -> None:
+    data = part.data
+    rows = np.flatnonzero(data.split != "train")
+    sub = quality.subset(data, rows)
+    assert (sub.member == data.member[rows]).all() and (sub.pixels == data.pixels[rows]).all()
+    assert sub.member_ids == data.member_ids and (sub.member_split == data.member_split).all()
+    if hasattr(data, "source"):  # a reconstruction still points at the real crop it shows, or at nothing
+        kept = sub.source >= 0
+        assert (sub.pixels[sub.source[kept]].shape == sub.pixels[kept].shape) and (sub.member[sub.source[kept]] < 0).all()
+        assert (rows[sub.source[kept]] == data.source[rows][kept]).all()
 
 
 def test_partition_keeps_training_images_out_of_the_queries(part: quality.Partition) -> None:

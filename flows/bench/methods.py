@@ -16,7 +16,7 @@ from fingerprinting.spectral import SpectralFingerprinter
 from fingerprinting.train import TrainConfig, fit
 from flows.bench.baselines.fen import FenConfig, FenFingerprinter, fit_fen
 from flows.bench.baselines.marra import MarraFingerprinter
-from flows.bench.quality import Partition
+from flows.bench.quality import Partition, subset
 
 
 @dataclass
@@ -50,7 +50,7 @@ def spectral_flops(side: int, grid_cells: int = 32, radial_bins: int = 16) -> in
 def prepare(part: Partition, epochs: int, fen: FenConfig, work: Path, steps_per_epoch: int | None = None) -> list[Method]:
     """Train what needs training (same members, reals, augmentation and epochs) and load the rest."""
     side = part.data.pixels.shape[1]
-    train_data = part.data.subset(part.train_rows)
+    train_data = subset(part.data, part.train_rows)
     methods: list[Method] = []
     if DEFAULT_CHECKPOINT.is_file():
         shipped = load_fingerprinter("default")

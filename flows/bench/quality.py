@@ -7,6 +7,7 @@ clean or after one degradation (the gallery stays clean, as in practice).
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +45,18 @@ class Partition:
     @property
     def query_rows(self) -> np.ndarray:
         return np.concatenate([self.reference_rows, *self.query_fakes.values(), self.query_reals])
+
+
+def subset(data: LabelledImages, rows: np.ndarray) -> LabelledImages:
+    """The images at ``rows`` with their labels; a per-image row reference (``source``, where the data
+    has it) renumbered to the new rows, -1 where the row it points to is left out."""
+    per_image: dict[str, np.ndarray] = {name: getattr(data, name)[rows] for name in ("pixels", "member", "kind", "split")}
+    if hasattr(data, "source"):
+        position = np.full(len(data.member), -1, dtype=np.int64)
+        position[rows] = np.arange(len(rows))
+        source = data.source[rows]
+        per_image["source"] = np.where(source >= 0, position[np.maximum(source, 0)], -1)
+    return dataclasses.replace(data, **per_image)
 
 
 def partition(data: LabelledImages, held_out_share: float = 0.3, seed: int = 0) -> Partition:
@@ -110,7 +123,7 @@ def evaluate_view(part: Partition, fingerprinter: Fingerprinter, references: Fin
     if clean_only_splits:  # degraded views: the headline group only, to keep the run short
         groups = {HELD_OUT: groups[HELD_OUT]}
     rows_all = np.concatenate([part.query_fakes[s] for s in FAKE_SPLITS] + [part.query_reals])
-    sub = data.subset(rows_all)
+    sub = subset(data, rows_all)
     output = fingerprinter.fingerprint(apply(sub.pixels, change))
     position = {row: i for i, row in enumerate(rows_all)}
     reals_at = np.array([position[r] for r in part.query_reals])
