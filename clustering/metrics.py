@@ -66,6 +66,21 @@ def noise_fraction(pred) -> float:
     return float((pred == NOISE).mean()) if len(pred) else float("nan")
 
 
+def real_in_generated_clusters(pred, is_generated) -> float:
+    """Share of real images placed in clusters whose members are mostly generated (a cluster of
+    real photos alone is not counted: it does not claim they share a generator with fakes)."""
+    pred, is_generated = np.asarray(pred), np.asarray(is_generated, bool)
+    if is_generated.all():
+        return float("nan")
+    clustered = pred >= 0
+    n_clusters = pred.max(initial=-1) + 1
+    sizes = np.bincount(pred[clustered], minlength=n_clusters)
+    generated = np.bincount(pred[clustered], weights=is_generated[clustered], minlength=n_clusters)
+    mostly_generated = generated > sizes / 2
+    in_generated = clustered & mostly_generated[np.maximum(pred, 0)] if n_clusters else clustered
+    return float(in_generated[~is_generated].mean())
+
+
 def clustering_report(true, pred) -> dict[str, float]:
     """Every clustering metric of DESIGN.md section 6 in one dict."""
     true, pred = np.asarray(true), np.asarray(pred)

@@ -73,3 +73,11 @@ def test_oscr_extremes():
     assert metrics.oscr([0.1, 0.2], [True, True], [0.8, 0.9]) == pytest.approx(0.0)
     # Perfect separation but half the known images misnamed: the curve tops out at 1/2.
     assert metrics.oscr([0.9, 0.8], [True, False], [0.1]) == pytest.approx(0.5)
+
+
+def test_real_in_generated_clusters_ignores_clusters_of_real_photos():
+    pred = np.array([0, 0, 0, 1, 1, 1, -1, 0])
+    is_generated = np.array([True, True, False, False, False, True, False, True])
+    # Cluster 0 is mostly generated (one real inside); cluster 1 mostly real; one real is noise.
+    assert metrics.real_in_generated_clusters(pred, is_generated) == pytest.approx(1 / 4)
+    assert np.isnan(metrics.real_in_generated_clusters(pred, np.ones(8, bool)))
