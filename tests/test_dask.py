@@ -1,13 +1,12 @@
 """Fingerprinting on a real Dask cluster (a scheduler and two worker processes on loopback).
 
 A run against the cluster's address gives the same tables and fingerprints as a local run, also
-when a worker process dies in the middle of a shard; task threads on the workers are pinned.
+when a worker process dies halfway through writing a shard; task threads on the workers are pinned.
 """
 from __future__ import annotations
 
 import os
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -50,22 +49,36 @@ def _without_run_ids(frame: pd.DataFrame, key: str) -> pd.DataFrame:
     return frame[columns].sort_values(key).reset_index(drop=True)
 
 
-class _KillFirstShard(distributed.WorkerPlugin):
-    """Kills its worker process shortly after the cluster's first task starts there (once: a marker file says so)."""
+class _DieWhileWritingAShard(distributed.WorkerPlugin):
+    """The first shard written on the cluster kills its worker process halfway: records written, vectors not.
 
-    name = "test-kill-first-shard"
+    Once for the whole cluster (a marker file says so); the nanny then starts a fresh worker.
+    """
 
-    def __init__(self, marker: str, delay: float) -> None:
-        self.marker, self.delay = marker, delay
+    name = "test-die-while-writing-a-shard"
 
-    def transition(self, key, start: str, finish: str, **kwargs) -> None:
-        if finish != "executing":
-            return
-        try:
-            os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL))
-        except FileExistsError:
-            return
-        threading.Timer(self.delay, os._exit, args=(1,)).start()
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def setup(self, worker) -> None:
+        import flows.shards
+
+        self.original = write_vectors = flows.shards.vectors_table
+        marker = self.marker
+
+        def vectors_table_or_die(*args, **kwargs):
+            try:
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                return write_vectors(*args, **kwargs)
+            os._exit(1)
+
+        flows.shards.vectors_table = vectors_table_or_die
+
+    def teardown(self, worker) -> None:
+        import flows.shards
+
+        flows.shards.vectors_table = self.original
 
 
 def _worker_threads() -> tuple[int, int]:
@@ -85,14 +98,14 @@ def test_dask_run_equals_a_local_run_though_a_worker_dies(
     marker = tmp_path / "killed"
     with distributed.Client(dask_cluster, set_as_default=False) as client:
         workers_before = set(client.scheduler_info()["workers"])
-        client.register_plugin(_KillFirstShard(str(marker), delay=0.3))
+        client.register_plugin(_DieWhileWritingAShard(str(marker)))
         try:
             store = Store(tmp_path / "store")
             summary = store.run([str(tiny_zoo.root)], **{**run_options, "shard_size": SHARD_SIZE}, dask_address=dask_cluster)
         finally:
-            client.unregister_worker_plugin(_KillFirstShard.name)
+            client.unregister_worker_plugin(_DieWhileWritingAShard.name)
         client.wait_for_workers(2, timeout=60)
-        # A worker was killed while running a shard, and its nanny started a new one in its place.
+        # A worker died while writing a shard, and its nanny started a new one in its place.
         assert marker.exists() and set(client.scheduler_info()["workers"]) != workers_before
 
     assert summary.images_new == len(tiny_zoo.images) and summary.shards > 2
@@ -108,9 +121,9 @@ def test_dask_run_equals_a_local_run_though_a_worker_dies(
 
 
 def test_task_threads_on_workers_are_pinned(dask_cluster: str) -> None:
-    from flows.runners import shard_runner
+    from flows.runners import pin_worker_threads
 
-    shard_runner(dask_cluster, worker_threads=1)  # registers the pinning with the cluster, as a run does
+    pin_worker_threads(dask_cluster, threads=1)  # what a run against the cluster does first
     with distributed.Client(dask_cluster, set_as_default=False) as client:
         workers = list(client.scheduler_info()["workers"])
         threads = [client.submit(_worker_threads, pure=False, workers=[w]).result(timeout=120) for w in workers]
