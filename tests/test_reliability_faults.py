@@ -188,11 +188,13 @@ def test_a_crafted_pickle_in_the_store_is_never_unpickled(
     assert _visible_files(store_copy) == damaged
 
 
-def test_a_checkpoint_failing_its_checksum_stops_the_run(tmp_path: Path, tiny_zoo: SimpleNamespace, prefect_api: str, run_options: dict) -> None:
+def test_a_checkpoint_failing_its_checksum_stops_the_run(tmp_path: Path, tiny_zoo: SimpleNamespace) -> None:
     import torch
+    from typer.testing import CliRunner
 
     from fingerprinting.checkpoint import Calibration, Checkpoint, save_checkpoint
     from fingerprinting.network import FingerprintNet, NetworkConfig
+    from flows.cli import app
 
     torch.manual_seed(0)
     net = FingerprintNet(NetworkConfig(encoder_widths=(8, 16, 32), hidden_dim=32, embedding_dim=16, spectrum_bins=8)).eval()
@@ -200,11 +202,13 @@ def test_a_checkpoint_failing_its_checksum_stops_the_run(tmp_path: Path, tiny_zo
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
     weights.write_bytes(bytes(data))
-    process = _genprint_run(tiny_zoo.root, tmp_path / "store", prefect_api, {**run_options, "model": str(weights)})
-    output, _ = process.communicate(timeout=300)
-    assert process.returncode == 2, output
-    assert "checksum mismatch" in output and "Traceback" not in output
-    assert not (tmp_path / "store" / Store.META).exists()
+    store = tmp_path / "store"
+    result = CliRunner().invoke(
+        app, ["run", str(tiny_zoo.root), "--store", str(store), "--model", str(weights), "--threads", "1", "--quiet"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "checksum mismatch" in result.output and "the weights were changed or damaged" in result.output
+    assert not (store / Store.META).exists()
 
 
 # ---- a full disk ------------------------------------------------------------------------------
