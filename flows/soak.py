@@ -1,0 +1,164 @@
+"""Soak test: many consecutive incremental runs on one store, new and hostile files mixed in, checked after each.
+
+Each run adds the next batch of good images (from `pool`) to an upload folder, plus a fresh hostile
+corpus (`hostile(folder, seed)`, e.g. tests/hostile.py's `make_hostile_corpus`), runs the store
+on the whole folder, and checks what must hold after every run:
+
+- lost: good inputs placed so far that are not in the paths table (must be 0);
+- duplicates: repeated image ids, paths, (path, error) pairs or index ids (must be 0);
+- cluster ids kept: the share of images clustered before the run that keep their cluster id
+  (1.0 when new images are only assigned; a re-clustering keeps ids through stable_ids);
+- memory: this process's resident and peak memory after the run (bounded: stops growing).
+
+    python -m flows.soak --pool ZOO_FOLDER --work /tmp/soak --runs 20
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from flows.sources import IMAGE_SUFFIXES
+from flows.store import Store
+from flows.schemas import NO_CLUSTER
+
+HostileMaker = Callable[[Path, int], object]  # writes a hostile corpus into a folder; returns its description
+
+
+@dataclass(frozen=True)
+class SoakRun:
+    """The checks and figures of one run of a soak."""
+
+    run: int
+    clustering: str
+    images_new: int
+    images_total: int
+    errors: int
+    lost: int
+    duplicates: int
+    cluster_ids_kept: float  # of images clustered before this run; 1.0 when none were
+    rss_mb: float
+    peak_rss_mb: float
+    seconds: float
+
+
+def soak(
+    store: Store,
+    pool: Sequence[str | os.PathLike],
+    work: str | os.PathLike,
+    runs: int = 20,
+    first_batch: float = 0.5,
+    hostile: HostileMaker | None = None,
+    **run_options,
+) -> list[SoakRun]:
+    """`runs` incremental runs of `store` over a growing upload folder under `work`; one SoakRun each.
+
+    The first run gets `first_batch` of `pool`, the others share the rest evenly; `run_options`
+    go to `Store.run` (model, shard_size, min_cluster_size, ...).
+    """
+    upload = Path(work) / "upload"
+    upload.mkdir(parents=True, exist_ok=True)
+    batches = _batches(list(pool), runs, first_batch)
+    expected: set[str] = set()
+    results = []
+    for number, batch in enumerate(batches, 1):
+        for i, source in enumerate(batch):
+            target = upload / f"run{number:03d}-{i:04d}{Path(source).suffix}"
+            shutil.copy(source, target)
+            expected.add(str(target.absolute()))
+        if hostile is not None:
+            corpus = hostile(upload / f"hostile-{number:03d}", number)
+            expected.update(corpus.path(name) for name in corpus.good)
+        before = store.images()[["image_id", "cluster_id"]]
+        started = time.perf_counter()
+        summary = store.run([str(upload)], **run_options)
+        seconds = time.perf_counter() - started
+        results.append(_check(store, number, summary, expected, before, seconds))
+    _restore_permissions(upload)
+    return results
+
+
+def _batches(pool: list, runs: int, first_batch: float) -> list[list]:
+    first = max(1, int(len(pool) * first_batch))
+    rest = pool[first:]
+    per_run = -(-len(rest) // max(1, runs - 1)) if rest else 0
+    return [pool[:first]] + [rest[i * per_run : (i + 1) * per_run] for i in range(runs - 1)]
+
+
+def _check(store: Store, number: int, summary, expected: set[str], before: pd.DataFrame, seconds: float) -> SoakRun:
+    images, paths, errors, ids = store.images(), store.paths(), store.errors(), store.ids()
+    duplicates = (
+        int(images["image_id"].duplicated().sum()) + int(paths["path"].duplicated().sum())
+        + int(errors.duplicated(["path", "error"]).sum()) + int(ids["id"].duplicated().sum())
+    )
+    clustered = before[before["cluster_id"] != NO_CLUSTER]
+    now = dict(zip(images["image_id"], images["cluster_id"]))
+    kept = sum(now.get(i) == c for i, c in zip(clustered["image_id"], clustered["cluster_id"]))
+    return SoakRun(
+        run=number,
+        clustering=summary.clustering,
+        images_new=summary.images_new,
+        images_total=len(images),
+        errors=summary.errors,
+        lost=len(expected - set(paths["path"])),
+        duplicates=duplicates,
+        cluster_ids_kept=kept / len(clustered) if len(clustered) else 1.0,
+        rss_mb=_rss_mb(),
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        seconds=seconds,
+    )
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _restore_permissions(upload: Path) -> None:
+    """Hostile corpora hold mode-000 files: make them removable again."""
+    for path in upload.rglob("*"):
+        if path.is_file() and not path.is_symlink() and not os.access(path, os.R_OK):
+            path.chmod(0o644)
+
+
+def to_markdown(results: Sequence[SoakRun]) -> str:
+    frame = pd.DataFrame([asdict(r) for r in results])
+    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
+    rows = "".join(
+        "| " + " | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row) + " |\n"
+        for row in frame.itertuples(index=False)
+    )
+    return header + rows
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="genprint soak: consecutive incremental runs with hostile files mixed in")
+    parser.add_argument("--pool", required=True, help="folder of good images (e.g. a zoo), split over the runs")
+    parser.add_argument("--work", required=True, help="empty folder for the upload folder and the store")
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--model", default="spectral")
+    parser.add_argument("--min-cluster-size", type=int, default=5)
+    args = parser.parse_args(argv)
+    # The hostile corpus generator lives with the tests (repository checkout only).
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from hostile import make_hostile_corpus
+
+    pool = sorted(str(p) for p in Path(args.pool).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    results = soak(
+        Store(Path(args.work) / "store"), pool, args.work, runs=args.runs,
+        hostile=lambda folder, seed: make_hostile_corpus(folder, seed=seed),
+        model=args.model, min_cluster_size=args.min_cluster_size,
+    )
+    print(to_markdown(results))
+
+
+if __name__ == "__main__":
+    main()
