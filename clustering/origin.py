@@ -65,7 +65,7 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
 
     def __init__(
         self,
-        min_cluster_size: int = 15,
+        min_cluster_size: int = 10,
         min_samples: int | None = 5,
         n_components: int | None = 64,
         refine: bool = True,
