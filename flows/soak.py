@@ -26,9 +26,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from flows.runs import RunSummary
+from flows.schemas import NO_CLUSTER
 from flows.sources import IMAGE_SUFFIXES
 from flows.store import Store
-from flows.schemas import NO_CLUSTER
 
 HostileMaker = Callable[[Path, int], object]  # writes a hostile corpus into a folder; returns its description
 
@@ -93,7 +94,7 @@ def _batches(pool: list, runs: int, first_batch: float) -> list[list]:
     return [pool[:first]] + [rest[i * per_run : (i + 1) * per_run] for i in range(runs - 1)]
 
 
-def _check(store: Store, number: int, summary, expected: set[str], before: pd.DataFrame, seconds: float) -> SoakRun:
+def _check(store: Store, number: int, summary: RunSummary, expected: set[str], before: pd.DataFrame, seconds: float) -> SoakRun:
     images, paths, errors, ids = store.images(), store.paths(), store.errors(), store.ids()
     duplicates = (
         int(images["image_id"].duplicated().sum()) + int(paths["path"].duplicated().sum())
