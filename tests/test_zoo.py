@@ -72,7 +72,7 @@ def test_interrupted_build_resumes_only_the_missing_member(zoo_dir, tmp_path):
     seen: list[str] = []
     summary = build_zoo(copy, **TINY, on_progress=lambda done, total, what: seen.append(what))
     assert not summary.reused
-    assert [w.split()[0] for w in seen if w.startswith("m")] == ["m001", "m002"]
+    assert [w.split()[0] for w in seen if w.startswith("m")] == ["m001", "m002"] and "training 2 members" in seen
     assert _files(copy) == _files(zoo_dir)
 
 

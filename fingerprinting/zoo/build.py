@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
-import torch
 from PIL import Image
 
 from fingerprinting.zoo.families import count_convs, count_params
@@ -29,7 +28,7 @@ from fingerprinting.zoo.space import HYPERPARAMETERS, LOSS_TYPES
 from fingerprinting.zoo.tables import GENERATORS_FILE, GENERATORS_SCHEMA, IMAGES_FILE, IMAGES_SCHEMA, write_table
 from fingerprinting.zoo.training import reproducible_torch, train_member
 
-FORMAT_VERSION = 2  # raised whenever the same options would give other images
+FORMAT_VERSION = 3  # raised whenever the same options would give other images
 DEFAULT_STEPS = 120
 OPTIONS_FILE = "zoo.json"
 MEMBER_MARKER = "member.json"
@@ -101,8 +100,8 @@ def build_zoo(
     }
     if size < 16 or size & (size - 1):
         raise ValueError(f"size must be a power of two of at least 16, got {size}")
-    _claim(out, options)
     specs = plan_members(members, seed, size, options["steps"], unseen_seed_fraction, unseen_arch_fraction)
+    _claim(out, options)
     progress = on_progress or (lambda done, total, what: None)
     total = len(specs) + 1
     if _complete(out, specs):
@@ -114,6 +113,7 @@ def build_zoo(
         _build_reals(out, specs, options)
     pending = [s for s in specs if not (out / "members" / s.member_id / MEMBER_MARKER).exists()]
     done = total - len(pending) - 1
+    progress(done, total, f"training {len(pending)} members")
     for spec in _run_members(out, pending, options, workers):
         done += 1
         progress(done, total, f"{spec.member_id} {spec.family} ({spec.split})")

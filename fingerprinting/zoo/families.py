@@ -125,14 +125,17 @@ class AutoEncoder(nn.Module):
 
 
 class VariationalAutoEncoder(nn.Module):
-    """VAE with a spatial Gaussian latent: samples from the prior and reconstructions of real crops."""
+    """VAE with a spatial Gaussian latent (as the image codecs of latent diffusion): emits reconstructions.
+
+    Samples from its prior are not emitted: after a few hundred steps they are texture noise, which
+    would teach a detector that "noisy means fake".
+    """
 
     family = "vae"
 
     def __init__(self, hp: dict, size: int):
         super().__init__()
         widths = block_widths(hp["base_width"], hp["up_blocks"])
-        self.start = size // 2 ** hp["up_blocks"]
         self.encoder = Encoder(widths, hp)
         self.to_posterior = nn.Conv2d(widths[0], 2 * VAE_LATENT_CHANNELS, 1)
         self.from_latent = nn.Conv2d(VAE_LATENT_CHANNELS, widths[0], 1)
@@ -147,9 +150,6 @@ class VariationalAutoEncoder(nn.Module):
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.posterior(x)[0])
-
-    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        return self.decode(torch.randn(n, VAE_LATENT_CHANNELS, self.start, self.start, generator=generator))
 
 
 class UNet(nn.Module):

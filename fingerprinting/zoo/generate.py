@@ -12,7 +12,7 @@ from fingerprinting.zoo.training import degrade, to_model_space, to_uint8
 
 GENERATION_BATCH = 128
 # Which kinds of images each family emits: fraction of samples, the rest are reconstructions of real crops.
-SAMPLE_FRACTION = {"dcgan": 1.0, "style": 1.0, "vae": 0.5, "autoencoder": 0.0, "unet": 0.0}
+SAMPLE_FRACTION = {"dcgan": 1.0, "style": 1.0, "vae": 0.0, "autoencoder": 0.0, "unet": 0.0}
 
 
 def sample_count(family: str, images: int) -> int:
