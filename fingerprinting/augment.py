@@ -16,11 +16,11 @@ from PIL import Image, ImageFilter
 class Augmenter:
     """Random pipeline: rescale -> blur -> JPEG -> crop of a given side, each step with its probability."""
 
-    rescale_probability: float = 0.15
+    rescale_probability: float = 0.25
     rescale_range: tuple[float, float] = (0.7, 1.3)
-    blur_probability: float = 0.1
+    blur_probability: float = 0.2
     blur_radius: tuple[float, float] = (0.3, 1.0)
-    jpeg_probability: float = 0.4
+    jpeg_probability: float = 0.5
     jpeg_quality: tuple[int, int] = (50, 98)
     # Crops mostly start on the 8 px grid (as `fingerprinting.crops` takes them), sometimes anywhere.
     unaligned_crop_probability: float = 0.25

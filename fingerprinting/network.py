@@ -154,7 +154,8 @@ class FingerprintNet(nn.Module):
         self.mix = nn.Sequential(nn.Linear(2 * w3 + config.hidden_dim // 2, config.hidden_dim), nn.BatchNorm1d(config.hidden_dim), nn.ReLU(inplace=True))
         self.embed = nn.Linear(config.hidden_dim, config.embedding_dim)
         heads = config.heads
-        self.fake_head = nn.Linear(config.hidden_dim, 1)
+        # Detection gets a little depth of its own: the trunk is shaped mostly by the metric objective.
+        self.fake_head = nn.Sequential(nn.Linear(config.hidden_dim, 64), nn.ReLU(inplace=True), nn.Linear(64, 1))
         self.continuous_head = nn.Linear(config.hidden_dim, len(heads.continuous))
         self.discrete_heads = nn.ModuleList(nn.Linear(config.hidden_dim, len(choices)) for _, choices in heads.discrete)
         self.loss_head = nn.Linear(config.hidden_dim, len(heads.loss_types))

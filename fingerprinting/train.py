@@ -37,7 +37,7 @@ VALIDATION_JPEG_QUALITY = 75
 class LossWeights:
     contrastive: float = 1.0
     real_uniformity: float = 0.1
-    detection: float = 1.0
+    detection: float = 3.0  # a balanced BCE is small beside the contrastive term; weighed up to keep pace
     parsing: float = 1.0
     # The FEN constraints regularise the residual; kept small so they shape it without dominating.
     magnitude: float = 1.0
@@ -57,7 +57,10 @@ class TrainConfig:
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
     temperature: float = 0.1
-    validation_members: float = 0.15  # share of train members held out for validation
+    # Members of these zoo splits are learnt from (unseen_seed ones teach seed-level differences); the
+    # others (unseen_arch, with its held-out family) only validate, so that family stays never seen.
+    training_splits: tuple[str, ...] = ("train", "unseen_seed")
+    validation_members: float = 0.15  # share of the learnable members held out for validation
     validation_reals: float = 0.2  # share of the reals held out, only where the zoo has no held-out reals
     patience: int = 5  # epochs without a better validation score before stopping
     crop_sides: tuple[int, ...] = (64, 64, 56, 48, 40, 32)  # one per batch, capped at the image side
@@ -83,18 +86,18 @@ class _Split:
 
 
 def split_for_validation(data: LabelledImages, config: TrainConfig, rng: np.random.Generator) -> _Split:
-    """Train on most train members and the train split's reals; validate on every other member and real.
+    """Learn from most members of ``config.training_splits`` and their reals; validate on every other member and real.
 
-    A share of the train members is held out too, so validation always has members of known
-    families that the network never saw; reals come from the zoo's held-out splits (a share of the
-    train reals where the zoo has no others).
+    A share of those members is held out too, so validation always has members of the learnt
+    families that the network never saw; the other splits (the zoo's unseen_arch, with its whole
+    held-out family) are validation only. Reals of the other splits validate (or, where there are
+    none, a share of all reals).
     """
-    train_members = np.flatnonzero(data.member_split == "train")
-    held_count = round(config.validation_members * len(train_members)) if len(train_members) > 3 else 0
-    held = rng.choice(train_members, held_count, replace=False)
-    learn_members = np.setdiff1d(train_members, held)
+    learnable = np.flatnonzero(np.isin(data.member_split, config.training_splits))
+    held_count = round(config.validation_members * len(learnable)) if len(learnable) > 3 else 0
+    learn_members = np.setdiff1d(learnable, rng.choice(learnable, held_count, replace=False))
     real = ~data.is_fake
-    validation_real = real & (data.split != "train")
+    validation_real = real & ~np.isin(data.split, config.training_splits)
     if not validation_real.any():
         reals = np.flatnonzero(real)
         validation_real[rng.choice(reals, round(config.validation_reals * len(reals)), replace=False)] = True
@@ -105,22 +108,32 @@ def split_for_validation(data: LabelledImages, config: TrainConfig, rng: np.rand
 
 
 class _BatchSampler:
-    """P members x K images each, plus R reals, each image augmented and cropped to one side per batch."""
+    """P members x K images each, plus R reals, each image augmented and cropped to one side per batch.
+
+    The reals are first the very crops that the batch's reconstructions show (content-matched
+    pairs: only the generator's trace tells them apart), then random ones.
+    """
 
     def __init__(self, data: LabelledImages, rows: np.ndarray, config: TrainConfig, rng: np.random.Generator) -> None:
         self.data, self.config, self.rng = data, config, rng
         fakes = rows[data.member[rows] >= 0]
         self.by_member = {int(m): fakes[data.member[fakes] == m] for m in np.unique(data.member[fakes])}
         self.reals = rows[data.member[rows] < 0]
+        self.training_real = np.zeros(len(data.member), dtype=bool)
+        self.training_real[self.reals] = True
         self.max_side = min(data.pixels.shape[1:3])
 
     def __call__(self) -> tuple[torch.Tensor, torch.Tensor]:
         config, rng = self.config, self.rng
         members = list(self.by_member)
         chosen = rng.choice(members, min(config.members_per_batch, len(members)), replace=False)
-        rows = [rng.choice(self.by_member[m], config.images_per_member, replace=len(self.by_member[m]) < config.images_per_member) for m in chosen]
+        fakes = np.concatenate([rng.choice(self.by_member[m], config.images_per_member, replace=len(self.by_member[m]) < config.images_per_member) for m in chosen])
+        rows = [fakes]
         if len(self.reals):
-            rows.append(rng.choice(self.reals, config.reals_per_batch, replace=len(self.reals) < config.reals_per_batch))
+            sources = self.data.source[fakes]
+            paired = np.unique(sources[(sources >= 0) & self.training_real[np.maximum(sources, 0)]])
+            paired = paired[: config.reals_per_batch]
+            rows += [paired, rng.choice(self.reals, config.reals_per_batch - len(paired), replace=len(self.reals) < config.reals_per_batch)]
         rows = np.concatenate(rows)
         side = min(int(rng.choice(config.crop_sides)), self.max_side)
         crops = np.stack([config.augmenter(self.data.pixels[row], side, rng) for row in rows])

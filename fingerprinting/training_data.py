@@ -24,6 +24,7 @@ class LabelledImages:
     member: np.ndarray  # (n,) int64, -1 = real
     kind: np.ndarray  # (n,) str: what the zoo says each image is (sample, reconstruction, real, ...)
     split: np.ndarray  # (n,) str: the zoo split of each image
+    source: np.ndarray  # (n,) int64: for a reconstruction, the row of the real crop it shows; else -1
     member_ids: list[str]
     member_split: np.ndarray  # (members,) str: the zoo split of each member
     continuous: np.ndarray  # (members, n_continuous) float32
@@ -33,10 +34,6 @@ class LabelledImages:
     @property
     def is_fake(self) -> np.ndarray:
         return self.member >= 0
-
-    def subset(self, rows: np.ndarray) -> LabelledImages:
-        return LabelledImages(self.pixels[rows], self.member[rows], self.kind[rows], self.split[rows], self.member_ids, self.member_split,
-                              self.continuous, self.discrete, self.losses)
 
 
 def member_targets(generators: pd.DataFrame, spec: HeadSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -57,6 +54,18 @@ def member_targets(generators: pd.DataFrame, spec: HeadSpec) -> tuple[np.ndarray
         elif "loss_types" in generators:
             losses[:, j] = [loss in list(types) for types in generators["loss_types"]]
     return continuous, discrete, losses
+
+
+def content_sources(images: pd.DataFrame, member: np.ndarray) -> np.ndarray:
+    """For each fake whose content is a real crop of the zoo (``content_id``), that real crop's row; else -1."""
+    source = np.full(len(images), -1, dtype=np.int64)
+    if "content_id" not in images:
+        return source
+    real_rows = {content: row for row, content in enumerate(images["content_id"]) if member[row] < 0 and isinstance(content, str)}
+    for row, content in enumerate(images["content_id"]):
+        if member[row] >= 0 and isinstance(content, str):
+            source[row] = real_rows.get(content, -1)
+    return source
 
 
 def read_pixels(paths: list[str | os.PathLike]) -> np.ndarray:
@@ -83,5 +92,5 @@ def load_labelled_images(zoo_dir: str | os.PathLike, spec: HeadSpec) -> Labelled
     continuous, discrete, losses = member_targets(generators, spec)
     kind = images["kind"].astype(str).to_numpy() if "kind" in images else np.where(member >= 0, "sample", "real")
     split = images["split"].astype(str).to_numpy()
-    return LabelledImages(read_pixels(paths), member, kind, split, member_ids, generators["split"].astype(str).to_numpy(),
+    return LabelledImages(read_pixels(paths), member, kind, split, content_sources(images, member), member_ids, generators["split"].astype(str).to_numpy(),
                           continuous, discrete, losses)
