@@ -46,14 +46,14 @@ def evaluate(fingerprinter: Fingerprinter, data: LabelledImages, splits: Sequenc
         figures: dict[str, object] = {"split": name, "members": len(members), "fakes": int(fakes.sum()), "reals": int((~data.is_fake).sum())}
         figures["nn_same_member"] = nearest_neighbour_same_label_rate(output.vectors[fakes], data.member[fakes])
         if output.fake_scores is not None:
-            figures.update(_detection(output.fake_scores, fakes, data))
+            figures.update(detection_figures(output.fake_scores, fakes, data))
         if output.parsed is not None:
-            figures.update(_parsing(output.parsed, fakes, data, HeadSpec.from_space()))
+            figures.update(parsing_figures(output.parsed, fakes, data, HeadSpec.from_space()))
         rows.append(figures)
     return pd.DataFrame(rows)
 
 
-def _detection(scores: np.ndarray, fakes: np.ndarray, data: LabelledImages) -> dict[str, float]:
+def detection_figures(scores: np.ndarray, fakes: np.ndarray, data: LabelledImages) -> dict[str, float]:
     reals = ~data.is_fake
     figures = {}
     for label, chosen in (("", fakes), ("_content_matched", fakes & (data.kind == "reconstruction"))):
@@ -66,7 +66,7 @@ def _detection(scores: np.ndarray, fakes: np.ndarray, data: LabelledImages) -> d
     return figures
 
 
-def _parsing(parsed: pd.DataFrame, fakes: np.ndarray, data: LabelledImages, spec: HeadSpec) -> dict[str, float]:
+def parsing_figures(parsed: pd.DataFrame, fakes: np.ndarray, data: LabelledImages, spec: HeadSpec) -> dict[str, float]:
     """Per image and per member (the cluster-aggregated prediction, as the product aggregates a cluster)."""
     member = data.member[fakes]
     members = np.unique(member)
@@ -80,8 +80,13 @@ def _parsing(parsed: pd.DataFrame, fakes: np.ndarray, data: LabelledImages, spec
                 continue
             predicted = np.array([choices.index(v) if v in choices else -1 for v in table[f"parsed_{name}"]])[known]
             majority = np.bincount(truth[known]).argmax()
+            always_majority = np.full(known.sum(), majority)
             figures[f"{view}_{name}_accuracy"] = float(np.mean(predicted == truth[known]))
             figures[f"{view}_{name}_majority"] = float(np.mean(truth[known] == majority))
+            figures[f"{view}_{name}_macro_f1"] = float(f1_score(truth[known], predicted, average="macro", zero_division=0))
+            figures[f"{view}_{name}_majority_macro_f1"] = float(
+                f1_score(truth[known], always_majority, average="macro", zero_division=0)
+            )
         errors, baseline = [], []
         for j, (name, low, high) in enumerate(spec.continuous):
             truth = data.continuous[owners, j]

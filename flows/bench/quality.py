@@ -15,15 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from PIL import Image
-from sklearn.metrics import f1_score
 
 from clustering import metrics
 from clustering.attribution import OpenSetAttributor
 from clustering.origin import OriginClusterer
-from fingerprinting.evaluation import _detection, _parsing
+from fingerprinting.evaluation import detection_figures, parsing_figures
 from fingerprinting.models import Fingerprinter, FingerprintOutput
 from fingerprinting.network import HeadSpec
-from fingerprinting.parsing import aggregate_parsed_by
 from fingerprinting.training_data import LabelledImages
 
 FAKE_SPLITS = ("train", "unseen_seed", "unseen_arch")
@@ -154,32 +152,11 @@ def evaluate_view(part: Partition, fingerprinter: Fingerprinter, references: Fin
             fakes = np.zeros(len(rows_all), bool)
             fakes[at] = True
             if output.fake_scores is not None:
-                row |= _detection(output.fake_scores, fakes, sub)
+                row |= detection_figures(output.fake_scores, fakes, sub)
             if output.parsed is not None and view == "clean":
-                row |= _parsing(output.parsed, fakes, sub, HeadSpec.from_space())
-                row |= discrete_macro_f1(output.parsed, fakes, sub, HeadSpec.from_space())
+                row |= parsing_figures(output.parsed, fakes, sub, HeadSpec.from_space())
         figures_rows.append(row)
     return figures_rows
-
-
-def discrete_macro_f1(parsed: pd.DataFrame, fakes: np.ndarray, data: LabelledImages, spec: HeadSpec) -> dict[str, float]:
-    """Macro-F1 of each discrete hyperparameter, per image and per member (pooled as the product pools a cluster),
-    beside the macro-F1 of always answering the majority class."""
-    member = data.member[fakes]
-    members = np.unique(member)
-    views = {"image": (parsed[fakes].reset_index(drop=True), member), "member": (aggregate_parsed_by(parsed[fakes], member, list(members)), members)}
-    figures: dict[str, float] = {}
-    for view, (table, owners) in views.items():
-        for j, (name, choices) in enumerate(spec.discrete):
-            truth = data.discrete[owners, j]
-            known = truth >= 0
-            if not known.any():
-                continue
-            predicted = np.array([choices.index(v) if v in choices else -1 for v in table[f"parsed_{name}"]])[known]
-            majority = np.full(known.sum(), np.bincount(truth[known]).argmax())
-            figures[f"{view}_{name}_macro_f1"] = float(f1_score(truth[known], predicted, average="macro", zero_division=0))
-            figures[f"{view}_{name}_majority_macro_f1"] = float(f1_score(truth[known], majority, average="macro", zero_division=0))
-    return figures
 
 
 def format_test(part: Partition, fingerprinter: Fingerprinter) -> dict:
