@@ -130,14 +130,14 @@ def _residual_spectrum(images: np.ndarray) -> np.ndarray:
 
 
 def test_upsampling_types_leave_different_spectra():
-    base = next(s for s in plan_members(8, 0, size=32, base_steps=30) if s.family == "dcgan")
+    base = next(s for s in plan_members(8, 0, size=32, base_steps=20) if s.family == "dcgan")
     spectra = {}
     for upsampling in ("transposed", "bilinear"):
         for seed in (11, 12):
-            spec = dataclasses.replace(base, upsampling=upsampling, seed=seed, train_steps=30)
+            spec = dataclasses.replace(base, upsampling=upsampling, seed=seed, train_steps=20)
             with reproducible_torch():
                 model = train_member(spec, size=32, batch_size=16)
-                images = np.concatenate([batch for _, batch in generate(model, spec, 48, np.empty((0,)))])
+                images = np.concatenate([batch for _, batch in generate(model, spec, 32, np.empty((0,)))])
             spectra[upsampling, seed] = _residual_spectrum(images)
     within = max(np.abs(spectra[u, 11] - spectra[u, 12]).mean() for u in ("transposed", "bilinear"))
     between = min(np.abs(spectra["transposed", a] - spectra["bilinear", b]).mean() for a in (11, 12) for b in (11, 12))
