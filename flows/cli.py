@@ -52,12 +52,15 @@ def train(
     seed: int = typer.Option(0, "--seed", help="Seed of initialisation, batches and augmentation."),
     steps_per_epoch: int = typer.Option(0, "--steps-per-epoch", help="Batches per epoch (0: one pass over the training fakes)."),
     patience: int = typer.Option(5, "--patience", help="Epochs without a better held-out score before stopping."),
+    threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: all cores, at most 8)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train the fingerprint network (vector, fake-vs-real and parsing heads) on a zoo's train members."""
+    from fingerprinting.runtime import pin_threads
     from fingerprinting.train import TrainConfig
     from fingerprinting.train import train as train_network
 
+    pin_threads(threads or None)
     config = TrainConfig(epochs=epochs, seed=seed, steps_per_epoch=steps_per_epoch or None, patience=patience)
     with progress_bar("train", enabled=not quiet) as on_progress:
         result = train_network(zoo_dir, out, config, on_progress=on_progress)
