@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn import metrics as skm
 
 NOISE = -1
@@ -24,8 +25,9 @@ def noise_as_singletons(labels: Sequence[int] | np.ndarray) -> np.ndarray:
     return labels
 
 
-def _contingency(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    return skm.cluster.contingency_matrix(true, pred)
+def _contingency(true: np.ndarray, pred: np.ndarray) -> sp.csr_matrix:
+    """Sparse: with noise as singletons a dense table is classes x points (GBs at 1e6)."""
+    return skm.cluster.contingency_matrix(true, pred, sparse=True).tocsr()
 
 
 def adjusted_rand(true, pred) -> float:
@@ -54,10 +56,10 @@ def bcubed(true, pred) -> tuple[float, float, float]:
     true, pred = np.asarray(true), noise_as_singletons(pred)
     table = _contingency(true, pred).astype(np.float64)
     # Sum over points = sum over cells of count * (count / size): i.e. count**2 / size.
-    squares = table**2
+    squares = table.multiply(table)
     n = table.sum()
-    precision = (squares.sum(axis=0) / table.sum(axis=0)).sum() / n
-    recall = (squares.sum(axis=1) / table.sum(axis=1)).sum() / n
+    precision = (np.asarray(squares.sum(axis=0)) / np.asarray(table.sum(axis=0))).sum() / n
+    recall = (np.asarray(squares.sum(axis=1)) / np.asarray(table.sum(axis=1))).sum() / n
     return float(precision), float(recall), float(2 * precision * recall / (precision + recall))
 
 
