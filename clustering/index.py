@@ -173,11 +173,20 @@ class FingerprintIndex:
         return self.factory.endswith("Flat")
 
     def __contains__(self, id_: int) -> bool:
-        try:
-            self._index.reconstruct(int(id_))
-        except RuntimeError:
-            return False
-        return True
+        return bool(np.isin(int(id_), self.ids()))
+
+    def ids(self) -> np.ndarray:
+        """Every stored id (int64), in storage order."""
+        index = self._index
+        if isinstance(index, faiss.IndexIDMap2):
+            return faiss.vector_to_array(index.id_map).astype(np.int64)
+        invlists = self._ivf(index).invlists
+        parts = [
+            faiss.rev_swig_ptr(invlists.get_ids(list_no), invlists.list_size(list_no)).copy()
+            for list_no in range(invlists.nlist)
+            if invlists.list_size(list_no)
+        ]
+        return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, np.int64)
 
     def _checked_ids(self, ids: np.ndarray, n: int) -> np.ndarray:
         ids = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
@@ -212,9 +221,9 @@ class FingerprintIndex:
         ids = self._checked_ids(ids, len(vectors))
         if not len(ids):
             return
-        present = [int(i) for i in ids if i in self]
-        if present:
-            raise ValueError(f"ids already in the index: {present[:10]}")
+        present = ids[np.isin(ids, self.ids())]
+        if len(present):
+            raise ValueError(f"ids already in the index: {present[:10].tolist()}")
         total = self.ntotal + len(ids)
         if self._should_rebuild(choose_factory(total, self.dim), total):
             old_vectors, old_ids = self.vectors_and_ids()

@@ -57,6 +57,7 @@ def test_incremental_add_changes_type_and_keeps_every_vector(monkeypatch):
     order = np.argsort(stored_ids)
     np.testing.assert_array_equal(stored_ids[order], ids)
     np.testing.assert_allclose(stored[order], x, atol=1e-6)
+    np.testing.assert_array_equal(np.sort(index.ids()), ids)
     index.nprobe = 10_000  # probe every list: results must be exact
     _, found = index.search(x[::100], k=1)
     np.testing.assert_array_equal(found[:, 0], ids[::100])
@@ -76,6 +77,7 @@ def test_remove_drops_ids_from_results():
     index = FingerprintIndex.from_vectors(x, np.arange(50))
     assert index.remove(np.array([0, 1, 999])) == 2
     assert index.ntotal == 48 and 0 not in index and 2 in index
+    assert sorted(index.ids()) == list(range(2, 50))
     _, found = index.search(x[:2], k=5)
     assert not np.isin(found, [0, 1]).any()
 
