@@ -28,7 +28,7 @@ from fingerprinting.zoo.space import HYPERPARAMETERS, LOSS_TYPES
 from fingerprinting.zoo.tables import GENERATORS_FILE, GENERATORS_SCHEMA, IMAGES_FILE, IMAGES_SCHEMA, write_table
 from fingerprinting.zoo.training import reproducible_torch, train_member
 
-FORMAT_VERSION = 3  # raised whenever the same options would give other images
+FORMAT_VERSION = 4  # raised whenever the same options would give other images
 DEFAULT_STEPS = 120
 OPTIONS_FILE = "zoo.json"
 MEMBER_MARKER = "member.json"

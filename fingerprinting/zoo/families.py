@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fingerprinting.zoo.layers import act_layer, conv3x3, last_act_layer, norm_layer, resize_by_two, upsample_layer
+from fingerprinting.zoo.layers import act_layer, conv3x3, icnr_, last_act_layer, norm_layer, resize_by_two, upsample_layer
 
 MAX_WIDTH = 128  # channel cap of the low-resolution blocks, so wide members stay trainable on two cores
 LATENT_DIM = 64
@@ -208,8 +208,10 @@ class StyleLayer(nn.Module):
         super().__init__()
         demodulate = hp["norm"] == "none"  # StyleGAN2; otherwise StyleGAN1-like adaptive normalisation
         self.conv = ModulatedConv(in_ch, out_ch * (4 if shuffle else 1), 4 if transposed else 3, style_dim, demodulate, transposed)
+        if shuffle:
+            icnr_(self.conv)
         self.shuffle = nn.PixelShuffle(2) if shuffle else nn.Identity()
-        self.noise_strength = nn.Parameter(torch.full((1, out_ch, 1, 1), 0.1))
+        self.noise_strength = nn.Parameter(torch.zeros(1, out_ch, 1, 1))  # StyleGAN: noise enters as training wants
         self.norm = None if demodulate else norm_layer(hp["norm"], out_ch)
         self.norm_style = None if demodulate else nn.Linear(style_dim, 2 * out_ch)
         self.act = act_layer(hp["activation"])

@@ -63,9 +63,10 @@ def upsample_layer(name: str, in_ch: int, out_ch: int) -> nn.Module:
     raise KeyError(name)
 
 
-def icnr_(conv: nn.Conv2d, scale: int = 2) -> None:
-    """ICNR initialisation (Aitken et al., 2017): the sub-pixel kernels start equal, as in common practice, so a
-    pixel-shuffle layer starts as nearest upsampling and its checkerboard comes from training, not from init."""
+def icnr_(conv: nn.Module, scale: int = 2) -> None:
+    """ICNR initialisation (Aitken et al., 2017) of a conv feeding a pixel shuffle: the sub-pixel kernels start
+    equal, as in common practice, so the layer starts as nearest upsampling and its checkerboard comes from
+    training, not from initialisation. Works on any module with `weight` (out, in, k, k) and `bias` (out,)."""
     with torch.no_grad():
         conv.weight.copy_(conv.weight[:: scale**2].repeat_interleave(scale**2, dim=0))
         conv.bias.copy_(conv.bias[:: scale**2].repeat_interleave(scale**2))
@@ -76,4 +77,3 @@ def resize_by_two(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     mode = "bilinear" if name == "bilinear" else "nearest"
     kwargs = {"align_corners": False} if mode == "bilinear" else {}
     return lambda x: nn.functional.interpolate(x, scale_factor=2, mode=mode, **kwargs)
-

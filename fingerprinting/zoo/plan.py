@@ -140,7 +140,8 @@ def plan_members(members: int, seed: int, size: int, base_steps: int,
         ))
     train = list(specs)
     for i in range(sizes["unseen_seed"]):
-        parent = train[rng.permutation(len(train))[0]] if i >= len(train) else train[i % len(train)]
+        # The first train members in turn: their families follow the family deck, so parents span families.
+        parent = train[i % len(train)]
         specs.append(dataclasses.replace(parent, member_id=f"m{len(specs):03d}", split="unseen_seed",
                                          seed=int(rng.integers(2**31 - 1)), parent_id=parent.member_id))
     specs += _unseen_arch(train, sizes["unseen_arch"], len(specs), rng, base_steps, photos)

@@ -17,13 +17,13 @@ from fingerprinting.zoo.losses import (
 from fingerprinting.zoo.photos import sample_crops, training_regions
 from fingerprinting.zoo.plan import MemberSpec
 
-GAN_LR = 5e-4
+GAN_LR = 5e-4  # latent generators and critics: a few hundred steps need more than the usual 2e-4
 CRITIC_LR = 5e-4
 RECONSTRUCTION_LR = 1e-3
-DEGRADE_NOISE = 0.04
+DEGRADE_NOISE = 0.04  # the U-Net restores crops that were blurred (2x down and up) and given this noise
 LATENT_FAMILIES = ("dcgan", "style")
 IMLE_CANDIDATES = 2  # prior samples drawn per real patch; the nearest one is pulled towards it
-WARMUP_FRACTION = 0.5  # latent generators start with IMLE alone, then add their adversarial loss  # the U-Net restores crops that were blurred (2x down and up) and given this noise
+WARMUP_FRACTION = 0.5  # latent generators start with IMLE alone, then add their adversarial loss
 
 
 @contextmanager
