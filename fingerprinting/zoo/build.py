@@ -88,7 +88,11 @@ def build_zoo(
 
     `steps` is the base number of training steps (each member trains 0.6-1.4x that; default 120);
     `real_images` the number of real crops (default: a quarter of the generated images, at least 2 per
-    split), divided among the splits in proportion to their generated images.
+    split), divided among the splits in proportion to their generated images. Each member trains on one
+    thread with deterministic algorithms (bitwise reproducible whatever the machine's core count);
+    `workers` > 1 builds that many members at once in separate (spawned) processes, with the same
+    result; a script that asks for workers must call this under `if __name__ == "__main__":`, as
+    Python's multiprocessing requires.
     """
     started = time.monotonic()
     out = Path(out)
