@@ -142,3 +142,8 @@ def test_upsampling_types_leave_different_spectra():
     within = max(np.abs(spectra[u, 11] - spectra[u, 12]).mean() for u in ("transposed", "bilinear"))
     between = min(np.abs(spectra["transposed", a] - spectra["bilinear", b]).mean() for a in (11, 12) for b in (11, 12))
     assert between > 1.5 * within, (between, within)
+
+
+def test_load_zoo_names_an_unfinished_zoo(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a finished zoo"):
+        load_zoo(tmp_path)
