@@ -56,8 +56,13 @@ def choose_factory(n: int, dim: int) -> str:
 
 
 def default_nprobe(nlist: int) -> int:
-    """Lists probed per query: chosen so recall@10 stays >= 0.95 (measured; see BENCHMARKS.md)."""
-    return int(min(nlist, max(16, nlist // 32)))
+    """Lists probed per query: a tenth of them, for recall@10 >= 0.95 against exact search.
+
+    Measured on clustered synthetic fingerprints (64-d, 2 threads): IVF1024 at 1e5 vectors,
+    1/32 of the lists gave recall 0.97; IVF4096 at 1e6, 1/32 gave only 0.88, 1/16 0.93,
+    3/32 0.96 (2.4 ms a query), 1/8 0.97.
+    """
+    return int(min(nlist, max(16, nlist // 10)))
 
 
 def _normalised(x: np.ndarray, dim: int) -> np.ndarray:
@@ -248,6 +253,12 @@ class FingerprintIndex:
         return int(self._index.remove_ids(ids))
 
     # ---- search -------------------------------------------------------------------------------
+
+    @property
+    def nlist(self) -> int | None:
+        """Number of IVF lists (None for a flat index)."""
+        ivf = self._ivf(self._index)
+        return None if ivf is None else int(ivf.nlist)
 
     @property
     def nprobe(self) -> int | None:
