@@ -4,8 +4,10 @@ hdbscan's own algorithms need all pairwise structure (time grows fast with dimen
 k nearest neighbours of every point come from FAISS, mutual reachability distances are computed
 on those edges only (core distance = distance to the `min_samples`-th neighbour, as hdbscan's
 Boruvka path does), disconnected pieces are joined through their representatives, and scipy
-returns the spanning tree. Handed to hdbscan as a sparse precomputed matrix with min_samples=1 it
-gives the same hierarchy hdbscan would build from the full graph, in O(n k) memory.
+returns the spanning tree. Handed to hdbscan as a sparse precomputed matrix with min_samples=1
+(mutual reachability of a tree's edges is the edge itself) it gives nearly the grouping hdbscan
+builds from all pairs (ARI >= 0.97 in tests/test_origin.py), in O(n k) memory, and from a few
+thousand points on it is faster (1e4 points at 64-d: 2.8 s against 16.6 s, measured).
 """
 from __future__ import annotations
 
