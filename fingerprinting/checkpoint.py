@@ -62,6 +62,10 @@ class Checkpoint:
     calibration: Calibration = field(default_factory=Calibration)
     training: dict[str, Any] = field(default_factory=dict)  # zoo options, seed, epochs, validation figures
     version: str = ""
+    # Share of the vector's squared norm given to the training-free spectral fingerprint, appended to
+    # the learned embedding (0: the learned embedding alone). Chosen on held-out members in training.
+    spectral_weight: float = 0.0
+    spectral_options: dict[str, Any] = field(default_factory=dict)  # SpectralFingerprinter arguments, pinned
 
 
 def config_path(weights_path: Path) -> Path:
@@ -95,14 +99,21 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike) -> Path:
     state = {name: tensor.detach().contiguous().cpu() for name, tensor in checkpoint.net.state_dict().items()}
     weights = save_safetensors_bytes(state)
     sha256 = hashlib.sha256(weights).hexdigest()
-    # The base names the architecture and training recipe; the suffix pins these exact weights.
-    version = f"{checkpoint.version.split('+')[0] or BASE_VERSION}+{sha256[:12]}"
+    outputs = {
+        "calibration": checkpoint.calibration.to_dict(),
+        "spectral_weight": checkpoint.spectral_weight,
+        "spectral_options": checkpoint.spectral_options,
+    }
+    # The base names the architecture and training recipe; the suffix pins these exact weights and
+    # every setting that changes the outputs.
+    digest = hashlib.sha256(weights + json.dumps(outputs, sort_keys=True).encode()).hexdigest()
+    version = f"{checkpoint.version.split('+')[0] or BASE_VERSION}+{digest[:12]}"
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "version": version,
         "network": checkpoint.net.config.to_dict(),
-        "calibration": checkpoint.calibration.to_dict(),
+        **outputs,
         "training": checkpoint.training,
         "weights_file": weights_path.name,
         "weights_sha256": sha256,
@@ -158,6 +169,8 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         calibration=Calibration.from_dict(config["calibration"]),
         training=dict(config.get("training", {})),
         version=str(config["version"]),
+        spectral_weight=float(config.get("spectral_weight", 0.0)),
+        spectral_options=dict(config.get("spectral_options", {})),
     )
 
 

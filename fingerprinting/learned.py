@@ -9,6 +9,19 @@ from fingerprinting.checkpoint import Checkpoint
 from fingerprinting.models import FingerprintOutput
 from fingerprinting.network import HeadSpec, NetworkOutput, to_network_input
 from fingerprinting.parsing import LOSS_THRESHOLD, LOSS_TYPES_COLUMN, conform_parsed
+from fingerprinting.spectral import SpectralFingerprinter
+
+
+def combine_vectors(learned: np.ndarray, spectral: np.ndarray | None, spectral_weight: float) -> np.ndarray:
+    """Unit vectors [sqrt(1-w) learned, sqrt(w) spectral]: cosine similarity mixes the two with weight w.
+
+    The learned part brings invariance (JPEG, rescaling); the training-free spectral part keeps the
+    idiosyncratic detail (seed-level peaks) that an embedding trained on a few dozen generators
+    does not learn to keep.
+    """
+    if spectral is None or spectral_weight == 0:
+        return learned.astype(np.float32)
+    return np.concatenate([np.sqrt(1 - spectral_weight) * learned, np.sqrt(spectral_weight) * spectral], 1).astype(np.float32)
 
 
 class LearnedFingerprinter:
@@ -20,10 +33,12 @@ class LearnedFingerprinter:
     def __init__(self, checkpoint: Checkpoint, crop_size: int = 64, batch_size: int = 256) -> None:
         self.checkpoint = checkpoint
         self.net = checkpoint.net.eval()
-        self.version = checkpoint.version
-        self.dim = self.net.config.embedding_dim
         self.crop_size = crop_size
         self.batch_size = batch_size
+        self.spectral = SpectralFingerprinter(crop_size, **_spectral_arguments(checkpoint.spectral_options)) if checkpoint.spectral_weight > 0 else None
+        self.dim = self.net.config.embedding_dim + (self.spectral.dim if self.spectral else 0)
+        # The spectral part's own version too: its vectors change if that algorithm changes.
+        self.version = checkpoint.version + (f"/spectral-{self.spectral.version}" if self.spectral else "")
 
     def fingerprint(self, crops: np.ndarray) -> FingerprintOutput:
         """(n, s, s, 3) uint8 crops -> L2-normalised vectors, fake scores in [0, 1] and parsed_* columns."""
@@ -35,8 +50,9 @@ class LearnedFingerprinter:
         merged = NetworkOutput(*(_concat([getattr(o, f) for o in outputs]) for f in NetworkOutput._fields))
         calibration = self.checkpoint.calibration
         scores = torch.sigmoid(calibration.scale * merged.fake_logit + calibration.bias)
+        spectral = self.spectral.fingerprint(crops).vectors if self.spectral else None
         return FingerprintOutput(
-            vectors=merged.embedding.numpy().astype(np.float32),
+            vectors=combine_vectors(merged.embedding.numpy(), spectral, self.checkpoint.spectral_weight),
             fake_scores=scores.numpy().astype(np.float32),
             parsed=decode_parsed(merged, self.net.config.heads),
         )
@@ -45,6 +61,10 @@ class LearnedFingerprinter:
         with torch.inference_mode():
             output = self.net(to_network_input(torch.from_numpy(np.ascontiguousarray(crops))))
         return output._replace(residual=torch.empty(0))  # the residual is only needed in training
+
+
+def _spectral_arguments(options: dict) -> dict:
+    return {key: tuple(value) if isinstance(value, list) else value for key, value in options.items()}
 
 
 def _concat(parts: list) -> torch.Tensor | tuple[torch.Tensor, ...]:

@@ -25,12 +25,15 @@ from sklearn.metrics import roc_auc_score
 from fingerprinting.augment import Augmenter, jpeg
 from fingerprinting.checkpoint import Calibration, Checkpoint, save_checkpoint
 from fingerprinting.evaluation import nearest_neighbour_same_label_rate
+from fingerprinting.learned import combine_vectors
 from fingerprinting.losses import parsing_losses, residual_constraints, supervised_contrastive, uniformity
 from fingerprinting.network import FingerprintNet, NetworkConfig, NetworkOutput, to_network_input
+from fingerprinting.spectral import SpectralFingerprinter
 from fingerprinting.training_data import LabelledImages, load_labelled_images
 
 ProgressCallback = Callable[[int, int, str], None]
 VALIDATION_JPEG_QUALITY = 75
+SPECTRAL_WEIGHTS = (0.0, 0.25, 0.5, 0.75)  # candidate shares of the spectral fingerprint in the vector
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,8 @@ def split_for_validation(data: LabelledImages, config: TrainConfig, rng: np.rand
     """
     learnable = np.flatnonzero(np.isin(data.member_split, config.training_splits))
     held_count = round(config.validation_members * len(learnable)) if len(learnable) > 3 else 0
-    learn_members = np.setdiff1d(learnable, rng.choice(learnable, held_count, replace=False))
+    upsampling = [name for name, _ in config.network.heads.discrete].index("upsampling")
+    learn_members = np.setdiff1d(learnable, _held_out_members(data, learnable, held_count, upsampling, rng))
     real = ~data.is_fake
     validation_real = real & ~np.isin(data.split, config.training_splits)
     if not validation_real.any():
@@ -105,6 +109,21 @@ def split_for_validation(data: LabelledImages, config: TrainConfig, rng: np.rand
     learn = np.isin(data.member, learn_members) | (real & ~validation_real)
     validate = np.isin(data.member, validation_members) | validation_real
     return _Split(np.flatnonzero(learn), np.flatnonzero(validate), [data.member_ids[i] for i in validation_members])
+
+
+def _held_out_members(data: LabelledImages, learnable: np.ndarray, count: int, upsampling: int, rng: np.random.Generator) -> list[int]:
+    """Up to ``count`` random members whose family and upsampling type other learnt members still show.
+
+    Breadth matters more than anything for unseen generators: the only member of a design stays in training.
+    """
+    design = {int(m): (data.member_family[m], int(data.discrete[m, upsampling])) for m in learnable}
+    remaining = {d: sum(1 for other in design.values() if other == d) for d in set(design.values())}
+    held: list[int] = []
+    for member in rng.permutation(learnable):
+        if len(held) < count and remaining[design[int(member)]] >= 2:
+            held.append(int(member))
+            remaining[design[int(member)]] -= 1
+    return held
 
 
 class _BatchSampler:
@@ -197,12 +216,24 @@ class _Validator:
         metrics["score"] = float(np.nanmean(list(metrics.values())))
         return metrics, np.concatenate(logits)
 
+    def choose_spectral_weight(self, net: FingerprintNet, spectral: SpectralFingerprinter) -> tuple[float, dict[str, float]]:
+        """The share of the spectral fingerprint in the vector that best groups held-out members (clean and JPEG 75)."""
+        fake = self.member >= 0
+        learned = {view: predict(net, pixels[fake])[0] for view, pixels in self.views.items()}
+        fixed = {view: spectral.fingerprint(pixels[fake]).vectors for view, pixels in self.views.items()}
+        scores = {
+            weight: float(np.mean([nearest_neighbour_same_label_rate(combine_vectors(learned[v], fixed[v], weight), self.member[fake]) for v in self.views]))
+            for weight in SPECTRAL_WEIGHTS
+        }
+        return max(scores, key=lambda w: (scores[w], -w)), {str(w): s for w, s in scores.items()}
+
     def calibrate(self, logits: np.ndarray) -> Calibration:
-        """Platt scaling of the detector on the held-out images (both views)."""
+        """Platt scaling of the detector on the held-out images (both views), for a prior of one half."""
         labels = np.tile(self.member >= 0, len(self.views))
         if labels.all() or not labels.any():
             return Calibration()
-        model = LogisticRegression(C=1e4).fit(logits[:, None], labels)
+        # Balanced: scores calibrated for even odds, whatever the mix of the held-out set.
+        model = LogisticRegression(C=1e4, class_weight="balanced").fit(logits[:, None], labels)
         return Calibration(scale=float(model.coef_[0, 0]), bias=float(model.intercept_[0]))
 
 
@@ -257,7 +288,10 @@ def fit(data: LabelledImages, config: TrainConfig = TrainConfig(), on_progress: 
         "train_seconds": round(time.perf_counter() - started, 1),
         "torch_threads": torch.get_num_threads(),
     }
-    checkpoint = Checkpoint(net, validator.calibrate(best[3]), training)
+    spectral = SpectralFingerprinter()
+    weight, training["spectral_weight_scores"] = validator.choose_spectral_weight(net, spectral)
+    spectral_options = {"grid": list(spectral.grid), "radial_bins": spectral.radial_bins}
+    checkpoint = Checkpoint(net, validator.calibrate(best[3]), training, spectral_weight=weight, spectral_options=spectral_options)
     return TrainResult(checkpoint, None, history, best[1], training["train_seconds"])
 
 

@@ -27,6 +27,7 @@ class LabelledImages:
     source: np.ndarray  # (n,) int64: for a reconstruction, the row of the real crop it shows; else -1
     member_ids: list[str]
     member_split: np.ndarray  # (members,) str: the zoo split of each member
+    member_family: np.ndarray  # (members,) str: the generator family of each member
     continuous: np.ndarray  # (members, n_continuous) float32
     discrete: np.ndarray  # (members, n_discrete) int64
     losses: np.ndarray  # (members, n_loss_types) float32
@@ -93,4 +94,5 @@ def load_labelled_images(zoo_dir: str | os.PathLike, spec: HeadSpec) -> Labelled
     kind = images["kind"].astype(str).to_numpy() if "kind" in images else np.where(member >= 0, "sample", "real")
     split = images["split"].astype(str).to_numpy()
     return LabelledImages(read_pixels(paths), member, kind, split, content_sources(images, member), member_ids, generators["split"].astype(str).to_numpy(),
+                          generators["family"].astype(str).to_numpy() if "family" in generators else np.full(len(generators), ""),
                           continuous, discrete, losses)

