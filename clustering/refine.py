@@ -197,6 +197,7 @@ def merge_agreeing(
     return np.where(labels >= 0, roots[np.maximum(labels, 0)], -1)
 
 
+@_one_thread()
 def split_disagreeing(
     vectors: np.ndarray,
     labels: np.ndarray,
@@ -206,17 +207,6 @@ def split_disagreeing(
 ) -> np.ndarray:
     """Split clusters in two (2-means) while the held-out evidence for two origins exceeds
     `min_evidence` nats and both parts keep `min_cluster_size` members; parts are tested again."""
-    with _one_thread():
-        return _split(vectors, labels, min_evidence, min_cluster_size, rng)
-
-
-def _split(
-    vectors: np.ndarray,
-    labels: np.ndarray,
-    min_evidence: float,
-    min_cluster_size: int,
-    rng: np.random.Generator,
-) -> np.ndarray:
     labels = labels.copy()
     next_label = int(labels.max(initial=-1)) + 1
     members_by_label = dict(enumerate(members_of(labels, next_label)))
