@@ -137,3 +137,17 @@ def test_format_verdict_names_methods_that_split_by_format() -> None:
     formats = pd.DataFrame({"method": ["a", "b"], "cross_format_pairs_together": [0.45, 0.75], "same_format_pairs_together": [0.9, 0.75]})
     assert report.format_verdict(formats).endswith(": a.")
     assert report.format_verdict(formats.iloc[1:]).startswith("No method")
+
+
+def test_benchmarks_page_keeps_every_part_in_order(tmp_path) -> None:
+    from flows.bench.sections import assemble, section_path, write_section
+
+    out = tmp_path / "BENCHMARKS.md"
+    write_section(out, "scale", "## Scale\n\n1e6 figures")
+    write_section(out, "suite", "# genprint benchmarks\n\nsuite tables")
+    assert out.read_text() == "# genprint benchmarks\n\nsuite tables\n\n## Scale\n\n1e6 figures\n"
+    write_section(out, "suite", "# genprint benchmarks\n\nnew suite tables")  # a rerun replaces its part only
+    assert "new suite tables" in out.read_text() and "1e6 figures" in out.read_text()
+    assert assemble(out).read_text().count("## Scale") == 1
+    with pytest.raises(ValueError, match="unknown BENCHMARKS.md section"):
+        section_path(out, "nonsense")

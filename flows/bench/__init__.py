@@ -27,6 +27,23 @@ def run_and_write(quick: bool, out: Path, work: Path, threads: int = 2, log: Cal
     started, clock = datetime.now(timezone.utc), time.perf_counter()
     figures = out.parent / FIGURES
     result = run_bench(config, work, figures, log)
-    command = "genprint " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if Path(sys.argv[0]).name == "genprint" else f"run_and_write(quick={quick})"
-    write_markdown(result, out, command, figures, started, time.perf_counter() - clock)
+    write_markdown(result, out, command_line(f"run_and_write(quick={quick})"), figures, started, time.perf_counter() - clock)
     return out
+
+
+def run_part(name: str, out: Path, work: Path, threads: int = 2, log: Callable[[str], None] = print) -> Path:
+    """Measure one separately run part of BENCHMARKS.md (``zoo``, ``scale`` or ``soak``) and rewrite the page."""
+    from importlib import import_module
+
+    from flows.bench.sections import provenance, write_section
+
+    started, clock = datetime.now(timezone.utc), time.perf_counter()
+    # Each part's module has ``measure(work, threads, log) -> markdown`` (the tables, without provenance).
+    body = import_module(f"flows.bench.{name}_part").measure(work / name, threads, log)
+    head, _, rest = body.partition("\n")
+    return write_section(out, name, "\n".join([head, "", provenance(command_line(f"run_part({name!r})"), started, time.perf_counter() - clock), rest]))
+
+
+def command_line(fallback: str) -> str:
+    """The command as typed, when it came from the ``genprint`` console script."""
+    return "genprint " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if Path(sys.argv[0]).name == "genprint" else fallback

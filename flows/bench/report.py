@@ -163,7 +163,7 @@ def headline(quality: pd.DataFrame) -> str:
 
 
 def write_markdown(result: BenchResult, out: Path, command: str, figures: Path, started: datetime, wall_seconds: float) -> None:
-    """The whole BENCHMARKS.md from one ``BenchResult``."""
+    """The suite's part of BENCHMARKS.md (its head and every table) from one ``BenchResult``."""
     q = result.quality
     config = result.config
     clean = q[q["view"] == "clean"]
@@ -278,7 +278,9 @@ def write_markdown(result: BenchResult, out: Path, command: str, figures: Path, 
         markdown_table(result.clustering, digits=3),
         "",
     ]
-    out.write_text("\n".join(sections))
+    from flows.bench.sections import SUITE, write_section
+
+    write_section(out, SUITE, "\n".join(sections))
 
 
 def format_verdict(formats: pd.DataFrame, tolerance: float = 0.9) -> str:
