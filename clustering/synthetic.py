@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 REAL = -1
+_CHUNK = 65_536
 
 
 @dataclass
@@ -53,12 +54,17 @@ def make_fingerprints(
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     sizes = np.maximum(2, np.round(images_per_origin * rng.uniform(0.5, 1.5, n_origins)).astype(int))
     origins = np.r_[np.repeat(np.arange(n_origins), sizes), np.full(n_real, REAL)]
-    signal = np.zeros((len(origins), dim))
-    signal[origins >= 0] = centres[origins[origins >= 0]]
     content_basis = _unit(rng, content_rank, dim)
-    content_part = rng.standard_normal((len(origins), content_rank)) @ content_basis
-    noise_part = rng.standard_normal((len(origins), dim)) * noise / np.sqrt(dim)
-    vectors = (signal + content * content_part / np.sqrt(content_rank) + noise_part).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    content_coefficients = rng.standard_normal((len(origins), content_rank))
+    # Built in row chunks (the same random stream as one draw): at a million vectors the float64
+    # temporaries of one whole-array expression would need several GB.
+    vectors = np.empty((len(origins), dim), np.float32)
+    for start in range(0, len(origins), _CHUNK):
+        rows = slice(start, start + _CHUNK)
+        signal = np.where((origins[rows] >= 0)[:, None], centres[np.maximum(origins[rows], 0)], 0.0)
+        content_part = content_coefficients[rows] @ content_basis
+        noise_part = rng.standard_normal((len(signal), dim)) * noise / np.sqrt(dim)
+        chunk = (signal + content * content_part / np.sqrt(content_rank) + noise_part).astype(np.float32)
+        vectors[rows] = chunk / np.linalg.norm(chunk, axis=1, keepdims=True)
     order = rng.permutation(len(origins))
     return SyntheticFingerprints(vectors[order], origins[order].astype(np.int64))
