@@ -67,6 +67,8 @@ class TrainConfig:
     validation_reals: float = 0.2  # share of the reals held out, only where the zoo has no held-out reals
     patience: int = 5  # epochs without a better validation score before stopping
     crop_sides: tuple[int, ...] = (64, 64, 56, 48, 40, 32)  # one per batch, capped at the image side
+    # Where the network trains ("cpu", "cuda", ...); the checkpoint always comes back on the CPU.
+    device: str = "cpu"
     network: NetworkConfig = field(default_factory=NetworkConfig)
     augmenter: Augmenter = field(default_factory=Augmenter)
     weights: LossWeights = field(default_factory=LossWeights)
@@ -161,7 +163,8 @@ class _BatchSampler:
 
 def training_loss(net_out: NetworkOutput, rows: torch.Tensor, data: LabelledImages, config: TrainConfig) -> dict[str, torch.Tensor]:
     """Every term of the objective for one batch (unweighted), plus their weighted ``total``."""
-    member = torch.from_numpy(data.member)[rows]
+    device = net_out.embedding.device
+    member = torch.from_numpy(data.member)[rows].to(device)
     fake = member >= 0
     terms = {
         "contrastive": supervised_contrastive(net_out.embedding, member, config.temperature),
@@ -169,11 +172,9 @@ def training_loss(net_out: NetworkOutput, rows: torch.Tensor, data: LabelledImag
         # Balanced classes: each side weighs the same whatever the batch mix.
         "detection": F.binary_cross_entropy_with_logits(net_out.fake_logit, fake.float(), pos_weight=(~fake).sum().clamp(min=1) / fake.sum().clamp(min=1)),
     }
-    fake_members = member[fake].numpy()
-    parsing = parsing_losses(
-        net_out.continuous[fake], tuple(d[fake] for d in net_out.discrete), net_out.loss_logits[fake],
-        torch.from_numpy(data.continuous[fake_members]), torch.from_numpy(data.discrete[fake_members]), torch.from_numpy(data.losses[fake_members]),
-    )
+    fake_members = member[fake].cpu().numpy()
+    targets = (torch.from_numpy(t[fake_members]).to(device) for t in (data.continuous, data.discrete, data.losses))
+    parsing = parsing_losses(net_out.continuous[fake], tuple(d[fake] for d in net_out.discrete), net_out.loss_logits[fake], *targets)
     terms["parsing"] = parsing["continuous"] + parsing["discrete"] + parsing["loss_types"]
     terms.update(residual_constraints(net_out.residual[fake]))
     weights = asdict(config.weights)
@@ -182,14 +183,15 @@ def training_loss(net_out: NetworkOutput, rows: torch.Tensor, data: LabelledImag
 
 
 def predict(net: FingerprintNet, pixels: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """(embeddings, detector logits) of uint8 images, in eval mode."""
+    """(embeddings, detector logits) of uint8 images, in eval mode, on the network's device."""
     net.eval()
+    device = next(net.parameters()).device
     embeddings, logits = [], []
     with torch.inference_mode():
         for start in range(0, len(pixels), batch_size):
-            out = net(to_network_input(torch.from_numpy(pixels[start : start + batch_size])))
-            embeddings.append(out.embedding.numpy())
-            logits.append(out.fake_logit.numpy())
+            out = net(to_network_input(torch.from_numpy(pixels[start : start + batch_size])).to(device))
+            embeddings.append(out.embedding.cpu().numpy())
+            logits.append(out.fake_logit.cpu().numpy())
     return np.concatenate(embeddings), np.concatenate(logits)
 
 
@@ -245,7 +247,7 @@ def fit(data: LabelledImages, config: TrainConfig = TrainConfig(), on_progress: 
     split = split_for_validation(data, config, rng)
     sample = _BatchSampler(data, split.train_rows, config, rng)
     validator = _Validator(data, split.validation_rows)
-    net = FingerprintNet(config.network)
+    net = FingerprintNet(config.network).to(config.device)
     steps = config.steps_per_epoch or max(1, len(split.train_rows) // (config.members_per_batch * config.images_per_member + config.reals_per_batch))
     optimiser = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.learning_rate, total_steps=config.epochs * steps, pct_start=0.1)
@@ -258,7 +260,7 @@ def fit(data: LabelledImages, config: TrainConfig = TrainConfig(), on_progress: 
         sums: dict[str, float] = {}
         for step in range(steps):
             x, rows = sample()
-            terms = training_loss(net(x), rows, data, config)
+            terms = training_loss(net(x.to(config.device, non_blocking=True)), rows, data, config)
             optimiser.zero_grad(set_to_none=True)
             terms["total"].backward()
             optimiser.step()
@@ -275,7 +277,7 @@ def fit(data: LabelledImages, config: TrainConfig = TrainConfig(), on_progress: 
         if epoch - best[1] >= config.patience:
             break
     assert best is not None
-    net.load_state_dict(best[2])
+    net.to("cpu").load_state_dict(best[2])
     net.eval()
     training = {
         "seed": config.seed,
@@ -287,6 +289,7 @@ def fit(data: LabelledImages, config: TrainConfig = TrainConfig(), on_progress: 
         "history": history,
         "train_seconds": round(time.perf_counter() - started, 1),
         "torch_threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name(config.device) if config.device.startswith("cuda") else config.device,
     }
     spectral = SpectralFingerprinter()
     weight, training["spectral_weight_scores"] = validator.choose_spectral_weight(net, spectral)

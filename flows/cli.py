@@ -53,6 +53,7 @@ def train(
     steps_per_epoch: int = typer.Option(0, "--steps-per-epoch", help="Batches per epoch (0: one pass over the training fakes)."),
     patience: int = typer.Option(5, "--patience", help="Epochs without a better held-out score before stopping."),
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: all cores, at most 8)."),
+    device: str = typer.Option("cpu", "--device", help="Where the network trains: 'cpu', or 'cuda' where a GPU is present (never needed; the checkpoint is the same kind)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train the fingerprint network (vector, fake-vs-real and parsing heads) on a zoo's train members."""
@@ -61,7 +62,7 @@ def train(
     from fingerprinting.train import train as train_network
 
     pin_threads(threads or None)
-    config = TrainConfig(epochs=epochs, seed=seed, steps_per_epoch=steps_per_epoch or None, patience=patience)
+    config = TrainConfig(epochs=epochs, seed=seed, steps_per_epoch=steps_per_epoch or None, patience=patience, device=device)
     with progress_bar("train", enabled=not quiet) as on_progress:
         result = train_network(zoo_dir, out, config, on_progress=on_progress)
     best = result.history[result.best_epoch - 1]
