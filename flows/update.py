@@ -57,6 +57,22 @@ class _NewImages:
     parts: list[tuple[str, str, list[str] | None]]  # (shard key, folder, ids kept: None = all of them)
 
 
+@dataclass
+class _RunResult:
+    """Everything a run writes in its one commit."""
+
+    context: RunContext
+    summary: RunSummary
+    meta: dict
+    tables: dict[str, pa.Table]  # only the tables that changed
+    index: FingerprintIndex | None  # None: no new vectors, the stored index stays
+    clustered: Clustered
+    new: _NewImages
+    report: str
+    clusters: pd.DataFrame  # the report cards were drawn for these clusters
+    cards: list[dict]
+
+
 def update(
     store: Store,
     context: RunContext,
@@ -150,23 +166,13 @@ def update(
     if len(new.records):
         tables[Store.IDS] = schemas.to_table(ids, schemas.ids_schema())
     report = render_report(store, images, clusters, errors, summary, cards)
-    _commit(store, context, summary, meta, tables, index if len(new.records) else None, clustered, new, report, (clusters, cards))
+    index_changed = index if len(new.records) else None
+    _commit(store, _RunResult(context, summary, meta, tables, index_changed, clustered, new, report, clusters, cards))
     shutil.rmtree(store / str(SHARDS_DIR), ignore_errors=True)  # committed: the shards are history now
     return summary
 
 
-def _commit(
-    store: Store,
-    context: RunContext,
-    summary: RunSummary,
-    meta: dict,
-    tables: dict[str, pa.Table],
-    index: FingerprintIndex | None,
-    clustered: Clustered,
-    new: _NewImages,
-    report: str,
-    cards: tuple[pd.DataFrame, list[dict]],
-) -> None:
+def _commit(store: Store, result: _RunResult) -> None:
     """Write the new state in one transaction: changed tables, index, clusterer state, vectors, report, run record.
 
     A full disk while staging leaves the previous state and frees what was staged: the run stops
@@ -174,7 +180,7 @@ def _commit(
     """
     transaction = Transaction(store.root)
     try:
-        _stage_and_commit(transaction, context, summary, meta, tables, index, clustered, new, report, cards)
+        _stage_and_commit(transaction, result)
     except OSError as exc:
         if not (store.root / STAGING / COMMIT_MARKER).is_file():  # not committed: drop the staged files
             transaction.abort()
@@ -186,25 +192,15 @@ def _commit(
         raise
 
 
-def _stage_and_commit(
-    transaction: Transaction,
-    context: RunContext,
-    summary: RunSummary,
-    meta: dict,
-    tables: dict[str, pa.Table],
-    index: FingerprintIndex | None,
-    clustered: Clustered,
-    new: _NewImages,
-    report: str,
-    cards: tuple[pd.DataFrame, list[dict]],
-) -> None:
+def _stage_and_commit(transaction: Transaction, result: _RunResult) -> None:
+    context, summary, meta, new = result.context, result.summary, result.meta, result.new
     run_folder = Store.run_folder(context.run_id)
-    for rel, table in tables.items():
+    for rel, table in result.tables.items():
         transaction.write_parquet(rel, table)
-    if index is not None:
-        index.save(transaction.path(Store.INDEX))
-    if clustered.state:
-        save_state(clustered.state, transaction.path(CLUSTERER_STATE))
+    if result.index is not None:
+        result.index.save(transaction.path(Store.INDEX))
+    if result.clustered.state:
+        save_state(result.clustered.state, transaction.path(CLUSTERER_STATE))
     row_of = {image_id: i for i, image_id in enumerate(new.records["image_id"])}
     for key, folder, kept in new.parts:
         part = f"{run_folder}/vectors/part-{key}.parquet"
@@ -213,11 +209,11 @@ def _stage_and_commit(
         elif kept:  # a shard that also held images stored meanwhile: only its new rows
             transaction.write_parquet(part, vectors_table(kept, new.vectors[[row_of[i] for i in kept]]))
     transaction.write_parquet(
-        f"{run_folder}/cluster_events.parquet", schemas.to_table(clustered.events, schemas.cluster_events_schema())
+        f"{run_folder}/cluster_events.parquet", schemas.to_table(result.clustered.events, schemas.cluster_events_schema())
     )
-    transaction.write_text(Store.REPORT, report)
-    transaction.write_text(f"{run_folder}/report.html", report)
-    transaction.write_json(REPORT_CARDS, {"clusters": _signature(cards[0]), "cards": cards[1]})
+    transaction.write_text(Store.REPORT, result.report)
+    transaction.write_text(f"{run_folder}/report.html", result.report)
+    transaction.write_json(REPORT_CARDS, {"clusters": _signature(result.clusters), "cards": result.cards})
     transaction.write_parquet(f"{run_folder}/run.parquet", _run_row(context, summary, meta))
     transaction.write_json(f"{run_folder}/run.json", _run_record(context, summary, meta))
     transaction.write_json(Store.META, meta)
