@@ -57,7 +57,8 @@ def recluster(
     stable_of = np.full(len(clusterer.cluster_ids_), -1, np.int64)
     for label in clusterer.cluster_ids_:
         stable_of[label] = stable.labels[np.flatnonzero(clusterer.labels_ == label)[0]]
-    return Clustered(ids, stable.labels, clusterer.probabilities_, stable.events, stable.next_id, _state(clusterer, stable_of))
+    state = clusterer.assignment_state() | {"cluster_ids": stable_of}
+    return Clustered(ids, stable.labels, clusterer.probabilities_, stable.events, stable.next_id, state)
 
 
 def assign_new(store_root: Path, image_ids: list[str], vectors: np.ndarray, next_id: int) -> Clustered:
@@ -75,44 +76,13 @@ def save_state(state: dict[str, np.ndarray], path: Path) -> None:
         np.savez(handle, **state)
 
 
-class _Projection:
-    """The fitted PCA's transform (whiten=False) from its arrays: what `OriginClusterer.reduce` calls."""
-
-    def __init__(self, mean: np.ndarray, components: np.ndarray) -> None:
-        self.mean_, self.components_ = mean, components
-
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        return (np.asarray(X, np.float64) - self.mean_) @ self.components_.T
-
-
-def _state(clusterer: OriginClusterer, stable_of: np.ndarray) -> dict[str, np.ndarray]:
-    pca = clusterer.pca_
-    if pca is not None and getattr(pca, "whiten", False):
-        raise ValueError("a whitened PCA cannot be saved as a plain projection")
-    return {
-        "pca_mean": np.zeros(0) if pca is None else pca.mean_,
-        "pca_components": np.zeros((0, 0)) if pca is None else pca.components_,
-        "reduced_centroids": clusterer.reduced_centroids_,
-        "bounds": clusterer.bounds_,
-        "typical": clusterer.typical_,
-        "cluster_ids": stable_of,
-    }
-
-
 def _restore(path: Path) -> OriginClusterer:
-    """An OriginClusterer able to `assign`, from `save_state`'s arrays (the fields `assign` reads)."""
+    """An OriginClusterer able to `assign`, from the assignment state `save_state` wrote."""
     try:
         with np.load(path, allow_pickle=False) as arrays:
-            state = {name: arrays[name] for name in arrays.files}
+            return OriginClusterer.from_assignment_state({name: arrays[name] for name in arrays.files})
     except (OSError, ValueError, EOFError) as exc:  # a pickle, a truncated or foreign file: never trusted
         raise StoreError(
             f"{path} is damaged ({exc}); run again with --recluster (Store.run(recluster=True)), which "
             "re-clusters the whole store from its stored fingerprints and writes a new one"
         ) from exc
-    clusterer = OriginClusterer()
-    clusterer.pca_ = None if state["pca_components"].size == 0 else _Projection(state["pca_mean"], state["pca_components"])
-    clusterer.reduced_centroids_ = state["reduced_centroids"].astype(np.float32)
-    clusterer.bounds_ = state["bounds"]
-    clusterer.typical_ = state["typical"]
-    clusterer.cluster_ids_ = state["cluster_ids"].astype(np.int64)
-    return clusterer
