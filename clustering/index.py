@@ -11,6 +11,8 @@ import faiss
 import numpy as np
 from faiss.contrib.inspect_tools import get_invlist
 
+from clustering.atomic_file import write_atomic
+
 FORMAT_VERSION = 1
 
 # Below this many vectors exact search is fast enough (a few ms a query at 128-d on one core).
@@ -75,24 +77,6 @@ def _normalised(x: np.ndarray, dim: int) -> np.ndarray:
 
 def _sha256(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _write_atomic(path: Path, data: bytes | memoryview) -> None:
-    """Write aside, fsync, then rename over the target: readers see the old or the new file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class FingerprintIndex:
@@ -321,9 +305,9 @@ class FingerprintIndex:
         }
         # Index first, then the sidecar: a crash in between leaves a checksum mismatch, which
         # load() reports, never a silently stale index.
-        _write_atomic(path, memoryview(data))
-        _write_atomic(self.sidecar_path(path), json.dumps(meta, indent=1).encode())
-        _fsync_dir(path.parent)
+        write_atomic(path, lambda tmp: tmp.write_bytes(memoryview(data)))
+        sidecar = json.dumps(meta, indent=1)
+        write_atomic(self.sidecar_path(path), lambda tmp: tmp.write_text(sidecar, encoding="utf-8"))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> FingerprintIndex:

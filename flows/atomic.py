@@ -19,12 +19,12 @@ import json
 import os
 import shutil
 import signal
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from clustering.atomic_file import fsync_dir, write_atomic
 
 STAGING = ".staging"
 COMMIT_MARKER = "COMMIT"
@@ -36,44 +36,6 @@ CRASH_AT_ENV = "GENPRINT_TEST_CRASH_AT"
 def _crash_point(phase: str, rel: str) -> None:
     if os.environ.get(CRASH_AT_ENV) == f"{phase}:{rel}":
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _file_mode() -> int:
-    """The mode a plain `open()` would give a new file (mkstemp's is 0600: tables must stay readable)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-FILE_MODE = _file_mode()
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or a new file in `path` durable (the directory entry itself)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp)` on a temporary file beside `path`, fsync it, then rename it over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.chmod(tmp, FILE_MODE)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
 
 
 def write_parquet(path: Path, table: pa.Table) -> None:
