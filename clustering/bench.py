@@ -69,8 +69,10 @@ def bench_index(n: int, dim: int, n_queries: int = 1_000, k: int = 10) -> dict:
                 query_ms_batched=round(batch_s / len(queries) * 1e3, 4))
 
 
-def cluster_child(path: str, **params) -> dict:
-    """Fit OriginClusterer on saved vectors; runs in a child so its peak memory is its own."""
+def cluster_child(path: str, state_out: str | None = None, **params) -> dict:
+    """Fit OriginClusterer on saved vectors; runs in a child so its peak memory is its own.
+
+    `state_out`: also save the fitted labels and assignment state there (npz), for assigning new points later."""
     from clustering.origin import OriginClusterer
 
     arrays = np.load(path)
@@ -79,6 +81,8 @@ def cluster_child(path: str, **params) -> dict:
     clusterer = OriginClusterer(**params).fit(vectors)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    if state_out:
+        np.savez(state_out, labels=clusterer.labels_, **clusterer.assignment_state())
     # CPU seconds beside wall seconds: on a shared machine the wall clock measures the neighbours.
     return dict(bench="cluster", n=len(vectors), dim=vectors.shape[1], seconds=round(seconds, 1),
                 cpu_seconds=round(cpu_seconds, 1), peak_rss_gb=round(peak_gb, 2),
