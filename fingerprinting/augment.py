@@ -6,6 +6,7 @@ they teach the network fingerprints that survive what happens to images after th
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +49,16 @@ def jpeg(image: Image.Image, quality: int) -> Image.Image:
     buffer.seek(0)
     with Image.open(buffer) as decoded:
         return decoded.convert("RGB")
+
+
+def each_image(pixels: np.ndarray, change: Callable[[Image.Image], Image.Image]) -> np.ndarray:
+    """``change`` applied to every (H, W, 3) uint8 image of ``pixels`` (N, H, W, 3)."""
+    return np.stack([np.asarray(change(Image.fromarray(p))) for p in pixels])
+
+
+def jpeg_copy(pixels: np.ndarray, quality: int) -> np.ndarray:
+    """Every image of ``pixels`` (N, H, W, 3) after one JPEG round trip at ``quality``."""
+    return each_image(pixels, lambda image: jpeg(image, quality))
 
 
 def random_crop(pixels: np.ndarray, crop: int, rng: np.random.Generator, aligned: bool = True, grid: int = 8) -> np.ndarray:

@@ -8,7 +8,6 @@ clean or after one degradation (the gallery stays clean, as in practice).
 from __future__ import annotations
 
 import dataclasses
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ from PIL import Image
 from clustering import metrics
 from clustering.attribution import OpenSetAttributor
 from clustering.origin import OriginClusterer
+from fingerprinting.augment import each_image, jpeg, jpeg_copy
 from fingerprinting.evaluation import detection_figures, parsing_figures
 from fingerprinting.models import Fingerprinter, FingerprintOutput
 from fingerprinting.network import HeadSpec
@@ -83,24 +83,16 @@ def degradations() -> dict[str, Callable[[Image.Image], Image.Image] | None]:
     """View name -> what happens to each image after it is made (None: untouched)."""
     views: dict[str, Callable[[Image.Image], Image.Image] | None] = {"clean": None}
     for quality in JPEG_QUALITIES:
-        views[f"jpeg{quality}"] = lambda image, q=quality: _jpeg(image, q)
+        views[f"jpeg{quality}"] = lambda image, q=quality: jpeg(image, q)
     for factor in RESCALES:
         views[f"rescale{factor:g}"] = lambda image, f=factor: image.resize((round(image.width * f), round(image.height * f)), Image.Resampling.BICUBIC)
     return views
 
 
-def _jpeg(image: Image.Image, quality: int) -> Image.Image:
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality)
-    buffer.seek(0)
-    with Image.open(buffer) as decoded:
-        return decoded.convert("RGB")
-
-
 def apply(pixels: np.ndarray, change: Callable[[Image.Image], Image.Image] | None) -> np.ndarray:
     if change is None:
         return pixels
-    return np.stack([np.asarray(change(Image.fromarray(p))) for p in pixels])
+    return each_image(pixels, change)
 
 
 def min_cluster_size(group_members: np.ndarray) -> int:
@@ -172,7 +164,7 @@ def format_test(part: Partition, fingerprinter: Fingerprinter) -> dict:
     for member in np.unique(data.member[rows]):
         mine = np.flatnonzero(data.member[rows] == member)
         is_jpeg[mine[1::2]] = True
-    pixels[is_jpeg] = apply(pixels[is_jpeg], lambda image: _jpeg(image, 95))
+    pixels[is_jpeg] = jpeg_copy(pixels[is_jpeg], 95)
     reals = data.pixels[part.query_reals]
     vectors = fingerprinter.fingerprint(np.concatenate([pixels, reals])).vectors
     labels = cluster(vectors, min_cluster_size(data.member[rows]))[: len(rows)]
