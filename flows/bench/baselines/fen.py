@@ -28,6 +28,7 @@ from fingerprinting.learned import decode_parsed
 from fingerprinting.losses import parsing_losses, residual_constraints
 from fingerprinting.models import FingerprintOutput
 from fingerprinting.network import HeadSpec, NetworkOutput, to_network_input
+from fingerprinting.optimiser import OneCycleAdamW
 from fingerprinting.train import LossWeights
 from fingerprinting.training_data import LabelledImages
 
@@ -105,8 +106,7 @@ def fit_fen(data: LabelledImages, rows: np.ndarray, config: FenConfig, heads: He
     weights = LossWeights()
     augment = Augmenter()
     steps = (config.steps_per_epoch or max(1, len(rows) // config.batch_size)) * config.epochs
-    optimiser = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.learning_rate, total_steps=steps, pct_start=0.1)
+    optimiser = OneCycleAdamW(net.parameters(), config.learning_rate, weight_decay=1e-4, total_steps=steps)
     crop = min(config.crop, *data.pixels.shape[1:3])
     net.train()
     for _ in range(steps):
@@ -126,10 +126,7 @@ def fit_fen(data: LabelledImages, rows: np.ndarray, config: FenConfig, heads: He
         ) + F.binary_cross_entropy_with_logits(output.fake_logit, fake.float()) + sum(parsing.values()) + sum(
             getattr(weights, name) * value for name, value in constraints.items()
         )
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        schedule.step()
+        optimiser.step(loss)
     return net.eval(), time.perf_counter() - started
 
 
