@@ -7,14 +7,20 @@ on the whole folder, and checks what must hold after every run:
 - lost: good inputs placed so far that are not in the paths table (must be 0);
 - duplicates: repeated image ids, paths, (path, error) pairs or index ids (must be 0);
 - cluster ids kept: the share of images clustered before the run that keep their cluster id
-  (1.0 when new images are only assigned; a re-clustering keeps ids through stable_ids);
-- memory: this process's resident and peak memory after the run (bounded: stops growing).
+  (1.0 when new images are only assigned; a re-clustering may legitimately move some);
+- unchanged clusters: clusters whose members before the run are still all together in one cluster
+  after it, grown only by images that were in no cluster before (new images, earlier noise); each
+  must keep its id (share 1.0), whatever else a re-clustering merged or split (counted from the
+  run's cluster_events);
+- memory: this process's resident memory after the run (after a garbage collection) and its
+  count of live Python objects, and the peak; bounded means they level off.
 
     python -m flows.soak --pool ZOO_FOLDER --work /tmp/soak --runs 20
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import resource
 import shutil
@@ -24,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from flows.runs import RunSummary
@@ -40,13 +47,19 @@ class SoakRun:
 
     run: int
     clustering: str
+    offered: int  # files placed in the upload folder by this run (good and hostile)
     images_new: int
     images_total: int
-    errors: int
+    errors: int  # inputs the run recorded as unusable (the whole folder is offered again each run)
     lost: int
     duplicates: int
     cluster_ids_kept: float  # of images clustered before this run; 1.0 when none were
+    unchanged_clusters: int
+    unchanged_ids_kept: float  # of the unchanged clusters; 1.0 when there were none
+    merges: int
+    splits: int
     rss_mb: float
+    python_objects: int
     peak_rss_mb: float
     seconds: float
 
@@ -58,12 +71,14 @@ def soak(
     runs: int = 20,
     first_batch: float = 0.5,
     hostile: HostileMaker | None = None,
+    on_run: Callable[[SoakRun], None] | None = None,
     **run_options,
 ) -> list[SoakRun]:
     """`runs` incremental runs of `store` over a growing upload folder under `work`; one SoakRun each.
 
-    The first run gets `first_batch` of `pool`, the others share the rest evenly; `run_options`
-    go to `Store.run` (model, shard_size, min_cluster_size, ...).
+    The first run gets `first_batch` of `pool`, the others share the rest evenly; `on_run` sees each
+    run's checks as soon as they are made; `run_options` go to `Store.run` (model, shard_size,
+    min_cluster_size, ...).
     """
     upload = Path(work) / "upload"
     upload.mkdir(parents=True, exist_ok=True)
@@ -75,14 +90,18 @@ def soak(
             target = upload / f"run{number:03d}-{i:04d}{Path(source).suffix}"
             shutil.copy(source, target)
             expected.add(str(target.absolute()))
+        offered = len(batch)
         if hostile is not None:
             corpus = hostile(upload / f"hostile-{number:03d}", number)
             expected.update(corpus.path(name) for name in corpus.good)
+            offered += len(corpus.good) + len(corpus.bad)
         before = store.images()[["image_id", "cluster_id"]]
         started = time.perf_counter()
         summary = store.run([str(upload)], **run_options)
         seconds = time.perf_counter() - started
-        results.append(_check(store, number, summary, expected, before, seconds))
+        results.append(_check(store, number, summary, offered, expected, before, seconds))
+        if on_run is not None:
+            on_run(results[-1])
     _restore_permissions(upload)
     return results
 
@@ -94,7 +113,9 @@ def _batches(pool: list, runs: int, first_batch: float) -> list[list]:
     return [pool[:first]] + [rest[i * per_run : (i + 1) * per_run] for i in range(runs - 1)]
 
 
-def _check(store: Store, number: int, summary: RunSummary, expected: set[str], before: pd.DataFrame, seconds: float) -> SoakRun:
+def _check(
+    store: Store, number: int, summary: RunSummary, offered: int, expected: set[str], before: pd.DataFrame, seconds: float
+) -> SoakRun:
     images, paths, errors, ids = store.images(), store.paths(), store.errors(), store.ids()
     duplicates = (
         int(images["image_id"].duplicated().sum()) + int(paths["path"].duplicated().sum())
@@ -103,19 +124,45 @@ def _check(store: Store, number: int, summary: RunSummary, expected: set[str], b
     clustered = before[before["cluster_id"] != NO_CLUSTER]
     now = dict(zip(images["image_id"], images["cluster_id"]))
     kept = sum(now.get(i) == c for i, c in zip(clustered["image_id"], clustered["cluster_id"]))
+    unchanged = unchanged_clusters(clustered, images[["image_id", "cluster_id"]])
+    events = pd.read_parquet(store / f"{Store.run_folder(summary.run_id)}/cluster_events.parquet", columns=["kind"])
+    gc.collect()  # resident memory of live objects, not of garbage awaiting a collection
     return SoakRun(
         run=number,
         clustering=summary.clustering,
+        offered=offered,
         images_new=summary.images_new,
         images_total=len(images),
         errors=summary.errors,
         lost=len(expected - set(paths["path"])),
         duplicates=duplicates,
         cluster_ids_kept=kept / len(clustered) if len(clustered) else 1.0,
+        unchanged_clusters=len(unchanged),
+        unchanged_ids_kept=float((unchanged["before"] == unchanged["after"]).mean()) if len(unchanged) else 1.0,
+        merges=int((events["kind"] == "merged").sum()),
+        splits=int((events["kind"] == "split").sum()),
         rss_mb=_rss_mb(),
+        python_objects=len(gc.get_objects()),
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         seconds=seconds,
     )
+
+
+def unchanged_clusters(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+    """The clusters a run left unchanged: columns `before` and `after` (their ids then and now), one row each.
+
+    `before` holds image_id, cluster_id of the images clustered before the run; `after` the same
+    for every image after it. A cluster is unchanged when all its earlier members are now in one
+    cluster whose other members were in no cluster before (only grown by new images or earlier
+    noise): neither merged with another nor split nor dissolved into noise.
+    """
+    moved = before.merge(after, on="image_id", how="left", suffixes=("_before", "_after"))
+    moved["cluster_id_after"] = moved["cluster_id_after"].fillna(NO_CLUSTER).astype(np.int64)
+    fates = moved.groupby("cluster_id_before")["cluster_id_after"].agg(["nunique", "first", "size"])
+    earlier_members = moved.groupby("cluster_id_after").size()  # per cluster now: members clustered before
+    alone = fates[(fates["nunique"] == 1) & (fates["first"] != NO_CLUSTER)
+                  & (fates["first"].map(earlier_members) == fates["size"])]
+    return pd.DataFrame({"before": alone.index.to_numpy(np.int64), "after": alone["first"].to_numpy(np.int64)})
 
 
 def _rss_mb() -> float:
@@ -140,6 +187,16 @@ def to_markdown(results: Sequence[SoakRun]) -> str:
     return header + rows
 
 
+def repository_hostile_corpus() -> HostileMaker:
+    """tests/hostile.py's corpus generator, seeded by run number; it lives with the tests (repository checkout only)."""
+    tests = str(Path(__file__).resolve().parents[1] / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    from hostile import make_hostile_corpus
+
+    return lambda folder, seed: make_hostile_corpus(folder, seed=seed)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="genprint soak: consecutive incremental runs with hostile files mixed in")
     parser.add_argument("--pool", required=True, help="folder of good images (e.g. a zoo), split over the runs")
@@ -148,15 +205,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--model", default="spectral")
     parser.add_argument("--min-cluster-size", type=int, default=5)
     args = parser.parse_args(argv)
-    # The hostile corpus generator lives with the tests (repository checkout only).
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from hostile import make_hostile_corpus
-
     pool = sorted(str(p) for p in Path(args.pool).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     results = soak(
         Store(Path(args.work) / "store"), pool, args.work, runs=args.runs,
-        hostile=lambda folder, seed: make_hostile_corpus(folder, seed=seed),
-        model=args.model, min_cluster_size=args.min_cluster_size,
+        hostile=repository_hostile_corpus(), model=args.model, min_cluster_size=args.min_cluster_size,
     )
     print(to_markdown(results))
 

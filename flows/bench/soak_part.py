@@ -1,0 +1,126 @@
+"""`genprint bench --soak`: consecutive incremental runs on one store with new and hostile files, checked after each."""
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from fingerprinting.runtime import pin_threads
+from fingerprinting.zoo import build_zoo, load_zoo
+from flows.soak import SoakRun, repository_hostile_corpus, soak, to_markdown
+from flows.store import Store
+
+# A small zoo: a few generators with clusters of ~20 images, enough for re-clusterings to merge and split.
+ZOO = dict(members=6, images_per_member=20, size=32, seed=7, steps=20)
+RUN_OPTIONS = dict(model="spectral", shard_size=64, min_cluster_size=5)  # training-free fingerprint: no checkpoint
+SOAK_RUNS = 20  # issue 7's soak
+MEMORY_RUNS = 40  # the same soak continued, to see whether memory levels off
+FIRST_BATCH = 0.3
+
+
+def measure(work: Path, threads: int, log: Callable[[str], None]) -> str:
+    """Build (or reuse) the zoo under `work`, soak a fresh store for MEMORY_RUNS runs; the section's markdown."""
+    pin_threads(threads)
+    zoo_dir = work / "zoo"
+    build_zoo(zoo_dir, **ZOO, on_progress=lambda done, total, what: log(f"zoo {done}/{total}: {what}"))
+    pool = sorted(load_zoo(zoo_dir).images["path"])
+    scratch = work / "run"
+    if scratch.exists():
+        _make_writable(scratch)
+        shutil.rmtree(scratch)
+    results = soak(
+        Store(scratch / "store"), pool, scratch, runs=MEMORY_RUNS, first_batch=FIRST_BATCH,
+        hostile=repository_hostile_corpus(), on_run=lambda r: log(_progress(r)), **RUN_OPTIONS,
+    )
+    return section(results, len(pool))
+
+
+def _make_writable(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def _progress(r: SoakRun) -> str:
+    return (f"soak run {r.run}: {r.clustering}, {r.images_new} new, {r.images_total} stored, lost {r.lost}, "
+            f"duplicates {r.duplicates}, unchanged ids kept {r.unchanged_ids_kept:.2f}, RSS {r.rss_mb:.0f} MB, {r.seconds:.1f} s")
+
+
+def slope(values: Sequence[float]) -> float:
+    """Least-squares growth per run."""
+    return float(np.polyfit(np.arange(len(values)), values, 1)[0]) if len(values) > 1 else 0.0
+
+
+def section(results: Sequence[SoakRun], pool_size: int) -> str:
+    """The BENCHMARKS.md section: what was run, the invariants over the first SOAK_RUNS and all runs, memory, every run."""
+    soak_runs, later = list(results[:SOAK_RUNS]), list(results[SOAK_RUNS:])
+    rss = [r.rss_mb for r in results]
+    objects = [r.python_objects for r in results]
+    half = len(results) // 2
+    lines = [
+        f"## Soak: {SOAK_RUNS} incremental runs with hostile files",
+        "",
+        f"One store, {len(results)} consecutive incremental runs (issue 7's {SOAK_RUNS}, then {len(later)} more on the same "
+        "store to see whether memory levels off), all in one process. The image pool is a small zoo "
+        f"({ZOO['members']} generators x {ZOO['images_per_member']} images and real crops, {ZOO['size']} px; {pool_size} images): "
+        f"the first run gets {FIRST_BATCH:.0%} of it, each later run a few more, and every run also gets a fresh hostile corpus "
+        "(tests/hostile.py: awkward but valid files that must be stored, two names of one image, and bad files that must be "
+        "recorded in errors.parquet). Each run offers the whole upload folder again (everything so far, bad files included). "
+        f"Fingerprint `{RUN_OPTIONS['model']}`, min_cluster_size {RUN_OPTIONS['min_cluster_size']}; the store re-clusters "
+        "when the images assigned since the last clustering exceed 10% of those clustered, and otherwise only assigns.",
+        "",
+        "What is checked after every run:",
+        "",
+        "- **lost**: good files placed so far whose path is not in paths.parquet;",
+        "- **duplicate rows**: repeated image ids in images.parquet, paths in paths.parquet, (path, error) pairs in "
+        "errors.parquet and ids in the index's id map;",
+        "- **unchanged clusters keep their ids**: a cluster is *unchanged* by a run when all its members before the run are "
+        "still together in one cluster after it, and that cluster's other members were in no cluster before (it only grew by "
+        "new images or earlier noise: it neither merged, split nor dissolved). Every unchanged cluster must keep its id; "
+        "the share that did is shown beside the raw share of earlier-clustered images that kept their cluster id (a "
+        "re-clustering may legitimately move images between clusters, merge or split them; those events are counted from "
+        "each run's cluster_events.parquet);",
+        "- **memory**: resident memory of the process after each run (after a garbage collection) and its count of live "
+        "Python objects.",
+        "",
+        "| runs | offered files | images stored | errors recorded (last run) | lost | duplicate rows | re-clusterings | "
+        "unchanged clusters kept id | raw id-kept share (min) | merges | splits |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label, chosen in ((f"1-{SOAK_RUNS}", soak_runs), (f"1-{len(results)}", list(results))):
+        if chosen:
+            lines.append(_totals_row(label, chosen))
+    lines += [
+        "",
+        f"Memory: RSS {rss[0]:.0f} MB after run 1, {rss[min(SOAK_RUNS, len(rss)) - 1]:.0f} MB after run "
+        f"{min(SOAK_RUNS, len(rss))}, {rss[-1]:.0f} MB after run {len(rss)} (peak {max(r.peak_rss_mb for r in results):.0f} MB); "
+        f"growth {slope(rss[:half]):+.2f} MB/run over runs 1-{half} and {slope(rss[half:]):+.2f} MB/run over runs "
+        f"{half + 1}-{len(rss)}. Live Python objects: {objects[0]:,} after run 1, {objects[-1]:,} after run {len(objects)} "
+        f"({slope(objects[half:]):+.0f} per run over the second half).",
+        "",
+        MEMORY_FINDINGS,
+        "",
+        "Every run:",
+        "",
+        to_markdown(results).rstrip(),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _totals_row(label: str, runs: list[SoakRun]) -> str:
+    unchanged = sum(r.unchanged_clusters for r in runs)
+    kept = sum(r.unchanged_clusters * r.unchanged_ids_kept for r in runs)
+    reclusterings = [r for r in runs if r.clustering == "recluster"][1:]  # the first clustering has nothing to keep
+    raw = min((r.cluster_ids_kept for r in reclusterings), default=1.0)
+    return (
+        f"| {label} | {sum(r.offered for r in runs)} | {runs[-1].images_total} | {runs[-1].errors} | "
+        f"{sum(r.lost for r in runs)} | {sum(r.duplicates for r in runs)} | {len(reclusterings)} | "
+        f"{kept / unchanged if unchanged else 1.0:.3f} of {unchanged} | {raw:.3f} | "
+        f"{sum(r.merges for r in runs)} | {sum(r.splits for r in runs)} |"
+    )
+
+
+MEMORY_FINDINGS = "TBD"
