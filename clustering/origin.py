@@ -5,6 +5,7 @@ import time
 
 import hdbscan
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.decomposition import PCA
 
@@ -16,7 +17,7 @@ PCA_SAMPLE = 100_000
 
 
 class _Clock:
-    """Wall-clock seconds per named step (for `timings_`)."""
+    """Wall-clock seconds per named step (for `timings_`), summed when a step runs again."""
 
     def __init__(self) -> None:
         self.laps: dict[str, float] = {}
@@ -24,7 +25,7 @@ class _Clock:
 
     def lap(self, name: str) -> None:
         now = time.perf_counter()
-        self.laps[name] = round(now - self._last, 3)
+        self.laps[name] = round(self.laps.get(name, 0.0) + now - self._last, 3)
         self._last = now
 
 
@@ -36,6 +37,19 @@ class LinearProjection:
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         return (np.asarray(X, np.float64) - self.mean_) @ self.components_.T
+
+
+def cohesion(X: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per cluster 0..k-1, the mean cosine similarity between two different members (rows of `X`
+    L2-normalised; -1 = noise); 0 for a cluster of one."""
+    kept = np.flatnonzero(labels >= 0)
+    n_clusters = int(labels.max(initial=-1)) + 1
+    indicator = sp.csr_matrix((np.ones(len(kept)), (labels[kept], kept)), shape=(n_clusters, len(labels)))
+    sums = np.asarray(indicator @ np.asarray(X, np.float64))
+    sizes = np.bincount(labels[kept], minlength=n_clusters).astype(np.float64)
+    # |sum|^2 = sizes (each member with itself) + the sum over ordered pairs of different members.
+    pairs = sizes * (sizes - 1)
+    return np.where(pairs > 0, (np.einsum("ij,ij->i", sums, sums) - sizes) / np.maximum(pairs, 1), 0.0)
 
 
 ASSIGNMENT_STATE = ("pca_mean", "pca_components", "reduced_centroids", "bounds", "typical", "cluster_ids")
@@ -53,14 +67,28 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
     re-assign every point, noise included, to its nearest pooled fingerprint when it is as close
     as the cluster's own members (within `assign_mads` robust deviations), else noise.
 
+    A cluster must be cohesive: the mean cosine similarity between two of its members (on the
+    normalised input vectors) at least `min_cohesion`, or its members become noise. Images of one
+    generator share its fingerprint; photographs from many cameras share none, and a group of them
+    is no origin however HDBSCAN drew it. When no cluster is left, the whole set is tried as one
+    group in the input space (PCA centring would remove the very fingerprint that one origin's
+    images share), refined as above: a batch from one generator, with a few strays, becomes one
+    cluster. Measured on the 24-member default zoo (64 px): a member's images have cohesion 0.57 to
+    0.94 with the learned fingerprint (clean or JPEG 50) and 0.62 to 0.96 with the spectral one;
+    30 real photographs at most 0.19 (learned) and 0.26 (spectral; JPEG-compressed photographs
+    share the codec's trace there: up to 0.54).
+
     Parameters a user can reason about: `min_cluster_size` is the smallest origin group worth
-    reporting; `min_samples` how conservative density estimation is (higher = more noise).
+    reporting; `min_samples` how conservative density estimation is (higher = more noise);
+    `min_cohesion` how much of a fingerprint a cluster's members must share (None: no check, and
+    no single-group try).
 
     Learned state: `labels_` (-1 noise, clusters numbered by decreasing size), `probabilities_`
     (1 = at least as close to the pooled fingerprint as the median member, falling to 0 at the
     acceptance bound), `outlier_scores_` (HDBSCAN's GLOSH), `centroids_` (k, dim) float32
     normalised pooled fingerprints in the input space, `cluster_ids_` (label of each row),
-    `hdbscan_labels_` (before refinement) and `timings_` (seconds per step).
+    `hdbscan_labels_` (before refinement), `pca_` (None: clustered in the input space, as after
+    the single-group try) and `timings_` (seconds per step).
     """
 
     def __init__(
@@ -72,6 +100,7 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
         merge_evidence: float | None = 2.0,
         split_evidence: float | None = 4.0,
         assign_mads: float = 3.0,
+        min_cohesion: float | None = 0.3,
         graph_threshold: int = 5_000,
         n_neighbors: int = 15,
         cluster_selection_method: str = "eom",
@@ -84,6 +113,7 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
         self.merge_evidence = merge_evidence
         self.split_evidence = split_evidence
         self.assign_mads = assign_mads
+        self.min_cohesion = min_cohesion
         self.graph_threshold = graph_threshold
         self.n_neighbors = n_neighbors
         self.cluster_selection_method = cluster_selection_method
@@ -103,6 +133,9 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
         clock.lap("hdbscan")
         if self.refine:
             labels = self._refine(reduced, labels, clock)
+        labels = self._drop_loose(X, labels)
+        if labels.max(initial=-1) < 0:
+            labels, reduced = self._one_group(X, labels, reduced, clock)
         self._set_clusters(X, reduced, refine.compact(labels))
         clock.lap("pool")
         self.timings_ = clock.laps
@@ -167,6 +200,28 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
         labels, _ = refine.reassign(reduced, centroids, bounds)
         clock.lap("reassign")
         return labels
+
+    def _drop_loose(self, X: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Labels with the clusters less cohesive than `min_cohesion` turned to noise."""
+        if self.min_cohesion is None:
+            return labels
+        labels = refine.compact(labels)
+        loose = np.r_[cohesion(X, labels) < self.min_cohesion, True]  # the last entry stands for noise
+        return refine.compact(np.where(loose[labels], -1, labels))
+
+    def _one_group(
+        self, X: np.ndarray, labels: np.ndarray, reduced: np.ndarray, clock: _Clock
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """With no cluster found: every point as one cluster in the input space, refined (split,
+        merge, re-assign), loose parts dropped; (labels, space clustered in), unchanged if nothing stays."""
+        if not self.refine or self.min_cohesion is None or len(X) < self.min_cluster_size:
+            return labels, reduced
+        grouped = self._drop_loose(X, self._refine(X, np.zeros(len(X), np.int64), clock))
+        clock.lap("one_group")
+        if grouped.max(initial=-1) < 0:
+            return labels, reduced
+        self.pca_ = None  # `reduce` (and so `assign`) now works in the input space too
+        return grouped, X
 
     def _set_clusters(self, X: np.ndarray, reduced: np.ndarray, labels: np.ndarray) -> None:
         n_clusters = labels.max(initial=-1) + 1

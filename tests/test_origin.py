@@ -8,8 +8,8 @@ from scipy.sparse import csgraph
 
 from clustering import metrics
 from clustering.graph import mutual_reachability_tree
-from clustering.origin import OriginClusterer
-from clustering.synthetic import make_fingerprints
+from clustering.origin import OriginClusterer, cohesion
+from clustering.synthetic import REAL, make_fingerprints
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +118,43 @@ def test_assignment_state_round_trip_through_npz(data, fitted, tmp_path):
     expected, expected_p = fitted.assign(data.vectors)
     np.testing.assert_array_equal(labels, np.where(expected >= 0, expected + 100, -1))
     np.testing.assert_allclose(probabilities, expected_p, atol=1e-5)
+
+
+def one_generator_and_photos(n_generated: int, n_real: int, dim: int, seed: int = 1):
+    """`n_generated` images of one generator and `n_real` photographs (no shared fingerprint)."""
+    data = make_fingerprints(n_origins=1, images_per_origin=max(n_generated, 2), n_real=max(n_real, 1), dim=dim,
+                             noise=0.9, seed=seed)
+    generated, real = np.flatnonzero(data.origins != REAL)[:n_generated], np.flatnonzero(data.origins == REAL)[:n_real]
+    rows = np.random.default_rng(seed).permutation(np.r_[generated, real])
+    return data.vectors[rows], data.origins[rows] != REAL
+
+
+@pytest.mark.parametrize("n_real", [0, 8])
+def test_one_generators_batch_is_one_cluster(n_real):
+    # 128-d, so the usual path reduces by PCA first; HDBSCAN alone finds no cluster here.
+    x, generated = one_generator_and_photos(60, n_real, dim=128)
+    fitted = OriginClusterer(min_cluster_size=10).fit(x)
+    assert len(fitted.cluster_ids_) == 1
+    assert (fitted.labels_[generated] == 0).mean() >= 0.95
+    assert (fitted.labels_[~generated] == -1).all()
+    more, _ = one_generator_and_photos(10, 0, dim=128, seed=1)  # the same generator (same seed): new images
+    assert (fitted.assign(more)[0] == 0).mean() >= 0.8
+    photos, _ = one_generator_and_photos(0, 10, dim=128, seed=3)
+    assert (fitted.assign(photos)[0] == -1).all()
+
+
+@pytest.mark.parametrize(("n_generated", "dim"), [(0, 32), (0, 128), (60, 128)])
+def test_photographs_from_many_cameras_are_not_made_a_cluster(n_generated, dim):
+    # Without the cohesion check, the 32-d set of photographs alone became one cluster, and beside
+    # one generator (128-d) 90 % of them made a second cluster.
+    x, generated = one_generator_and_photos(n_generated, 300 if n_generated == 0 else 40, dim=dim)
+    fitted = OriginClusterer(min_cluster_size=10).fit(x)
+    assert (fitted.labels_[~generated] == -1).mean() >= 0.95
+    assert len(fitted.cluster_ids_) == (1 if n_generated else 0)
+
+
+def test_cohesion_is_the_mean_similarity_between_two_members():
+    x = np.array([[1, 0], [1, 0], [0, 1], [0.6, 0.8], [1, 0]], np.float32)
+    labels = np.array([0, 0, 0, 1, -1])
+    # cluster 0: pairs (a, b) 1, (a, c) 0, (b, c) 0; cluster 1 has one member
+    np.testing.assert_allclose(cohesion(x, labels), [1 / 3, 0.0])
