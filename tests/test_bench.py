@@ -151,3 +151,32 @@ def test_benchmarks_page_keeps_every_part_in_order(tmp_path) -> None:
     assert assemble(out).read_text().count("## Scale") == 1
     with pytest.raises(ValueError, match="unknown BENCHMARKS.md section"):
         section_path(out, "nonsense")
+
+
+def test_suite_page_has_every_section_each_table_under_its_heading(tmp_path, monkeypatch) -> None:
+    from datetime import datetime
+
+    from flows.bench.suite import BenchConfig, BenchResult
+
+    rng = np.random.default_rng(0)
+    rows = [{"method": method, "view": view, "split": split, **dict(zip(BOUNDED, rng.random(len(BOUNDED))))}
+            for method in ("genprint learned", "spectral") for view in ("clean", "jpeg75")
+            for split in (("train", "unseen_seed", "unseen_arch", "held_out", "real") if view == "clean" else ("held_out",))]
+    table = pd.DataFrame({"name": ["a", "b"], "value": [0.5, 0.25]})
+    formats = pd.DataFrame({"method": ["spectral"], "cross_format_pairs_together": [0.2], "same_format_pairs_together": [0.9], "ari": [0.5]})
+    result = BenchResult(BenchConfig.quick(), 101, table, pd.DataFrame(rows), formats, table, table, table, table, table, {"zoo": 1.0})
+    monkeypatch.setattr(report, "machine", lambda: "test machine")
+    out = tmp_path / "BENCHMARKS.md"
+    report.write_markdown(result, out, "genprint bench --quick", tmp_path / "figures", datetime(2026, 1, 1), 60.0)
+    page = out.read_text()
+    headings = [line for line in page.splitlines() if line.startswith("#")]
+    assert headings[:4] == ["# genprint benchmarks", "## Headline: grouping generators never seen in training", "## Methods",
+                            "## Clustering (clean images)"]
+    assert headings[-1] == "### Clustering at scale (`clustering.bench`, subprocess peak memory)" and len(headings) == 14
+    # Every heading and every table is its own paragraph: a blank line before and after.
+    blocks = page.split("\n\n")
+    assert all(block.count("\n") == 0 for block in blocks if block.startswith("#"))
+    clustering = blocks[blocks.index("## Clustering (clean images)") + 1].splitlines()
+    assert clustering[0].startswith("| method | split | ari |") and len(clustering) == 2 + 2 * 4  # two methods x four splits of fakes
+    assert "| spectral | unseen seed + architecture |" in clustering[-1]
+    assert blocks[-1] == "| name | value |\n|---|---|\n| a | 0.500 |\n| b | 0.250 |\n"

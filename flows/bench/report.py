@@ -109,6 +109,16 @@ def _pick(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return frame.reindex(columns=columns)
 
 
+def _by_split(frame: pd.DataFrame, columns: list[str]) -> str:
+    """A table of ``columns`` with each split named in words."""
+    return markdown_table(_pick(frame.assign(split=lambda f: f["split"].map(SPLIT_NAMES)), columns))
+
+
+def _paragraphs(*parts: str) -> list[str]:
+    """Markdown lines: each part (heading, text, table, figure) followed by a blank line."""
+    return [line for part in parts for line in (part, "")]
+
+
 def parsing_summary(quality: pd.DataFrame) -> pd.DataFrame:
     """Mean accuracy of the discrete hyperparameters against the majority class, continuous L1 against the mean, loss-type F1."""
     clean = quality[(quality["view"] == "clean") & (quality["split"] != "real")]
@@ -167,6 +177,7 @@ def write_markdown(result: BenchResult, out: Path, command: str, figures: Path, 
     q = result.quality
     config = result.config
     clean = q[q["view"] == "clean"]
+    fakes = clean[clean["split"] != "real"]
     figures_rel = figures.resolve().relative_to(out.resolve().parent) if figures.resolve().is_relative_to(out.resolve().parent) else figures
     sections = [
         "# genprint benchmarks",
@@ -181,102 +192,63 @@ def write_markdown(result: BenchResult, out: Path, command: str, figures: Path, 
         f"- zoo: {config.members} members x {config.images_per_member} images, {config.size} px PNG, zoo seed {result.zoo_seed} "
         f"(never used to train a shipped checkpoint); threads {config.threads}",
         "",
-        "## Headline: grouping generators never seen in training",
-        "",
-        *([f"Quick mode: {config.members} members (a few per split), {config.epochs} epochs of training. The figures are noisy "
-           "(one clustering of a few hundred images decides a row) and say that every code path works, not which method is ahead; "
-           "`genprint bench` (paper scale) is the comparison.", ""] if config.members < 50 else []),
-        headline(q),
-        "",
-        explain(q),
-        "",
-        "## Methods",
-        "",
-        shipped_note(q),
-        "",
-        markdown_table(result.methods),
-        "",
-        "All methods see the same images. Learned methods train on the zoo's train members (70 % of each member's images) "
-        "and the train reals, with the same augmentation and number of epochs. The attribution gallery is those same training "
-        "images; queries are the other 30 % of train members' images, every image of unseen-seed and unseen-architecture "
-        "members, and held-out real photographs. Clustering runs on each group's fakes mixed with the held-out reals "
-        "(OriginClusterer, minimum cluster size a third of a member's images, at least 5); metrics are over the fakes, "
-        "`real_in_clusters` is the share of reals put in any cluster.",
-        "",
-        "## Clustering (clean images)",
-        "",
-        markdown_table(_pick(clean[clean["split"] != "real"].assign(split=lambda f: f["split"].map(SPLIT_NAMES)), ["method", "split", *CLUSTER_COLUMNS])),
-        "",
-        "## Attribution (clean images)",
-        "",
-        "Closed set: held-out images of registered (train) members named right. Open set: the best prototype score telling "
-        "registered members' held-out images (known) from the group's images (unknown); OSCR also needs the name right.",
-        "",
-        markdown_table(_pick(clean.assign(split=lambda f: f["split"].map(SPLIT_NAMES)), ["method", "split", "closed_set_accuracy", "open_set_auroc", "oscr"])),
-        "",
-        "## Detection (clean images, each group's fakes against the held-out reals)",
-        "",
-        markdown_table(_pick(clean[clean["split"] != "real"].assign(split=lambda f: f["split"].map(SPLIT_NAMES)), ["method", "split", "auc", "average_precision", "brier", "auc_content_matched"])),
-        "",
-        "N/A: the method has no detection head (spectral, Marra 2019).",
-        "",
-        "## Parsing (clean images)",
-        "",
-        "Mean over the discrete hyperparameters of accuracy and macro-F1 against always answering the majority class; continuous "
-        "hyperparameters as L1 on the min-max scale against predicting the mean; loss types as multi-label F1. `member` pools "
-        "each true member's images (the product pools a cluster's).",
-        "",
-        markdown_table(parsing_summary(q)),
-        "",
-        "Per discrete hyperparameter, per image, unseen seed + architecture:",
-        "",
-        markdown_table(parsing_detail(q)),
-        "",
-        "## Robustness: unseen members after re-encoding and rescaling",
-        "",
-        "Queries degraded, gallery clean. Rescaling is only a benchmark condition here (genprint never resamples).",
-        "",
-        markdown_table(_pick(q[q["split"] == "held_out"], ["method", "view", "bcubed_f1", "ari", "noise_fraction", "nn_same_member", "open_set_auroc", "oscr", "auc"])),
-        "",
-        f"![quality against JPEG quality]({figures_rel}/quality_vs_jpeg.png)",
-        "",
-        "### Format test: one member saved as PNG and as JPEG 95",
-        "",
-        "Every other image of each unseen member re-saved as JPEG 95, clustered with the reals; share of same-member image "
-        "pairs that land in one cluster, across formats and within one format. Across far below within = clustering by format.",
-        "",
-        markdown_table(_pick(result.formats, ["method", "cross_format_pairs_together", "same_format_pairs_together", "ari"])),
-        "",
-        format_verdict(result.formats),
-        "",
-        f"![fingerprint map]({figures_rel}/fingerprint_map.png)",
-        "",
-        "## Speed",
-        "",
-        f"Decode + fingerprint against decode alone (the floor), {config.threads} decode threads, medians of {config.throughput_repeats} interleaved repeats; "
-        "images larger than the crop are fingerprinted from up to 4 native-resolution crops.",
-        "",
-        markdown_table(result.throughput, digits=2),
-        "",
-        "### Peak memory of a pipeline run against the number of images",
-        "",
-        "`Store.run` in a fresh process over a fresh store (model: the learned checkpoint of this run); peak resident memory of that "
-        "process (the larger run's process also made the two incremental runs below).",
-        "",
-        markdown_table(result.memory, digits=1),
-        "",
-        "### Incremental runs",
-        "",
-        markdown_table(result.incremental, digits=2),
-        "",
-        "### Index (FAISS) at scale, synthetic 64-d fingerprints (`clustering.bench`)",
-        "",
-        markdown_table(result.index, digits=3),
-        "",
-        "### Clustering at scale (`clustering.bench`, subprocess peak memory)",
-        "",
-        markdown_table(result.clustering, digits=3),
-        "",
+        *_paragraphs(
+            "## Headline: grouping generators never seen in training",
+            *([f"Quick mode: {config.members} members (a few per split), {config.epochs} epochs of training. The figures are noisy "
+               "(one clustering of a few hundred images decides a row) and say that every code path works, not which method is ahead; "
+               "`genprint bench` (paper scale) is the comparison."] if config.members < 50 else []),
+            headline(q),
+            explain(q),
+            "## Methods",
+            shipped_note(q),
+            markdown_table(result.methods),
+            "All methods see the same images. Learned methods train on the zoo's train members (70 % of each member's images) "
+            "and the train reals, with the same augmentation and number of epochs. The attribution gallery is those same training "
+            "images; queries are the other 30 % of train members' images, every image of unseen-seed and unseen-architecture "
+            "members, and held-out real photographs. Clustering runs on each group's fakes mixed with the held-out reals "
+            "(OriginClusterer, minimum cluster size a third of a member's images, at least 5); metrics are over the fakes, "
+            "`real_in_clusters` is the share of reals put in any cluster.",
+            "## Clustering (clean images)",
+            _by_split(fakes, ["method", "split", *CLUSTER_COLUMNS]),
+            "## Attribution (clean images)",
+            "Closed set: held-out images of registered (train) members named right. Open set: the best prototype score telling "
+            "registered members' held-out images (known) from the group's images (unknown); OSCR also needs the name right.",
+            _by_split(clean, ["method", "split", "closed_set_accuracy", "open_set_auroc", "oscr"]),
+            "## Detection (clean images, each group's fakes against the held-out reals)",
+            _by_split(fakes, ["method", "split", "auc", "average_precision", "brier", "auc_content_matched"]),
+            "N/A: the method has no detection head (spectral, Marra 2019).",
+            "## Parsing (clean images)",
+            "Mean over the discrete hyperparameters of accuracy and macro-F1 against always answering the majority class; continuous "
+            "hyperparameters as L1 on the min-max scale against predicting the mean; loss types as multi-label F1. `member` pools "
+            "each true member's images (the product pools a cluster's).",
+            markdown_table(parsing_summary(q)),
+            "Per discrete hyperparameter, per image, unseen seed + architecture:",
+            markdown_table(parsing_detail(q)),
+            "## Robustness: unseen members after re-encoding and rescaling",
+            "Queries degraded, gallery clean. Rescaling is only a benchmark condition here (genprint never resamples).",
+            markdown_table(_pick(q[q["split"] == "held_out"], ["method", "view", "bcubed_f1", "ari", "noise_fraction", "nn_same_member", "open_set_auroc", "oscr", "auc"])),
+            f"![quality against JPEG quality]({figures_rel}/quality_vs_jpeg.png)",
+            "### Format test: one member saved as PNG and as JPEG 95",
+            "Every other image of each unseen member re-saved as JPEG 95, clustered with the reals; share of same-member image "
+            "pairs that land in one cluster, across formats and within one format. Across far below within = clustering by format.",
+            markdown_table(_pick(result.formats, ["method", "cross_format_pairs_together", "same_format_pairs_together", "ari"])),
+            format_verdict(result.formats),
+            f"![fingerprint map]({figures_rel}/fingerprint_map.png)",
+            "## Speed",
+            f"Decode + fingerprint against decode alone (the floor), {config.threads} decode threads, medians of {config.throughput_repeats} interleaved repeats; "
+            "images larger than the crop are fingerprinted from up to 4 native-resolution crops.",
+            markdown_table(result.throughput, digits=2),
+            "### Peak memory of a pipeline run against the number of images",
+            "`Store.run` in a fresh process over a fresh store (model: the learned checkpoint of this run); peak resident memory of that "
+            "process (the larger run's process also made the two incremental runs below).",
+            markdown_table(result.memory, digits=1),
+            "### Incremental runs",
+            markdown_table(result.incremental, digits=2),
+            "### Index (FAISS) at scale, synthetic 64-d fingerprints (`clustering.bench`)",
+            markdown_table(result.index, digits=3),
+            "### Clustering at scale (`clustering.bench`, subprocess peak memory)",
+            markdown_table(result.clustering, digits=3),
+        ),
     ]
     from flows.bench.sections import SUITE, write_section
 
