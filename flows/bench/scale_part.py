@@ -12,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from importlib import import_module
 from pathlib import Path
 
 import numpy as np
@@ -32,28 +34,36 @@ MEMORY_LIMIT_GB = 8
 CLUSTER_MINUTES_LIMIT = 15
 SEED_SHARD_SIZE = 10_000
 
-# One step in a child process: call `module:function(**kwargs)`, add its wall time and peak memory.
+# One step in a child process: `call` it and write its result where the parent reads it.
 _CHILD = """
-import json, resource, sys, time
-from importlib import import_module
+import json, sys
 from clustering.bench import _pin
-target, kwargs, threads, out = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-_pin(threads)
-module, name = target.split(":")
-start = time.perf_counter()
-result = getattr(import_module(module), name)(**kwargs)
-result["step_wall_s"] = round(time.perf_counter() - start, 2)
-result["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
-with open(out, "w") as handle:
+from flows.bench.scale_part import call
+_pin(int(sys.argv[3]))
+result = call(sys.argv[1], json.loads(sys.argv[2]))
+with open(sys.argv[4], "w") as handle:
     json.dump(result, handle)
 """
 
 
-class _Steps:
-    """Runs named steps in child processes, keeping each finished step's result in a JSON file."""
+def call(target: str, kwargs: dict) -> dict:
+    """``module:function(**kwargs)``'s result with its wall time and the process's peak memory so far."""
+    module, name = target.split(":")
+    start = time.perf_counter()
+    result = getattr(import_module(module), name)(**kwargs)
+    result["step_wall_s"] = round(time.perf_counter() - start, 2)
+    result["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+    return result
 
-    def __init__(self, work: Path, threads: int, log: Callable[[str], None]) -> None:
-        self.work, self.threads, self.log = work, threads, log
+
+class _Steps:
+    """Runs named steps, each in its own child process (``isolate``), keeping finished steps' results in a JSON file.
+
+    Without ``isolate`` steps run in this process (quicker, for tests): peak memory is then this process's.
+    """
+
+    def __init__(self, work: Path, threads: int, log: Callable[[str], None], isolate: bool = True) -> None:
+        self.work, self.threads, self.log, self.isolate = work, threads, log, isolate
         self.path = work / "results.json"
         self.results: dict[str, dict] = json.loads(self.path.read_text()) if self.path.is_file() else {}
 
@@ -62,18 +72,21 @@ class _Steps:
             self.log(f"scale: {name}: kept from an earlier run")
             return self.results[name]
         self.log(f"scale: {name} ...")
-        out, stderr = self.work / f"{name}.json", self.work / f"{name}.log"
-        env = dict(os.environ) | {v: str(self.threads) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-        with open(stderr, "w") as handle:
-            done = subprocess.run([sys.executable, "-c", _CHILD, target, json.dumps(kwargs), str(self.threads), str(out)],
-                                  stdout=handle, stderr=subprocess.STDOUT, env=env)
-        if done.returncode != 0:
-            tail = stderr.read_text()[-3000:]
-            raise RuntimeError(f"scale step {name} failed (exit {done.returncode}); its log {stderr} ends:\n{tail}")
-        self.results[name] = json.loads(out.read_text())
+        self.results[name] = self._child(name, target, kwargs) if self.isolate else call(target, kwargs)
         self.path.write_text(json.dumps(self.results, indent=1))
         self.log(f"scale: {name}: {self.results[name]['step_wall_s']:.1f} s, peak {self.results[name]['peak_rss_gb']:.2f} GB")
         return self.results[name]
+
+    def _child(self, name: str, target: str, kwargs: dict) -> dict:
+        out, output = self.work / f"{name}.json", self.work / f"{name}.log"
+        env = dict(os.environ) | {v: str(self.threads) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+        with open(output, "w") as handle:
+            done = subprocess.run([sys.executable, "-c", _CHILD, target, json.dumps(kwargs), str(self.threads), str(out)],
+                                  stdout=handle, stderr=subprocess.STDOUT, env=env)
+        if done.returncode != 0:
+            tail = output.read_text()[-3000:]
+            raise RuntimeError(f"scale step {name} failed (exit {done.returncode}); its log {output} ends:\n{tail}")
+        return json.loads(out.read_text())
 
 
 # ---- the steps (each runs in a child process) -------------------------------------------------
@@ -203,14 +216,16 @@ def incremental_run(store: str, folder: str, model: str) -> dict:
     from flows.store import Store
 
     target = Store(store)
-    before = target.meta()
+    before = target.images()[["image_id", "cluster_id"]]
     start = time.perf_counter()
     summary = target.run([folder], model=model)
     seconds = time.perf_counter() - start
     images = target.images()
     new = images[images["first_seen_run"] == summary.run_id]
-    return {"images_before": int(before["next_int_id"]), "images_new": summary.images_new, "images_total": summary.images_total,
-            "clustering": summary.clustering, "new_joined": int((new["cluster_id"] >= 0).sum()), "run_s": round(seconds, 1),
+    kept = before.merge(images[["image_id", "cluster_id"]], on="image_id", how="left", suffixes=("", "_after"))
+    return {"images_before": len(before), "images_new": summary.images_new, "images_total": summary.images_total,
+            "clustering": summary.clustering, "new_joined": int((new["cluster_id"] >= 0).sum()),
+            "old_cluster_changed": int((kept["cluster_id"] != kept["cluster_id_after"]).sum()), "run_s": round(seconds, 1),
             "fingerprint_s": round(summary.seconds.get("fingerprint", 0.0), 1), "update_s": round(summary.seconds.get("update", 0.0), 1),
             "discover_s": round(summary.seconds.get("discover", 0.0), 1)}
 
@@ -232,13 +247,16 @@ def _image_ids(n: int, salt: str) -> list[str]:
 
 
 def measure(work: Path, threads: int, log: Callable[[str], None] = print, sizes: tuple[int, ...] = SIZES,
-            new_points: int = NEW_POINTS) -> str:
-    """Every scale figure up to ``max(sizes)`` fingerprints and ``new_points`` new ones, as the section's markdown."""
+            new_points: int = NEW_POINTS, isolate: bool = True) -> str:
+    """Every scale figure up to ``max(sizes)`` fingerprints and ``new_points`` new ones, as the section's markdown.
+
+    ``isolate``: each step in its own process, so each peak memory is the step's (False: all in this one, for tests).
+    """
     from flows.bench.speed import make_images
 
     work = Path(work).absolute()
     work.mkdir(parents=True, exist_ok=True)
-    steps = _Steps(work, threads, log)
+    steps = _Steps(work, threads, log, isolate)
     largest = max(sizes)
     index = [steps.run(f"index-{n}", "clustering.bench:bench_index", n=n, dim=DIM) for n in sizes]
     clusters, assigned = [], []
@@ -283,7 +301,8 @@ def _markdown(index: list[dict], clusters: list[dict], assigned: list[dict], tab
         {"run": f"incremental: {incremental['images_new']:,} new image files (flow run, {incremental['clustering']})",
          "wall s": incremental["run_s"], "fingerprint s": incremental["fingerprint_s"], "update s": incremental["update_s"],
          "peak GB": incremental["peak_rss_gb"],
-         "result": f"{incremental['images_total']:,} images; {incremental['new_joined']:,} new ones joined a cluster"},
+         "result": f"{incremental['images_total']:,} images; {incremental['new_joined']:,} new ones joined a cluster; "
+                   f"{incremental['old_cluster_changed']:,} earlier images changed cluster"},
     ])
     largest = clusters[-1]
     verdicts = [
