@@ -141,7 +141,7 @@ def _check(
         unchanged_ids_kept=float((unchanged["before"] == unchanged["after"]).mean()) if len(unchanged) else 1.0,
         merges=int((events["kind"] == "merged").sum()),
         splits=int((events["kind"] == "split").sum()),
-        rss_mb=_rss_mb(),
+        rss_mb=rss_mb(),
         python_objects=len(gc.get_objects()),
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         seconds=seconds,
@@ -165,7 +165,7 @@ def unchanged_clusters(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFram
     return pd.DataFrame({"before": alone.index.to_numpy(np.int64), "after": alone["first"].to_numpy(np.int64)})
 
 
-def _rss_mb() -> float:
+def rss_mb() -> float:
     with open("/proc/self/statm") as handle:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 

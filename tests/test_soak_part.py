@@ -44,7 +44,7 @@ def test_a_soak_run_that_reclusters_keeps_the_ids_of_unchanged_clusters_and_lose
     assert all(r.offered > r.images_new > 0 and r.errors > 0 for r in results), table
     assert results[-1].images_total == sum(r.images_new for r in results), table
 
-    markdown = section(results, len(pool))
+    markdown = section(results, len(pool), repeated=[r.rss_mb for r in results])
     assert markdown.startswith("## Soak: 20 incremental runs with hostile files\n")
     assert "| 1-2 | " in markdown and f"| {sum(r.offered for r in results)} | {results[-1].images_total} |" in markdown
 

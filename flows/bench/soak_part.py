@@ -1,6 +1,7 @@
 """`genprint bench --soak`: consecutive incremental runs on one store with new and hostile files, checked after each."""
 from __future__ import annotations
 
+import gc
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -9,7 +10,7 @@ import numpy as np
 
 from fingerprinting.runtime import pin_threads
 from fingerprinting.zoo import build_zoo, load_zoo
-from flows.soak import SoakRun, repository_hostile_corpus, soak, to_markdown
+from flows.soak import HostileMaker, SoakRun, repository_hostile_corpus, rss_mb, soak, to_markdown
 from flows.store import Store
 
 # A small zoo: a few generators with clusters of ~20 images, enough for re-clusterings to merge and split.
@@ -18,6 +19,8 @@ RUN_OPTIONS = dict(model="spectral", shard_size=64, min_cluster_size=5)  # train
 SOAK_RUNS = 20  # issue 7's soak
 MEMORY_RUNS = 40  # the same soak continued, to see whether memory levels off
 FIRST_BATCH = 0.3
+REPEATS = 12  # identical full runs after the soak: a leak per run would show as steady growth
+REPEAT_IMAGES = 60
 
 
 def measure(work: Path, threads: int, log: Callable[[str], None]) -> str:
@@ -30,11 +33,32 @@ def measure(work: Path, threads: int, log: Callable[[str], None]) -> str:
     if scratch.exists():
         _make_writable(scratch)
         shutil.rmtree(scratch)
+    hostile = repository_hostile_corpus()
     results = soak(
         Store(scratch / "store"), pool, scratch, runs=MEMORY_RUNS, first_batch=FIRST_BATCH,
-        hostile=repository_hostile_corpus(), on_run=lambda r: log(_progress(r)), **RUN_OPTIONS,
+        hostile=hostile, on_run=lambda r: log(_progress(r)), **RUN_OPTIONS,
     )
-    return section(results, len(pool))
+    repeated = repeated_run_rss(pool[:REPEAT_IMAGES], scratch / "repeat", hostile, REPEATS, log)
+    return section(results, len(pool), repeated)
+
+
+def repeated_run_rss(pool: Sequence[str], work: Path, hostile: HostileMaker, repeats: int,
+                     log: Callable[[str], None]) -> list[float]:
+    """RSS after each of `repeats` identical full runs (the same files into a fresh store each time)."""
+    upload = work / "upload"
+    upload.mkdir(parents=True)
+    for i, source in enumerate(pool):
+        shutil.copy(source, upload / f"{i:04d}{Path(source).suffix}")
+    hostile(upload / "hostile", 1)
+    rss = []
+    for repeat in range(1, repeats + 1):
+        store = Store(work / "store")
+        store.run([str(upload)], **RUN_OPTIONS)
+        shutil.rmtree(store.root)
+        gc.collect()
+        rss.append(rss_mb())
+        log(f"repeated run {repeat}: RSS {rss[-1]:.0f} MB")
+    return rss
 
 
 def _make_writable(folder: Path) -> None:
@@ -53,8 +77,11 @@ def slope(values: Sequence[float]) -> float:
     return float(np.polyfit(np.arange(len(values)), values, 1)[0]) if len(values) > 1 else 0.0
 
 
-def section(results: Sequence[SoakRun], pool_size: int) -> str:
-    """The BENCHMARKS.md section: what was run, the invariants over the first SOAK_RUNS and all runs, memory, every run."""
+def section(results: Sequence[SoakRun], pool_size: int, repeated: Sequence[float]) -> str:
+    """The BENCHMARKS.md section: what was run, the invariants over the first SOAK_RUNS and all runs, memory, every run.
+
+    `repeated`: RSS after each identical full run (repeated_run_rss).
+    """
     soak_runs, later = list(results[:SOAK_RUNS]), list(results[SOAK_RUNS:])
     rss = [r.rss_mb for r in results]
     objects = [r.python_objects for r in results]
@@ -86,7 +113,7 @@ def section(results: Sequence[SoakRun], pool_size: int) -> str:
         "Python objects.",
         "",
         "| runs | offered files | images stored | errors recorded (last run) | lost | duplicate rows | re-clusterings | "
-        "unchanged clusters kept id | raw id-kept share (min) | merges | splits |",
+        "unchanged clusters that kept their id (of cluster-runs) | raw id-kept share (lowest re-clustering) | merges | splits |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, chosen in ((f"1-{SOAK_RUNS}", soak_runs), (f"1-{len(results)}", list(results))):
@@ -99,6 +126,10 @@ def section(results: Sequence[SoakRun], pool_size: int) -> str:
         f"growth {slope(rss[:half]):+.2f} MB/run over runs 1-{half} and {slope(rss[half:]):+.2f} MB/run over runs "
         f"{half + 1}-{len(rss)}. Live Python objects: {objects[0]:,} after run 1, {objects[-1]:,} after run {len(objects)} "
         f"({slope(objects[half:]):+.0f} per run over the second half).",
+        "",
+        f"Identical full runs after the soak ({REPEAT_IMAGES} zoo images and one hostile corpus into a fresh store, "
+        f"{len(repeated)} times, same process): RSS {', '.join(f'{v:.0f}' for v in repeated)} MB; "
+        f"{slope(repeated[len(repeated) // 2:]):+.2f} MB/run over the second half.",
         "",
         MEMORY_FINDINGS,
         "",
@@ -123,4 +154,15 @@ def _totals_row(label: str, runs: list[SoakRun]) -> str:
     )
 
 
-MEMORY_FINDINGS = "TBD"
+# How the growth was traced (2026-11-26, on the tiny 4 x 12 zoo, 30 soak runs; not rerun by this command).
+MEMORY_FINDINGS = (
+    "Where the early growth comes from (an investigation on this machine, not rerun by this command; 30 soak runs on a "
+    "4 x 12 zoo): tracemalloc snapshots diffed between runs show live Python allocations growing by a few KB per run "
+    "(Prefect's per-run event objects, released again, and the soak's own list of the paths it placed), against an RSS "
+    "rise of a few MB per run over the first ~15 runs; the count of live Python objects stays flat; pyarrow's memory pool "
+    "holds about 1 MB at most; `MALLOC_ARENA_MAX=2` gives the same curve (so not glibc's per-thread arenas), and "
+    "`malloc_trim` gives back only ~6 MB. Identical full runs (above) rise over the first few and then stay flat: warm-up "
+    "(allocator high-water marks, library state built on first use), not a leak per run. In the soak the rise goes on "
+    "while the store and the upload folder (offered whole to every run) grow, and levels off after about 20 runs. "
+    "Nothing of genprint's leaked, so nothing was changed."
+)
