@@ -38,7 +38,7 @@ def evaluate(fingerprinter: Fingerprinter, data: LabelledImages, splits: Sequenc
     Images are fingerprinted whole (zoo images are one crop); with ``jpeg_quality`` after one JPEG
     round trip at that quality.
     """
-    from fingerprinting.train import jpeg_copy
+    from fingerprinting.augment import jpeg_copy
 
     pixels = data.pixels if jpeg_quality is None else jpeg_copy(data.pixels, jpeg_quality)
     output = fingerprinter.fingerprint(pixels)

@@ -18,16 +18,16 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from fingerprinting.augment import Augmenter, jpeg
+from fingerprinting.augment import Augmenter, jpeg_copy
 from fingerprinting.checkpoint import Calibration, Checkpoint, save_checkpoint
 from fingerprinting.evaluation import nearest_neighbour_same_label_rate
 from fingerprinting.learned import combine_vectors
 from fingerprinting.losses import parsing_losses, residual_constraints, supervised_contrastive, uniformity
 from fingerprinting.network import FingerprintNet, NetworkConfig, NetworkOutput, to_network_input
+from fingerprinting.optimiser import OneCycleAdamW
 from fingerprinting.spectral import SpectralFingerprinter
 from fingerprinting.training_data import LabelledImages, load_labelled_images
 
@@ -195,10 +195,6 @@ def predict(net: FingerprintNet, pixels: np.ndarray, batch_size: int = 256) -> t
     return np.concatenate(embeddings), np.concatenate(logits)
 
 
-def jpeg_copy(pixels: np.ndarray, quality: int) -> np.ndarray:
-    return np.stack([np.asarray(jpeg(Image.fromarray(p), quality)) for p in pixels])
-
-
 class _Validator:
     """Held-out members and reals, clean and re-encoded; scores a network by unseen-member figures."""
 
@@ -249,8 +245,7 @@ def fit(data: LabelledImages, config: TrainConfig = TrainConfig(), on_progress: 
     validator = _Validator(data, split.validation_rows)
     net = FingerprintNet(config.network).to(config.device)
     steps = config.steps_per_epoch or max(1, len(split.train_rows) // (config.members_per_batch * config.images_per_member + config.reals_per_batch))
-    optimiser = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.learning_rate, total_steps=config.epochs * steps, pct_start=0.1)
+    optimiser = OneCycleAdamW(net.parameters(), config.learning_rate, config.weight_decay, total_steps=config.epochs * steps)
     progress = on_progress or (lambda done, total, what: None)
     history: list[dict[str, float]] = []
     best: tuple[float, int, dict[str, torch.Tensor], np.ndarray] | None = None
@@ -261,10 +256,7 @@ def fit(data: LabelledImages, config: TrainConfig = TrainConfig(), on_progress: 
         for step in range(steps):
             x, rows = sample()
             terms = training_loss(net(x.to(config.device, non_blocking=True)), rows, data, config)
-            optimiser.zero_grad(set_to_none=True)
-            terms["total"].backward()
-            optimiser.step()
-            schedule.step()
+            optimiser.step(terms["total"])
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach())
             progress((epoch - 1) * steps + step + 1, config.epochs * steps, f"epoch {epoch}/{config.epochs} loss {sums['total'] / (step + 1):.3f} {status}")
