@@ -47,6 +47,7 @@ def test_a_soak_run_that_reclusters_keeps_the_ids_of_unchanged_clusters_and_lose
     markdown = section(results, len(pool), repeated=[r.rss_mb for r in results])
     assert markdown.startswith("## Soak: 20 incremental runs with hostile files\n")
     assert "| 1-2 | " in markdown and f"| {sum(r.offered for r in results)} | {results[-1].images_total} |" in markdown
+    assert f"1.000 of {results[1].unchanged_clusters} ({results[1].unchanged_clusters} at re-clusterings)" in markdown
 
 
 def test_slope_is_the_growth_per_run() -> None:

@@ -145,11 +145,13 @@ def _totals_row(label: str, runs: list[SoakRun]) -> str:
     unchanged = sum(r.unchanged_clusters for r in runs)
     kept = sum(r.unchanged_clusters * r.unchanged_ids_kept for r in runs)
     reclusterings = [r for r in runs if r.clustering == "recluster"][1:]  # the first clustering has nothing to keep
+    # Runs that only assign leave every cluster unchanged; re-clusterings are where ids could be lost.
+    at_reclusterings = sum(r.unchanged_clusters for r in reclusterings)
     raw = min((r.cluster_ids_kept for r in reclusterings), default=1.0)
     return (
         f"| {label} | {sum(r.offered for r in runs)} | {runs[-1].images_total} | {runs[-1].errors} | "
         f"{sum(r.lost for r in runs)} | {sum(r.duplicates for r in runs)} | {len(reclusterings)} | "
-        f"{kept / unchanged if unchanged else 1.0:.3f} of {unchanged} | {raw:.3f} | "
+        f"{kept / unchanged if unchanged else 1.0:.3f} of {unchanged} ({at_reclusterings} at re-clusterings) | {raw:.3f} | "
         f"{sum(r.merges for r in runs)} | {sum(r.splits for r in runs)} |"
     )
 
