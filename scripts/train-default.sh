@@ -12,4 +12,4 @@ shift
 genprint=${GENPRINT:-genprint}
 
 $genprint zoo build "$work/zoo" --members 100 --images-per-member 500 --size 64 --seed 7 --workers "${ZOO_WORKERS:-2}" --quiet
-$genprint train "$work/zoo" --out "$work/default.safetensors" --epochs 10 --steps-per-epoch 600 --patience 4 --seed 0 --quiet "$@"
+$genprint train "$work/zoo" --out "$work/default.safetensors" --epochs 8 --steps-per-epoch 300 --patience 4 --seed 0 --quiet "$@"

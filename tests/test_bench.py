@@ -114,6 +114,9 @@ def test_markdown_table_and_figures(tmp_path) -> None:
     report.plot_maps({"a": np.random.default_rng(0).normal(size=(20, 8))}, np.repeat([0, 1], 10), tmp_path / "map.png")
     assert (tmp_path / "curve.png").stat().st_size > 1000 and (tmp_path / "map.png").stat().st_size > 1000
     assert "NOT ahead" in report.headline(quality_table.assign(ari=0.5))
+    shipped = pd.DataFrame([{"method": "genprint learned (shipped)", "view": "clean", "split": "held_out", "bcubed_f1": 0.95, "nn_same_member": 0.95, "ari": 0.9}])
+    lines = report.headline(pd.concat([quality_table.assign(ari=0.5), shipped])).splitlines()
+    assert len(lines) == 6 and all("(shipped)" in line and "**ahead of**" in line for line in lines[3:])
 
 
 def test_pair_and_neighbour_counts_match_brute_force() -> None:
