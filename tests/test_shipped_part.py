@@ -1,0 +1,30 @@
+"""`genprint bench --shipped` on a small zoo: both models, every table, a verdict per target, and the seed guard."""
+from __future__ import annotations
+
+import pytest
+
+from flows.bench import shipped_part
+
+SMALL_ZOO = dict(members=8, images_per_member=12, size=32, seed=3, steps=10)
+
+
+def test_section_has_both_models_every_table_and_the_verdicts(tmp_path) -> None:
+    markdown = shipped_part.measure(tmp_path, 2, lambda line: None, zoo=SMALL_ZOO)
+    assert markdown.startswith("## The shipped model on a zoo it never saw\n")
+    for heading in ("### Grouping", "### Attribution", "### Detection", "### Parsing"):
+        assert heading in markdown
+    grouping = markdown.split("### Grouping")[1].split("###")[0]
+    for method in ("genprint learned (shipped)", "spectral"):
+        assert f"| {method} | clean | unseen seed + architecture |" in grouping
+        assert f"| {method} | jpeg75 | held_out (OriginClusterer defaults) |" in grouping
+    verdict = next(line for line in markdown.splitlines() if line.startswith("Against the issues' targets"))
+    assert verdict.count("target") >= 5 and all(word in ("met", "NOT") for word in _verdict_words(verdict))
+
+
+def _verdict_words(line: str) -> list[str]:
+    return [phrase.split("(", 1)[1].split()[0].rstrip(",") for phrase in line.split(": ", 1)[1].split("; ")]
+
+
+def test_refuses_the_zoo_seed_the_checkpoint_trained_on(tmp_path) -> None:
+    with pytest.raises(ValueError, match="trained on zoo seed 7"):
+        shipped_part.measure(tmp_path, 2, lambda line: None, zoo=SMALL_ZOO | {"seed": 7})
