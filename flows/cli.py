@@ -31,6 +31,7 @@ def zoo_build(
     images_per_member: int = typer.Option(100, "--images-per-member", "-m", help="Images each generator emits."),
     size: int = typer.Option(64, "--size", help="Side of every image in pixels (lossless PNG)."),
     seed: int = typer.Option(0, "--seed", help="Master seed: the same options and seed give byte-identical output."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Base training steps of a member (each trains 0.6-1.4x that; default 120)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     workers: int = typer.Option(0, "--workers", help="Members built side by side, one process and one thread each (0: all cores, at most 8); the output is the same."),
 ) -> None:
@@ -40,7 +41,7 @@ def zoo_build(
 
     with progress_bar("zoo", enabled=not quiet) as on_progress:
         summary = build_zoo(out, members=members, images_per_member=images_per_member, size=size, seed=seed, on_progress=on_progress,
-                            workers=workers or default_threads())
+                            steps=steps, workers=workers or default_threads())
     typer.echo(summary.describe())
 
 
