@@ -140,7 +140,9 @@ def prepare(
     failed = store.errors().dropna(subset=["image_id"]).drop_duplicates("image_id").set_index("image_id")["error"]
     known_bad = identified[identified["image_id"].isin(failed.index)]
     known_bad = pd.DataFrame({"path": known_bad["path"], "error": known_bad["image_id"].map(failed)})
-    fresh = identified[~identified["image_id"].isin(stored) & ~identified["image_id"].isin(failed.index)]
+    # A set lookup per input: pandas' isin would convert the million stored ids element by element.
+    is_stored = identified["image_id"].map(stored.__contains__).to_numpy(bool)
+    fresh = identified[~is_stored & ~identified["image_id"].isin(failed.index)]
     # Same bytes under two names: one image (fingerprinted once, from its first path in order).
     fresh = fresh.sort_values("path").drop_duplicates("image_id")
     shards = plan_shards(fresh[["image_id", "path"]], shard_size, model_key(fingerprinter))
@@ -149,6 +151,6 @@ def prepare(
         errors=pd.concat([input_errors, unreadable, known_bad], ignore_index=True),
         shards=shards,
         shards_done=sum(is_done(store.root, shard.key) for shard in shards),
-        images_known=int(identified.loc[identified["image_id"].isin(stored), "image_id"].nunique()),
+        images_known=int(identified.loc[is_stored, "image_id"].nunique()),
         seconds=time.perf_counter() - started,
     )
