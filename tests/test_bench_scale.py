@@ -33,7 +33,7 @@ def test_section_has_every_table(measured) -> None:
 def test_seeded_store_holds_the_synthetic_fingerprints_under_their_ids(measured) -> None:
     work, _ = measured
     store = Store(work / "store")
-    expected = scale_part._exactly(SEEDED, store.meta()["dim"], seed=2)
+    expected = scale_part.store_fingerprints(SEEDED, store.meta()["dim"], seed=2)
     ids = scale_part._image_ids(SEEDED, "seed")
     _, vectors = store.vectors(ids)
     np.testing.assert_array_equal(vectors, expected.vectors)
