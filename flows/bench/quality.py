@@ -134,6 +134,7 @@ def evaluate_view(part: Partition, fingerprinter: Fingerprinter, references: Fin
             report = metrics.clustering_report(members, labels[: len(at)])
             row |= {k: report[k] for k in ("ari", "nmi", "purity", "bcubed_f1", "noise_fraction", "clusters_found", "clusters_true")}
             row["real_in_clusters"] = float((labels[len(at):] >= 0).mean())
+            row["real_in_generated_clusters"] = metrics.real_in_generated_clusters(labels, np.arange(len(labels)) < len(at))
         if group == "train":
             row["closed_set_accuracy"] = metrics.closed_set_accuracy(truth[at], names[at])
         else:

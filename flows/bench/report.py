@@ -100,7 +100,7 @@ def plot_maps(vectors: dict[str, np.ndarray], members: np.ndarray, path: Path) -
     plt.close(figure)
 
 
-CLUSTER_COLUMNS = ["ari", "nmi", "purity", "bcubed_f1", "noise_fraction", "real_in_clusters", "clusters_found", "clusters_true", "nn_same_member"]
+CLUSTER_COLUMNS = ["ari", "nmi", "purity", "bcubed_f1", "noise_fraction", "real_in_clusters", "real_in_generated_clusters", "clusters_found", "clusters_true", "nn_same_member"]
 SPLIT_NAMES = {"train": "train members, held-out images", "unseen_seed": "unseen seed", "unseen_arch": "unseen architecture",
                "held_out": "unseen seed + architecture", "real": "real photographs"}
 
@@ -208,7 +208,7 @@ def write_markdown(result: BenchResult, out: Path, command: str, figures: Path, 
             "images; queries are the other 30 % of train members' images, every image of unseen-seed and unseen-architecture "
             "members, and held-out real photographs. Clustering runs on each group's fakes mixed with the held-out reals "
             "(OriginClusterer, minimum cluster size a third of a member's images, at least 5); metrics are over the fakes, "
-            "`real_in_clusters` is the share of reals put in any cluster.",
+            "`real_in_clusters` is the share of reals put in any cluster, `real_in_generated_clusters` the share put in a cluster of mostly generated images.",
             "## Clustering (clean images)",
             _by_split(fakes, ["method", "split", *CLUSTER_COLUMNS]),
             "## Attribution (clean images)",

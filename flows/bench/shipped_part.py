@@ -27,8 +27,10 @@ from flows.bench.report import markdown_table
 # Seed 99 is used by no shipped checkpoint (checked below); 30 members give a handful per unseen split.
 ZOO = dict(members=30, images_per_member=100, size=64, seed=99)
 VIEWS = {"clean": None, "jpeg75": lambda image: jpeg(image, 75)}
-TARGETS = {"auc": 0.98, "auc_content_matched": 0.98, "member_upsampling_accuracy": 0.9, "member_loss_f1": 0.85,
-           "ari": 0.85, "bcubed_f1": 0.85, "open_set_auroc": 0.95, "closed_set_accuracy": 0.99}
+# Issues 4 and 3: grouping of never-seen members with the clusterer's defaults, attribution, detection, parsing.
+TARGETS = {"ari": 0.85, "bcubed_f1": 0.85, "noise_fraction": 0.15, "real_in_generated_clusters": 0.05, "open_set_auroc": 0.95,
+           "closed_set_accuracy": 0.99, "auc": 0.98, "auc_content_matched": 0.98, "member_upsampling_accuracy": 0.9, "member_loss_f1": 0.85}
+AT_MOST = ("noise_fraction", "real_in_generated_clusters")  # targets that are ceilings
 
 
 def measure(work: Path, threads: int, log: Callable[[str], None], zoo: dict | None = None) -> str:
@@ -62,7 +64,8 @@ def default_clustering(part: quality.Partition, fingerprinter: Fingerprinter, la
         report = metrics.clustering_report(data.member[held], labels[: len(held)])
         rows.append({"method": label, "view": view, "split": "held_out (OriginClusterer defaults)",
                      **{k: report[k] for k in ("ari", "bcubed_f1", "noise_fraction", "clusters_found", "clusters_true")},
-                     "real_in_clusters": float((labels[len(held):] >= 0).mean())})
+                     "real_in_clusters": float((labels[len(held):] >= 0).mean()),
+                     "real_in_generated_clusters": metrics.real_in_generated_clusters(labels, np.arange(len(labels)) < len(held))})
     return pd.DataFrame(rows)
 
 
@@ -70,7 +73,7 @@ def render(table: pd.DataFrame, options: dict) -> str:
     names = {"train": "train members, held-out images", "unseen_seed": "unseen seed", "unseen_arch": "unseen architecture",
              "held_out": "unseen seed + architecture", "real": "real photographs"}
     table = table.assign(split=table["split"].map(lambda s: names.get(s, s)))
-    grouping = ["method", "view", "split", "nn_same_member", "ari", "bcubed_f1", "noise_fraction", "real_in_clusters", "clusters_found", "clusters_true"]
+    grouping = ["method", "view", "split", "nn_same_member", "ari", "bcubed_f1", "noise_fraction", "real_in_clusters", "real_in_generated_clusters", "clusters_found", "clusters_true"]
     attribution = ["method", "view", "split", "closed_set_accuracy", "open_set_auroc", "oscr"]
     detection = ["method", "view", "split", "auc", "auc_content_matched", "average_precision", "brier"]
     parsing = ["method", "split", "member_upsampling_accuracy", "member_upsampling_majority", "member_loss_f1", "image_upsampling_accuracy", "image_loss_f1"]
@@ -83,7 +86,9 @@ def render(table: pd.DataFrame, options: dict) -> str:
         f"(the checkpoint trained on seed {shipped_training_seed()}): every member is new to it; its unseen-architecture members "
         "include the style-modulated family, which no training member of the checkpoint belongs to. Clustering: each group's fakes "
         "with the held-out reals, minimum cluster size a third of a member's images (as in the suite), and in the rows marked so "
-        "with `OriginClusterer()`'s defaults. Attribution gallery: 70 % of the train members' images.",
+        "with `OriginClusterer()`'s defaults. `real_in_clusters`: share of the reals put in any cluster (the packaged photographs are few, "
+        "so crops of one photograph can form a cluster of their own); `real_in_generated_clusters`: share put in a cluster that is "
+        "mostly generated images (issue 4's measure). Attribution gallery: 70 % of the train members' images.",
         "",
         "Against the issues' targets (clean, shipped model): " + verdicts(learned_clean),
         "",
@@ -113,10 +118,11 @@ def verdicts(clean: pd.DataFrame) -> str:
     train = clean[clean["split"] == "train members, held-out images"]
     phrases = []
     for metric, target in TARGETS.items():
-        source = train if metric == "closed_set_accuracy" else default if metric in ("ari", "bcubed_f1") else held
+        source = train if metric == "closed_set_accuracy" else default if metric in ("ari", "bcubed_f1", *AT_MOST) else held
         if metric in source and source[metric].notna().any():
             value = float(source[metric].dropna().iloc[0])
-            phrases.append(f"{metric} {value:.3f} ({'met' if value >= target else 'NOT met'}, target {target})")
+            met = value <= target if metric in AT_MOST else value >= target
+            phrases.append(f"{metric} {value:.3f} ({'met' if met else 'NOT met'}, target {'at most ' if metric in AT_MOST else ''}{target})")
     return "; ".join(phrases) + "."
 
 
