@@ -19,7 +19,7 @@ from clustering import metrics
 from clustering.attribution import OpenSetAttributor
 from clustering.origin import OriginClusterer
 from fingerprinting.augment import each_image, jpeg, jpeg_copy
-from fingerprinting.evaluation import detection_figures, parsing_figures
+from fingerprinting.evaluation import detection_figures, nearest_neighbour_same_label_rate, parsing_figures
 from fingerprinting.models import Fingerprinter, FingerprintOutput
 from fingerprinting.network import HeadSpec
 from fingerprinting.training_data import LabelledImages
@@ -128,7 +128,7 @@ def evaluate_view(part: Partition, fingerprinter: Fingerprinter, references: Fin
         row: dict[str, object] = {"method": fingerprinter.name, "view": view, "split": group, "images": len(at)}
         if group != "real":
             members = sub.member[at]
-            row["nn_same_member"] = nn_same_member(output.vectors[at], members)
+            row["nn_same_member"] = nearest_neighbour_same_label_rate(output.vectors[at], members)
             both = np.concatenate([at, reals_at])
             labels = cluster(output.vectors[both], min_cluster_size(members))
             report = metrics.clustering_report(members, labels[: len(at)])
@@ -193,21 +193,6 @@ def pairs_together(members: np.ndarray, labels: np.ndarray, is_jpeg: np.ndarray)
         "cross_format_pairs_together": float((png * jpg)[clustered].sum()) / cross_total if cross_total else float("nan"),
         "same_format_pairs_together": float((pairs(png) + pairs(jpg))[clustered].sum()) / same_total if same_total else float("nan"),
     }
-
-
-def nn_same_member(vectors: np.ndarray, members: np.ndarray) -> float:
-    """Share of images whose nearest other image (cosine, exact FAISS search) has the same member; linear memory."""
-    import faiss
-
-    if len(vectors) < 2:
-        return float("nan")
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(vectors)
-    _, found = index.search(vectors, 2)
-    # Duplicates can rank another image before the query itself: take the first hit that is not the query.
-    neighbour = np.where(found[:, 0] == np.arange(len(vectors)), found[:, 1], found[:, 0])
-    return float(np.mean(members[neighbour] == members))
 
 
 def evaluate_method(part: Partition, fingerprinter: Fingerprinter, views: dict | None = None) -> tuple[pd.DataFrame, dict, np.ndarray]:
