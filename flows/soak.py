@@ -102,7 +102,7 @@ def soak(
         results.append(_check(store, number, summary, offered, expected, before, seconds))
         if on_run is not None:
             on_run(results[-1])
-    _restore_permissions(upload)
+    restore_permissions(upload)
     return results
 
 
@@ -170,21 +170,22 @@ def rss_mb() -> float:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _restore_permissions(upload: Path) -> None:
-    """Hostile corpora hold mode-000 files: make them removable again."""
-    for path in upload.rglob("*"):
-        if path.is_file() and not path.is_symlink() and not os.access(path, os.R_OK):
+def restore_permissions(folder: Path) -> None:
+    """Hostile corpora hold mode-000 files (and an interrupted soak may leave them): make them readable and removable again."""
+    for path in folder.rglob("*"):
+        if path.is_symlink():
+            continue
+        if path.is_dir() and not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+            path.chmod(0o755)
+        elif path.is_file() and not os.access(path, os.R_OK):
             path.chmod(0o644)
 
 
 def to_markdown(results: Sequence[SoakRun]) -> str:
-    frame = pd.DataFrame([asdict(r) for r in results])
-    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
-    rows = "".join(
-        "| " + " | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row) + " |\n"
-        for row in frame.itertuples(index=False)
-    )
-    return header + rows
+    """One row per run, numbers to three significant digits."""
+    from flows.bench.report import markdown_table
+
+    return markdown_table(pd.DataFrame([asdict(r) for r in results]), float_format=".3g") + "\n"
 
 
 def repository_hostile_corpus() -> HostileMaker:

@@ -14,13 +14,15 @@ if TYPE_CHECKING:
     from flows.bench.suite import BenchResult
 
 
-def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
-    """A GitHub markdown table; floats rounded, missing values as N/A."""
+def markdown_table(frame: pd.DataFrame, digits: int = 3, float_format: str | None = None) -> str:
+    """A GitHub markdown table; floats rounded to ``digits`` places (or as ``float_format`` says), missing values as N/A."""
+    float_format = float_format or f".{digits}f"
+
     def cell(value: object) -> str:
         if value is None or (isinstance(value, float) and np.isnan(value)):
             return "N/A"
         if isinstance(value, (float, np.floating)):
-            return f"{value:.{digits}f}"
+            return f"{value:{float_format}}"
         return str(value)
 
     header = "| " + " | ".join(map(str, frame.columns)) + " |"

@@ -10,7 +10,7 @@ import numpy as np
 
 from fingerprinting.runtime import pin_threads
 from fingerprinting.zoo import build_zoo, load_zoo
-from flows.soak import SoakRun, repository_hostile_corpus, rss_mb, soak, to_markdown
+from flows.soak import SoakRun, repository_hostile_corpus, restore_permissions, rss_mb, soak, to_markdown
 from flows.store import Store
 
 # A small zoo: a few generators with clusters of ~20 images, enough for re-clusterings to merge and split.
@@ -31,7 +31,7 @@ def measure(work: Path, threads: int, log: Callable[[str], None]) -> str:
     pool = sorted(load_zoo(zoo_dir).images["path"])
     scratch = work / "run"
     if scratch.exists():
-        _make_writable(scratch)
+        restore_permissions(scratch)
         shutil.rmtree(scratch)
     results = soak(
         Store(scratch / "store"), pool, scratch, runs=MEMORY_RUNS, first_batch=FIRST_BATCH,
@@ -52,12 +52,6 @@ def repeated_run_rss(upload: Path, work: Path, repeats: int, log: Callable[[str]
         rss.append(rss_mb())
         log(f"repeated run {repeat}: RSS {rss[-1]:.0f} MB")
     return rss
-
-
-def _make_writable(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        if not path.is_symlink():
-            path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 def _progress(r: SoakRun) -> str:
