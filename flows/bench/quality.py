@@ -101,6 +101,12 @@ def min_cluster_size(group_members: np.ndarray) -> int:
     return max(5, int(counts[counts > 0].min()) // 3) if counts.any() else 5
 
 
+def reals_placed(labels: np.ndarray, fakes: int) -> dict[str, float]:
+    """Where the reals (the labels after the first ``fakes``) went: into any cluster, into mostly generated ones."""
+    return {"real_in_clusters": float((labels[fakes:] >= 0).mean()),
+            "real_in_generated_clusters": metrics.real_in_generated_clusters(labels, np.arange(len(labels)) < fakes)}
+
+
 def cluster(vectors: np.ndarray, min_size: int) -> np.ndarray:
     return OriginClusterer(min_cluster_size=min_size, n_components=min(64, vectors.shape[1], len(vectors) - 1)).fit(vectors).labels_
 
@@ -133,8 +139,7 @@ def evaluate_view(part: Partition, fingerprinter: Fingerprinter, references: Fin
             labels = cluster(output.vectors[both], min_cluster_size(members))
             report = metrics.clustering_report(members, labels[: len(at)])
             row |= {k: report[k] for k in ("ari", "nmi", "purity", "bcubed_f1", "noise_fraction", "clusters_found", "clusters_true")}
-            row["real_in_clusters"] = float((labels[len(at):] >= 0).mean())
-            row["real_in_generated_clusters"] = metrics.real_in_generated_clusters(labels, np.arange(len(labels)) < len(at))
+            row |= reals_placed(labels, len(at))
         if group == "train":
             row["closed_set_accuracy"] = metrics.closed_set_accuracy(truth[at], names[at])
         else:

@@ -22,7 +22,7 @@ from fingerprinting.training_data import load_labelled_images
 from fingerprinting.zoo import build_zoo
 from flows.bench import quality
 from flows.bench.methods import shipped_training_seed
-from flows.bench.report import markdown_table
+from flows.bench.report import SPLIT_NAMES, markdown_table
 
 # Seed 99 is used by no shipped checkpoint (checked below); 30 members give a handful per unseen split.
 ZOO = dict(members=30, images_per_member=100, size=64, seed=99)
@@ -64,20 +64,17 @@ def default_clustering(part: quality.Partition, fingerprinter: Fingerprinter, la
         report = metrics.clustering_report(data.member[held], labels[: len(held)])
         rows.append({"method": label, "view": view, "split": "held_out (OriginClusterer defaults)",
                      **{k: report[k] for k in ("ari", "bcubed_f1", "noise_fraction", "clusters_found", "clusters_true")},
-                     "real_in_clusters": float((labels[len(held):] >= 0).mean()),
-                     "real_in_generated_clusters": metrics.real_in_generated_clusters(labels, np.arange(len(labels)) < len(held))})
+                     **quality.reals_placed(labels, len(held))})
     return pd.DataFrame(rows)
 
 
 def render(table: pd.DataFrame, options: dict) -> str:
-    names = {"train": "train members, held-out images", "unseen_seed": "unseen seed", "unseen_arch": "unseen architecture",
-             "held_out": "unseen seed + architecture", "real": "real photographs"}
-    table = table.assign(split=table["split"].map(lambda s: names.get(s, s)))
+    table = table.assign(split=table["split"].map(lambda s: SPLIT_NAMES.get(s, s)))
     grouping = ["method", "view", "split", "nn_same_member", "ari", "bcubed_f1", "noise_fraction", "real_in_clusters", "real_in_generated_clusters", "clusters_found", "clusters_true"]
     attribution = ["method", "view", "split", "closed_set_accuracy", "open_set_auroc", "oscr"]
     detection = ["method", "view", "split", "auc", "auc_content_matched", "average_precision", "brier"]
     parsing = ["method", "split", "member_upsampling_accuracy", "member_upsampling_majority", "member_loss_f1", "image_upsampling_accuracy", "image_loss_f1"]
-    fakes = table[table["split"] != names["real"]]
+    fakes = table[table["split"] != SPLIT_NAMES["real"]]
     learned_clean = table[(table["method"] == "genprint learned (shipped)") & (table["view"] == "clean")]
     return "\n".join([
         "## The shipped model on a zoo it never saw",
@@ -94,19 +91,19 @@ def render(table: pd.DataFrame, options: dict) -> str:
         "",
         "### Grouping",
         "",
-        markdown_table(_columns(fakes, grouping)),
+        markdown_table(fakes.reindex(columns=grouping)),
         "",
         "### Attribution",
         "",
-        markdown_table(_columns(table[table["closed_set_accuracy"].notna() | table["open_set_auroc"].notna()], attribution)),
+        markdown_table(table[table["closed_set_accuracy"].notna() | table["open_set_auroc"].notna()].reindex(columns=attribution)),
         "",
         "### Detection (each group's fakes against the held-out reals)",
         "",
-        markdown_table(_columns(fakes[fakes["auc"].notna()], detection)),
+        markdown_table(fakes[fakes["auc"].notna()].reindex(columns=detection)),
         "",
         "### Parsing (clean; `member`: the prediction pooled over a member's images, as over a cluster)",
         "",
-        markdown_table(_columns(fakes[(fakes["view"] == "clean") & fakes.reindex(columns=["member_loss_f1"])["member_loss_f1"].notna()], parsing)),
+        markdown_table(fakes[(fakes["view"] == "clean") & fakes.reindex(columns=["member_loss_f1"])["member_loss_f1"].notna()].reindex(columns=parsing)),
         "",
     ])
 
@@ -124,7 +121,3 @@ def verdicts(clean: pd.DataFrame) -> str:
             met = value <= target if metric in AT_MOST else value >= target
             phrases.append(f"{metric} {value:.3f} ({'met' if met else 'NOT met'}, target {'at most ' if metric in AT_MOST else ''}{target})")
     return "; ".join(phrases) + "."
-
-
-def _columns(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    return frame.reindex(columns=columns)
