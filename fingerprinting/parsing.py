@@ -84,35 +84,72 @@ def aggregate_parsed(parsed: pd.DataFrame) -> dict[str, object]:
 def aggregate_parsed_by(parsed: pd.DataFrame, groups: np.ndarray, keys: Sequence[Hashable]) -> pd.DataFrame:
     """One aggregated row per key in ``keys`` (in that order) from the rows whose ``groups`` equal it.
 
-    Vectorised over groups; keys without rows, or whose rows are all null, get nulls.
+    Vectorised over groups in numpy (it runs on every chunk of images); rows whose group is not a
+    key are ignored; keys without rows, or whose rows are all null, get nulls.
     """
-    frame = parsed.reset_index(drop=True).assign(_group=np.asarray(groups))
-    index = pd.Index(keys, name="_group")
-    out = pd.DataFrame(index=index)
+    wanted = pd.Index(keys)
+    unique_keys = wanted.unique()
+    owner = unique_keys.get_indexer(pd.Index(np.asarray(groups)))
+    rows = owner >= 0
+    owner, count = owner[rows], len(unique_keys)
+
+    def floats(column: str) -> np.ndarray:
+        return parsed[column].to_numpy(np.float64, na_value=np.nan)[rows]
+
+    columns: dict[str, np.ndarray] = {}
     for name in discrete_names():
         value, confidence = f"parsed_{name}", f"parsed_{name}_confidence"
-        votes = frame[["_group", value, confidence]].dropna(subset=[value])
-        weights = votes[confidence].fillna(0.0).clip(lower=0.0).astype(np.float64)
-        totals = (
-            votes.assign(_weight=weights.to_numpy())
-            .groupby(["_group", value], sort=False)["_weight"]
-            .sum()
-            .reset_index()
-        )
-        totals = totals.sort_values(["_group", "_weight", value], ascending=[True, False, True])
-        winners = totals.drop_duplicates("_group").set_index("_group")
-        share = winners["_weight"] / totals.groupby("_group")["_weight"].sum()
-        out[value] = winners[value].reindex(index)
-        out[confidence] = share.reindex(index).astype(np.float32)
-    grouped = frame.groupby("_group", sort=False)
+        columns[value], columns[confidence] = _vote(parsed[value].to_numpy(object)[rows], floats(confidence), owner, count)
     for name in continuous_names():
-        column = f"parsed_{name}"
-        out[column] = grouped[column].median().reindex(index).astype(np.float32)
-    loss_means = grouped[loss_columns()].mean().reindex(index).astype(np.float32)
-    for column in loss_columns():
-        out[column] = loss_means[column]
-    out[LOSS_TYPES_COLUMN] = [_loss_types(row) for row in loss_means.to_numpy()]
-    return conform_parsed(out.reset_index(drop=True), len(index))
+        columns[f"parsed_{name}"] = _group_median(floats(f"parsed_{name}"), owner, count).astype(np.float32)
+    loss_means = np.stack([_group_mean(floats(column), owner, count) for column in loss_columns()], 1).astype(np.float32)
+    columns.update(zip(loss_columns(), loss_means.T))
+    loss_types = np.empty(count, dtype=object)
+    loss_types[:] = [_loss_types(row) for row in loss_means]
+    columns[LOSS_TYPES_COLUMN] = loss_types
+    take = unique_keys.get_indexer(wanted)
+    return conform_parsed(pd.DataFrame({name: column[take] for name, column in columns.items()}), len(wanted))
+
+
+def _vote(values: np.ndarray, confidences: np.ndarray, owner: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per group: the value with the largest total confidence (ties: the first name in sort order), and its share of the total."""
+    present = ~pd.isna(values)
+    weights = np.clip(np.nan_to_num(confidences[present], nan=0.0), 0.0, None)
+    choices, code = np.unique(values[present].astype(str), return_inverse=True)  # codes in name order
+    winners = np.full(count, None, dtype=object)
+    if len(choices) == 0:
+        return winners, np.full(count, np.nan, dtype=np.float32)
+    cells = owner[present] * len(choices) + code
+    totals = np.bincount(cells, weights=weights, minlength=count * len(choices)).reshape(count, len(choices))
+    voted = np.bincount(cells, minlength=count * len(choices)).reshape(count, len(choices)) > 0
+    winner = np.argmax(np.where(voted, totals, -np.inf), axis=1)  # argmax takes the first of tied maxima
+    has_votes = voted.any(axis=1)
+    with np.errstate(invalid="ignore"):  # all-zero confidences: no share
+        share = totals[np.arange(count), winner] / totals.sum(axis=1)
+    winners[has_votes] = choices.astype(object)[winner[has_votes]]
+    return winners, np.where(has_votes, share, np.nan).astype(np.float32)
+
+
+def _group_median(values: np.ndarray, owner: np.ndarray, count: int) -> np.ndarray:
+    """Per-group median of the non-null values (mean of the middle two for even counts); NaN if none."""
+    valid = ~np.isnan(values)
+    order = np.lexsort((values[valid], owner[valid]))
+    ordered = values[valid][order]
+    sizes = np.bincount(owner[valid], minlength=count)
+    starts = np.cumsum(sizes) - sizes
+    medians = np.full(count, np.nan)
+    has = sizes > 0
+    low, high = starts[has] + (sizes[has] - 1) // 2, starts[has] + sizes[has] // 2
+    medians[has] = (ordered[low] + ordered[high]) / 2
+    return medians
+
+
+def _group_mean(values: np.ndarray, owner: np.ndarray, count: int) -> np.ndarray:
+    """Per-group mean of the non-null values; NaN if none."""
+    valid = ~np.isnan(values)
+    sizes = np.bincount(owner[valid], minlength=count)
+    sums = np.bincount(owner[valid], weights=values[valid], minlength=count)
+    return np.where(sizes > 0, sums / np.maximum(sizes, 1), np.nan)
 
 
 def _loss_types(probabilities: np.ndarray) -> list[str] | None:

@@ -228,6 +228,28 @@ def test_aggregate_parsed_by_groups_keeps_key_order() -> None:
     assert pd.isna(result["parsed_skip"].iloc[2])  # key without rows
 
 
+def test_aggregate_parsed_by_hand_computed_groups() -> None:
+    """Ties go to the first name, even counts take the middle mean, nulls are skipped, other groups ignored."""
+    parsed = empty_parsed(7)
+    parsed["parsed_skip"] = ["residual", "none", "dense", None, "none", "none", "dense"]
+    parsed["parsed_skip_confidence"] = np.array([0.5, 0.5, 0.2, 0.9, np.nan, 0.0, 1.0], dtype=np.float32)
+    parsed["parsed_conv_layers"] = np.array([2, 10, 4, 6, np.nan, np.nan, 1], dtype=np.float32)
+    parsed["parsed_loss_hinge"] = np.array([0.2, 0.6, np.nan, 0.9, np.nan, np.nan, 0.3], dtype=np.float32)
+    groups = np.array(["a", "a", "b", "b", "c", "c", "x"])  # "x" is not asked for
+    result = aggregate_parsed_by(parsed, groups, ["b", "a", "c", "d", "a"])
+    # a: residual 0.5 vs none 0.5 -> tie, "none" sorts first; b: dense (the null vote does not count)
+    assert result["parsed_skip"].tolist()[:3] == ["dense", "none", "none"]
+    assert result["parsed_skip_confidence"].tolist()[:2] == [pytest.approx(1.0), pytest.approx(0.5)]
+    assert pd.isna(result["parsed_skip_confidence"].iloc[2])  # c's confidences total 0: no share
+    assert result["parsed_conv_layers"].tolist()[:2] == [pytest.approx(5.0), pytest.approx(6.0)]
+    assert pd.isna(result["parsed_conv_layers"].iloc[2])
+    assert result["parsed_loss_hinge"].tolist()[:2] == [pytest.approx(0.9), pytest.approx(0.4)]
+    assert list(result[LOSS_TYPES_COLUMN].iloc[0]) == ["hinge"] and list(result[LOSS_TYPES_COLUMN].iloc[1]) == []
+    assert result[LOSS_TYPES_COLUMN].iloc[2] is None  # no loss probabilities at all
+    assert result.iloc[3].drop(LOSS_TYPES_COLUMN).isna().all()  # key without rows
+    pd.testing.assert_series_equal(result.iloc[4], result.iloc[1], check_names=False)  # a repeated key repeats its row
+
+
 # --- the registry --------------------------------------------------------------------------------
 
 
