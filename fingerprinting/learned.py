@@ -7,7 +7,7 @@ import torch
 
 from fingerprinting.checkpoint import Checkpoint
 from fingerprinting.models import FingerprintOutput
-from fingerprinting.network import HeadSpec, NetworkOutput, to_network_input
+from fingerprinting.network import HeadSpec, NetworkOutput, inference_copy, to_network_input
 from fingerprinting.parsing import LOSS_THRESHOLD, LOSS_TYPES_COLUMN, conform_parsed
 from fingerprinting.spectral import SpectralFingerprinter
 
@@ -30,9 +30,9 @@ class LearnedFingerprinter:
     name = "learned"
     size_agnostic = True
 
-    def __init__(self, checkpoint: Checkpoint, crop_size: int = 64, batch_size: int = 256) -> None:
+    def __init__(self, checkpoint: Checkpoint, crop_size: int = 64, batch_size: int = 128) -> None:
         self.checkpoint = checkpoint
-        self.net = checkpoint.net.eval()
+        self.net = inference_copy(checkpoint.net)
         self.crop_size = crop_size
         self.batch_size = batch_size
         self.spectral = SpectralFingerprinter(crop_size, **_spectral_arguments(checkpoint.spectral_options)) if checkpoint.spectral_weight > 0 else None
@@ -59,8 +59,7 @@ class LearnedFingerprinter:
 
     def _run(self, crops: np.ndarray) -> NetworkOutput:
         with torch.inference_mode():
-            output = self.net(to_network_input(torch.from_numpy(np.ascontiguousarray(crops))))
-        return output._replace(residual=torch.empty(0))  # the residual is only needed in training
+            return self.net(to_network_input(torch.from_numpy(np.ascontiguousarray(crops))), with_residual=False)
 
 
 def _spectral_arguments(options: dict) -> dict:

@@ -1,6 +1,7 @@
 """The learned fingerprint network: a cheap residual estimator, an encoder and its heads."""
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
@@ -160,22 +161,47 @@ class FingerprintNet(nn.Module):
         self.discrete_heads = nn.ModuleList(nn.Linear(config.hidden_dim, len(choices)) for _, choices in heads.discrete)
         self.loss_head = nn.Linear(config.hidden_dim, len(heads.loss_types))
 
-    def forward(self, x: Tensor) -> NetworkOutput:
-        """x: float (n, 3, h, w) in [-1, 1] with even h and w (see `to_network_input`)."""
+    def forward(self, x: Tensor, with_residual: bool = True) -> NetworkOutput:
+        """x: float (n, 3, h, w) in [-1, 1] with even h and w (see `to_network_input`).
+
+        ``with_residual=False`` (inference) leaves the full-resolution residual out: an empty tensor.
+        """
         unshuffled_residual = self.residual(F.pixel_unshuffle(x, 2))
-        residual = F.pixel_shuffle(unshuffled_residual, 2)
         maps = self.encoder(unshuffled_residual)
-        pooled = torch.cat([maps.mean((2, 3)), maps.std((2, 3))], 1)
-        spectrum = self.spectrum_proj(self.spectrum_norm(log_power_spectrum(residual, self.config.spectrum_bins)))
+        mean = maps.mean((2, 3), keepdim=True)
+        pooled = torch.cat([mean.flatten(1), _spatial_std(maps, mean)], 1)
+        # The spectrum only needs the channel mean: averaged on the space-to-depth channels, then one map shuffled back.
+        channel_mean = F.pixel_shuffle(unshuffled_residual.unflatten(1, (3, 4)).mean(1), 2)
+        spectrum = self.spectrum_proj(self.spectrum_norm(log_power_spectrum(channel_mean, self.config.spectrum_bins)))
         hidden = self.mix(torch.cat([pooled, spectrum], 1))
         return NetworkOutput(
-            residual=residual,
+            residual=F.pixel_shuffle(unshuffled_residual, 2) if with_residual else torch.empty(0),
             embedding=F.normalize(self.embed(hidden), dim=1),
             fake_logit=self.fake_head(hidden).squeeze(1),
             continuous=torch.sigmoid(self.continuous_head(hidden)),
             discrete=tuple(head(hidden) for head in self.discrete_heads),
             loss_logits=self.loss_head(hidden),
         )
+
+
+def _spatial_std(maps: Tensor, mean: Tensor) -> Tensor:
+    """``maps.std((2, 3))`` (unbiased) from the given spatial mean: several times faster than ``Tensor.std`` on CPU."""
+    return (maps - mean).square().sum((2, 3)).div(maps.shape[2] * maps.shape[3] - 1).sqrt()
+
+
+def inference_copy(net: FingerprintNet) -> FingerprintNet:
+    """An eval-mode copy for inference only: batch norms folded into the layer before them, weights channels_last.
+
+    Same outputs to float rounding, about a third less CPU time on small crops. The copy's modules
+    differ from the checkpoint's (no batch norm after a convolution), so it is never saved or trained.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
+
+    fused = copy.deepcopy(net).eval()
+    for block in fused.encoder:
+        block[0], block[1] = fuse_conv_bn_eval(block[0], block[1]), nn.Identity()
+    fused.mix[0], fused.mix[1] = fuse_linear_bn_eval(fused.mix[0], fused.mix[1]), nn.Identity()
+    return fused.to(memory_format=torch.channels_last)
 
 
 def flops_per_crop(net: FingerprintNet, size: int = 64) -> int:

@@ -7,7 +7,17 @@ import pytest
 import torch
 
 from fingerprinting.losses import parsing_losses, residual_constraints, supervised_contrastive, uniformity
-from fingerprinting.network import HIGH_PASS, FingerprintNet, HeadSpec, flops_per_crop, log_power_spectrum, polyphase_kernel, to_network_input
+from fingerprinting.network import (
+    HIGH_PASS,
+    FingerprintNet,
+    HeadSpec,
+    NetworkOutput,
+    flops_per_crop,
+    inference_copy,
+    log_power_spectrum,
+    polyphase_kernel,
+    to_network_input,
+)
 from fingerprinting.zoo.space import HYPERPARAMETERS, LOSS_TYPES
 
 FEN_FLOPS_PER_128PX = 20e9  # the paper's 17-layer, 64-channel DnCNN
@@ -111,3 +121,48 @@ def test_polyphase_high_pass_equals_the_full_resolution_filter() -> None:
     full = torch.nn.functional.conv2d(x, HIGH_PASS.expand(3, 1, 3, 3), padding=1, groups=3)
     poly = torch.nn.functional.conv2d(torch.nn.functional.pixel_unshuffle(x, 2), polyphase_kernel(HIGH_PASS), padding=1)
     assert torch.allclose(torch.nn.functional.pixel_shuffle(poly, 2), full, atol=1e-6)
+
+
+def _reference_forward(net: FingerprintNet, x: torch.Tensor) -> NetworkOutput:
+    """The forward pass written plainly: full-resolution residual, ``Tensor.std``, spectrum of all three channels."""
+    unshuffled = net.residual(torch.nn.functional.pixel_unshuffle(x, 2))
+    residual = torch.nn.functional.pixel_shuffle(unshuffled, 2)
+    maps = net.encoder(unshuffled)
+    pooled = torch.cat([maps.mean((2, 3)), maps.std((2, 3))], 1)
+    spectrum = net.spectrum_proj(net.spectrum_norm(log_power_spectrum(residual, net.config.spectrum_bins)))
+    hidden = net.mix(torch.cat([pooled, spectrum], 1))
+    return NetworkOutput(
+        residual=residual,
+        embedding=torch.nn.functional.normalize(net.embed(hidden), dim=1),
+        fake_logit=net.fake_head(hidden).squeeze(1),
+        continuous=torch.sigmoid(net.continuous_head(hidden)),
+        discrete=tuple(head(hidden) for head in net.discrete_heads),
+        loss_logits=net.loss_head(hidden),
+    )
+
+
+def test_forward_and_inference_copy_match_the_plain_forward() -> None:
+    torch.manual_seed(3)
+    net = FingerprintNet()
+    with torch.no_grad():  # batch norms with real statistics and a live correction, as after training
+        for module in net.modules():
+            if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.2)
+        net.residual.project.weight.normal_(0, 0.1)
+    net.eval()
+    state = {key: value.clone() for key, value in net.state_dict().items()}
+    x = to_network_input(torch.randint(0, 256, (6, 48, 48, 3), dtype=torch.uint8))
+    with torch.inference_mode():
+        expected = _reference_forward(net, x)
+        outputs = [net(x), inference_copy(net)(x, with_residual=False)]
+    for output in outputs:
+        for name in ("embedding", "fake_logit", "continuous", "loss_logits"):
+            assert torch.allclose(getattr(output, name), getattr(expected, name), atol=2e-5, rtol=1e-4), name
+        for got, want in zip(output.discrete, expected.discrete):
+            assert torch.allclose(got, want, atol=2e-5, rtol=1e-4)
+    assert torch.equal(outputs[0].residual, expected.residual)
+    assert outputs[1].residual.numel() == 0
+    assert net.state_dict().keys() == state.keys() and all(torch.equal(net.state_dict()[k], v) for k, v in state.items())
