@@ -9,6 +9,7 @@ from fingerprinting.checkpoint import Checkpoint
 from fingerprinting.models import FingerprintOutput
 from fingerprinting.network import HeadSpec, NetworkOutput, inference_copy, to_network_input
 from fingerprinting.parsing import LOSS_THRESHOLD, LOSS_TYPES_COLUMN, conform_parsed
+from fingerprinting.runtime import map_batches
 from fingerprinting.spectral import SpectralFingerprinter
 
 
@@ -30,7 +31,7 @@ class LearnedFingerprinter:
     name = "learned"
     size_agnostic = True
 
-    def __init__(self, checkpoint: Checkpoint, crop_size: int = 64, batch_size: int = 128) -> None:
+    def __init__(self, checkpoint: Checkpoint, crop_size: int = 64, batch_size: int = 64) -> None:
         self.checkpoint = checkpoint
         self.net = inference_copy(checkpoint.net)
         self.crop_size = crop_size
@@ -44,22 +45,25 @@ class LearnedFingerprinter:
         """(n, s, s, 3) uint8 crops -> L2-normalised vectors, fake scores in [0, 1] and parsed_* columns."""
         if crops.ndim != 4 or crops.shape[3] != 3:
             raise ValueError(f"expected crops of shape (n, s, s, 3), got {crops.shape}")
-        outputs = [self._run(crops[start : start + self.batch_size]) for start in range(0, len(crops), self.batch_size)]
+        # Batches side by side, each on one thread: see runtime.map_batches.
+        outputs = map_batches(self._run, [crops[start : start + self.batch_size] for start in range(0, len(crops), self.batch_size)])
         if not outputs:
             return FingerprintOutput(np.zeros((0, self.dim), np.float32), np.zeros(0, np.float32), conform_parsed(pd.DataFrame(), 0))
-        merged = NetworkOutput(*(_concat([getattr(o, f) for o in outputs]) for f in NetworkOutput._fields))
+        merged = NetworkOutput(*(_concat([getattr(o, f) for o, _ in outputs]) for f in NetworkOutput._fields))
         calibration = self.checkpoint.calibration
         scores = torch.sigmoid(calibration.scale * merged.fake_logit + calibration.bias)
-        spectral = self.spectral.fingerprint(crops).vectors if self.spectral else None
+        spectral = np.concatenate([vectors for _, vectors in outputs]) if self.spectral else None
         return FingerprintOutput(
             vectors=combine_vectors(merged.embedding.numpy(), spectral, self.checkpoint.spectral_weight),
             fake_scores=scores.numpy().astype(np.float32),
             parsed=decode_parsed(merged, self.net.config.heads),
         )
 
-    def _run(self, crops: np.ndarray) -> NetworkOutput:
+    def _run(self, crops: np.ndarray) -> tuple[NetworkOutput, np.ndarray | None]:
+        """One batch: the network's outputs and the spectral vectors (its vectors do not depend on the batch)."""
         with torch.inference_mode():
-            return self.net(to_network_input(torch.from_numpy(np.ascontiguousarray(crops))), with_residual=False)
+            output = self.net(to_network_input(torch.from_numpy(np.ascontiguousarray(crops))), with_residual=False)
+        return output, self.spectral.fingerprint(crops).vectors if self.spectral else None
 
 
 def _spectral_arguments(options: dict) -> dict:

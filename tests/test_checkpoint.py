@@ -135,3 +135,5 @@ def test_vector_with_a_spectral_share(saved: tuple[Path, FingerprintNet], tmp_pa
     assert vectors.shape == (4, 16 + mixed.spectral.dim) and mixed.dim == vectors.shape[1]
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert np.allclose(vectors[:, :16], np.sqrt(0.5) * learned, atol=1e-6)
+    mixed.batch_size = 1  # four batches side by side (runtime.map_batches): the vectors of one batch
+    assert np.allclose(mixed.fingerprint(crops).vectors, vectors, atol=1e-6)
