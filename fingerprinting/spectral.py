@@ -30,7 +30,7 @@ import numpy as np
 from fingerprinting.models import FingerprintOutput
 
 _CHANNELS = 3
-_BLOCK = 8
+_BLOCK = 16
 _EPSILON = 1e-10
 _REFERENCE_CROPS_PER_PHOTO = 48
 
@@ -75,41 +75,38 @@ def _block_log_spectrum(crops: np.ndarray, plan: _PoolingPlan) -> np.ndarray:
     channels = crops.transpose(0, 3, 1, 2).reshape(count * _CHANNELS, size, size)
     # The median of uint8 values is one of them: taken on uint8, four times the values per
     # instruction of float32, and exact.
-    residual = (channels.astype(np.float32) - _median3x3(channels)) / 255.0
+    residual = channels.astype(np.float32)
+    residual -= _median3x3(channels)
+    residual /= 255.0
     spectrum = np.fft.rfft2(residual, norm="ortho")
-    power = np.square(spectrum.real) + np.square(spectrum.imag)
-    pooled = plan.pool(np.log(power + _EPSILON, dtype=np.float32).reshape(count * _CHANNELS, -1))
+    power = np.square(spectrum.real)
+    power += np.square(spectrum.imag)
+    power += _EPSILON
+    pooled = plan.pool(np.log(power, out=power).reshape(count * _CHANNELS, -1))
     return pooled.reshape(count, -1)  # each crop's R, G and B pools side by side
 
 
 def _median3x3(images: np.ndarray) -> np.ndarray:
     """Per-pixel median of the 3x3 neighbourhood, edges reflected: (n, h, w) -> (n, h, w).
 
-    Paeth's 19-exchange median-of-9 network on the nine shifted views: exact, and several times
-    faster than sorting the windows.
+    Exact, with 17 min/max passes: each vertical triple is sorted once (every window shares its
+    columns with two neighbours), then the median of nine is the median of the largest of the three
+    lows, the median of the three middles and the smallest of the three highs.
     """
-    height, width = images.shape[1:]
     padded = np.pad(images, ((0, 0), (1, 1), (1, 1)), mode="reflect")
-    p0, p1, p2, p3, p4, p5, p6, p7, p8 = (
-        padded[:, row : row + height, col : col + width] for row in range(3) for col in range(3)
-    )
     low, high = np.minimum, np.maximum
-    p1, p2 = low(p1, p2), high(p1, p2)
-    p4, p5 = low(p4, p5), high(p4, p5)
-    p7, p8 = low(p7, p8), high(p7, p8)
-    p0, p1 = low(p0, p1), high(p0, p1)
-    p3, p4 = low(p3, p4), high(p3, p4)
-    p6, p7 = low(p6, p7), high(p6, p7)
-    p1, p2 = low(p1, p2), high(p1, p2)
-    p4, p5 = low(p4, p5), high(p4, p5)
-    p7, p8 = low(p7, p8), high(p7, p8)
-    p3, p5 = high(p0, p3), low(p5, p8)
-    p4, p7 = low(p4, p7), high(p4, p7)
-    p6, p4, p2 = high(p3, p6), high(p1, p4), low(p2, p5)
-    p4 = low(p4, p7)
-    p4, p2 = low(p4, p2), high(p4, p2)
-    p4 = high(p6, p4)
-    return low(p4, p2)
+    top, middle, bottom = padded[:, :-2], padded[:, 1:-1], padded[:, 2:]
+    smaller, larger = low(top, middle), high(top, middle)
+    lows, rest = low(smaller, bottom), high(smaller, bottom)
+    mids, highs = low(larger, rest), high(larger, rest)
+    left, centre, right = (slice(start, start + images.shape[2]) for start in range(3))
+    max_low = high(high(lows[..., left], lows[..., centre]), lows[..., right])
+    min_high = low(low(highs[..., left], highs[..., centre]), highs[..., right])
+    return _median_of_three(max_low, _median_of_three(mids[..., left], mids[..., centre], mids[..., right]), min_high)
+
+
+def _median_of_three(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
 
 
 @dataclass(frozen=True)

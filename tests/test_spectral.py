@@ -1,6 +1,8 @@
 """The spectral fingerprint: shape and norm, any crop size, and upsampling traces told apart."""
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -62,6 +64,12 @@ def test_median_is_the_exact_3x3_median() -> None:
     padded = np.pad(images, ((0, 0), (1, 1), (1, 1)), mode="reflect")
     windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3), axis=(1, 2)).reshape(4, 20, 24, 9)
     np.testing.assert_array_equal(_median3x3(images), np.median(windows, axis=-1))
+    ties = RNG.integers(0, 3, (3, 9, 13), dtype=np.uint8)  # uint8, as the fingerprint uses it, with many ties
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(ties, ((0, 0), (1, 1), (1, 1)), mode="reflect"), (3, 3), axis=(1, 2))
+    np.testing.assert_array_equal(_median3x3(ties), np.median(windows.reshape(3, 9, 13, 9), axis=-1).astype(np.uint8))
+    # Every order of nine distinct values: the centre of a 3x3 image is their median.
+    orders = np.array(list(itertools.permutations(range(9))), dtype=np.uint8).reshape(-1, 3, 3)
+    assert (_median3x3(orders)[:, 1, 1] == 4).all()
 
 
 def test_same_upsampling_is_closer_than_different_upsampling(spectral: SpectralFingerprinter) -> None:
