@@ -7,7 +7,7 @@ import torch
 
 from fingerprinting.checkpoint import Checkpoint
 from fingerprinting.models import FingerprintOutput
-from fingerprinting.network import HeadSpec, NetworkOutput, inference_copy, to_network_input
+from fingerprinting.network import HeadSpec, NetworkOutput, inference_copy, to_unshuffled_input
 from fingerprinting.parsing import LOSS_THRESHOLD, LOSS_TYPES_COLUMN, conform_parsed
 from fingerprinting.runtime import map_batches
 from fingerprinting.spectral import SpectralFingerprinter
@@ -62,7 +62,7 @@ class LearnedFingerprinter:
     def _run(self, crops: np.ndarray) -> tuple[NetworkOutput, np.ndarray | None]:
         """One batch: the network's outputs and the spectral vectors (its vectors do not depend on the batch)."""
         with torch.inference_mode():
-            output = self.net(to_network_input(torch.from_numpy(np.ascontiguousarray(crops))), with_residual=False)
+            output = self.net.forward_unshuffled(to_unshuffled_input(torch.from_numpy(np.ascontiguousarray(crops))), with_residual=False)
         return output, self.spectral.fingerprint(crops).vectors if self.spectral else None
 
 

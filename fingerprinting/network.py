@@ -79,6 +79,13 @@ def to_network_input(crops: Tensor) -> Tensor:
     return x / 127.5 - 1.0
 
 
+def to_unshuffled_input(crops: Tensor) -> Tensor:
+    """``pixel_unshuffle(to_network_input(crops), 2)`` in one gather from the uint8 crops: (n, 12, h/2, w/2), several times faster."""
+    n, h, w = crops.shape[0], crops.shape[1] // 2, crops.shape[2] // 2
+    blocks = crops[:, : 2 * h, : 2 * w].reshape(n, h, 2, w, 2, 3).permute(0, 5, 2, 4, 1, 3)  # (n, colour, i, j, y, x)
+    return blocks.reshape(n, 12, h, w).float() / 127.5 - 1.0
+
+
 def polyphase_kernel(kernel: Tensor) -> Tensor:
     """A per-colour full-resolution 3x3 filter as the equivalent 3x3 convolution on ``pixel_unshuffle(x, 2)``."""
     weight = torch.zeros(12, 12, 3, 3)
@@ -166,12 +173,18 @@ class FingerprintNet(nn.Module):
 
         ``with_residual=False`` (inference) leaves the full-resolution residual out: an empty tensor.
         """
-        unshuffled_residual = self.residual(F.pixel_unshuffle(x, 2))
+        return self.forward_unshuffled(F.pixel_unshuffle(x, 2), with_residual)
+
+    def forward_unshuffled(self, unshuffled: Tensor, with_residual: bool = True) -> NetworkOutput:
+        """`forward` from the space-to-depth input (see `to_unshuffled_input`)."""
+        unshuffled_residual = self.residual(unshuffled)
         maps = self.encoder(unshuffled_residual)
         mean = maps.mean((2, 3), keepdim=True)
         pooled = torch.cat([mean.flatten(1), _spatial_std(maps, mean)], 1)
-        # The spectrum only needs the channel mean: averaged on the space-to-depth channels, then one map shuffled back.
-        channel_mean = F.pixel_shuffle(unshuffled_residual.unflatten(1, (3, 4)).mean(1), 2)
+        # The spectrum only needs the colour mean: taken on the space-to-depth channels (colour-major, as
+        # slices: faster than a strided mean), then one map shuffled back to full resolution.
+        colour_mean = (unshuffled_residual[:, 0:4] + unshuffled_residual[:, 4:8] + unshuffled_residual[:, 8:12]) / 3
+        channel_mean = F.pixel_shuffle(colour_mean, 2)
         spectrum = self.spectrum_proj(self.spectrum_norm(log_power_spectrum(channel_mean, self.config.spectrum_bins)))
         hidden = self.mix(torch.cat([pooled, spectrum], 1))
         return NetworkOutput(

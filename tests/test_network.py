@@ -17,6 +17,7 @@ from fingerprinting.network import (
     log_power_spectrum,
     polyphase_kernel,
     to_network_input,
+    to_unshuffled_input,
 )
 from fingerprinting.zoo.space import HYPERPARAMETERS, LOSS_TYPES
 
@@ -154,15 +155,23 @@ def test_forward_and_inference_copy_match_the_plain_forward() -> None:
         net.residual.project.weight.normal_(0, 0.1)
     net.eval()
     state = {key: value.clone() for key, value in net.state_dict().items()}
-    x = to_network_input(torch.randint(0, 256, (6, 48, 48, 3), dtype=torch.uint8))
+    crops = torch.randint(0, 256, (6, 48, 48, 3), dtype=torch.uint8)
+    x = to_network_input(crops)
     with torch.inference_mode():
         expected = _reference_forward(net, x)
-        outputs = [net(x), inference_copy(net)(x, with_residual=False)]
+        fast = inference_copy(net)
+        outputs = [net(x), fast(x, with_residual=False), fast.forward_unshuffled(to_unshuffled_input(crops), with_residual=False)]
     for output in outputs:
         for name in ("embedding", "fake_logit", "continuous", "loss_logits"):
             assert torch.allclose(getattr(output, name), getattr(expected, name), atol=2e-5, rtol=1e-4), name
         for got, want in zip(output.discrete, expected.discrete):
             assert torch.allclose(got, want, atol=2e-5, rtol=1e-4)
     assert torch.equal(outputs[0].residual, expected.residual)
-    assert outputs[1].residual.numel() == 0
+    assert outputs[1].residual.numel() == outputs[2].residual.numel() == 0
     assert net.state_dict().keys() == state.keys() and all(torch.equal(net.state_dict()[k], v) for k, v in state.items())
+
+
+@pytest.mark.parametrize("side", [32, 45])
+def test_unshuffled_input_is_the_unshuffled_network_input(side: int) -> None:
+    crops = torch.randint(0, 256, (3, side, side, 3), dtype=torch.uint8)
+    assert torch.equal(to_unshuffled_input(crops), torch.nn.functional.pixel_unshuffle(to_network_input(crops), 2))
