@@ -68,3 +68,38 @@ def test_attribute_clusters_by_member_votes():
 def test_mismatched_inputs_are_refused():
     with pytest.raises(ValueError):
         OpenSetAttributor().fit(np.ones((3, 4)), ["a", "b"])
+
+
+def test_nearest_references_name_a_generator_with_two_modes_that_its_mean_misses():
+    # "a" has two opposite modes: its mean points between them, nearer to "b" than to a's first mode.
+    rng = np.random.default_rng(0)
+    axes = np.eye(3, dtype=np.float32)
+
+    def around(centre, n):
+        return centre + 0.05 * rng.standard_normal((n, 3)).astype(np.float32)
+
+    a_modes = [axes[0] + 0.2 * axes[1], -axes[0] + 0.2 * axes[1]]
+    references = np.concatenate([around(a_modes[0], 20), around(a_modes[1], 20), around(np.array([0.5, 0.5, 0.7], np.float32), 20)])
+    names = ["a"] * 40 + ["b"] * 20
+    queries = np.concatenate([around(a_modes[0], 10), around(a_modes[1], 10)])
+    nearest = OpenSetAttributor(n_neighbors=3).fit(references, names)
+    prototype = OpenSetAttributor(n_neighbors=None).fit(references, names)
+    assert list(nearest.names_[nearest.scores(queries).argmax(1)]) == ["a"] * 20
+    assert np.mean(nearest.predict(queries)[0] == "a") >= 0.8  # the rest fall under the 5 % reject threshold
+    assert list(prototype.scores(queries[:10]).argmax(1)) == [1] * 10  # the first mode's images go to b
+    # Leave-one-out: a reference is never its own neighbour, so genuine scores stay below 1.
+    assert nearest.genuine_scores_.max() < 0.9999 and len(nearest.genuine_scores_) == 60
+
+
+def test_prototype_scores_are_cosine_to_the_normalised_mean():
+    rng = np.random.default_rng(1)
+    references = rng.standard_normal((30, 8)).astype(np.float32)
+    names = ["x"] * 10 + ["y"] * 20
+    attributor = OpenSetAttributor(n_neighbors=None).fit(references, names)
+    unit = references / np.linalg.norm(references, axis=1, keepdims=True)
+    query = rng.standard_normal((4, 8)).astype(np.float32)
+    query /= np.linalg.norm(query, axis=1, keepdims=True)
+    mean_y = unit[10:].mean(0)
+    np.testing.assert_allclose(attributor.scores(query)[:, 1], query @ (mean_y / np.linalg.norm(mean_y)), atol=1e-5)
+    with pytest.raises(ValueError):
+        OpenSetAttributor(n_neighbors=0).fit(references, names)

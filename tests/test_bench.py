@@ -58,7 +58,7 @@ def test_marra_vectors_correlate_with_the_mean_residual(part: quality.Partition)
     refs = part.reference_rows
     vectors = marra.fingerprint(data.pixels[refs]).vectors
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5) and np.allclose(vectors.mean(1), 0, atol=1e-6)
-    attributor = OpenSetAttributor().fit(vectors, data.member[refs].astype(str))
+    attributor = OpenSetAttributor(**marra.attributor_params).fit(vectors, data.member[refs].astype(str))
     query = marra.fingerprint(data.pixels[part.query_fakes["train"][:1]]).vectors[0]
     first = attributor.names_[0]
     mean_residual = vectors[data.member[refs].astype(str) == first].mean(0)

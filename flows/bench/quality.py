@@ -123,7 +123,9 @@ def evaluate_view(part: Partition, fingerprinter: Fingerprinter, references: Fin
     output = fingerprinter.fingerprint(apply(sub.pixels, change))
     position = {row: i for i, row in enumerate(rows_all)}
     reals_at = np.array([position[r] for r in part.query_reals])
-    attributor = OpenSetAttributor().fit(references.vectors, [data.member_ids[m] for m in data.member[part.reference_rows]])
+    # A method may bring its own attribution rule (Marra et al.'s averaged residual); the others get the product's.
+    attributor = OpenSetAttributor(**getattr(fingerprinter, "attributor_params", {}))
+    attributor.fit(references.vectors, [data.member_ids[m] for m in data.member[part.reference_rows]])
     names, best = attributor.predict(output.vectors)
     best_name = attributor.names_[attributor.scores(output.vectors).argmax(1)]
     truth = np.array([data.member_ids[m] if m >= 0 else "" for m in sub.member], dtype=object)
