@@ -37,7 +37,7 @@ class BenchConfig:
     def quick(cls) -> BenchConfig:
         return cls(members=12, images_per_member=32, size=32, zoo_steps=25, epochs=3, steps_per_epoch=None,
                    fen=FenConfig(layers=5, channels=16, hidden_dim=64, crop=32), throughput_counts={"png64": 256, "jpeg512": 128},
-                   throughput_repeats=2, pipeline_small=100, pipeline_images=100_000, scale_sizes=(10_000,))
+                   throughput_repeats=5, pipeline_small=100, pipeline_images=100_000, scale_sizes=(10_000,))
 
     @classmethod
     def full(cls) -> BenchConfig:
