@@ -214,7 +214,8 @@ def write_markdown(result: BenchResult, out: Path, command: str, figures: Path, 
             "## Clustering (clean images)",
             _by_split(fakes, ["method", "split", *CLUSTER_COLUMNS]),
             "## Attribution (clean images)",
-            "Closed set: held-out images of registered (train) members named right. Open set: the best prototype score telling "
+            "Closed set: held-out images of registered (train) members named right. Open set: the best name's score (cosine "
+            "similarity to its nearest reference; Marra 2019: to its averaged residual, the paper's rule) telling "
             "registered members' held-out images (known) from the group's images (unknown); OSCR also needs the name right.",
             _by_split(clean, ["method", "split", "closed_set_accuracy", "open_set_auroc", "oscr"]),
             "## Detection (clean images, each group's fakes against the held-out reals)",
