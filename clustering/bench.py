@@ -113,11 +113,11 @@ def bench_refine(seed: int = 5) -> list[dict]:
 
     settings = {"easier": dict(noise=0.9, seed_distance=1.0), "harder": dict(noise=1.2, seed_distance=0.7)}
     steps = {
-        "hdbscan only": dict(refine=False),
-        "+ reassign": dict(split_evidence=None, merge_evidence=None),
-        "+ merge + reassign": dict(split_evidence=None),
-        "+ split + reassign": dict(merge_evidence=None),
-        "+ split + merge + reassign (default)": dict(),
+        "hdbscan only (default)": dict(),
+        "+ reassign": dict(refine=True, merge_evidence=None),
+        "+ merge + reassign": dict(refine=True),
+        "+ split + reassign": dict(refine=True, split_evidence=4.0, merge_evidence=None),
+        "+ split + merge + reassign": dict(refine=True, split_evidence=4.0),
     }
     rows = []
     for setting, shape in settings.items():

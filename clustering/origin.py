@@ -67,21 +67,25 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
     re-assign every point, noise included, to its nearest pooled fingerprint when it is as close
     as the cluster's own members (within `assign_mads` robust deviations), else noise.
 
-    Splitting is off by default: it pays on synthetic origins that HDBSCAN merges
-    (`clustering.bench refine`), but zoo generators fall in a few output modes and the split step
-    cuts them apart. Measured with the shipped model, `min_cluster_size` 10, on two tuning zoos
-    (never the benchmark's): all 24 members of the seed-0 zoo (100 images each, 400 reals), ARI
-    0.53 -> 0.68 and B-cubed F1 0.60 -> 0.75 without it (41 -> 28 clusters for 24 members;
-    spectral vectors 0.22 -> 0.27 and 0.60 -> 0.65); the seed-7 zoo's 15 unseen-architecture
-    members, ARI 0.53 -> 0.60 and B-cubed 0.63 -> 0.68.
+    Refinement is off by default (`refine=False`; with it on, splitting stays off unless
+    `split_evidence` is given). Its steps pay on synthetic origins in pairs sharing a design
+    (`python -m clustering.bench refine`), not on zoo fingerprints: a generator's images fall in a
+    few output modes, which the split step cuts apart, while re-assignment and merging draw
+    photographs into generated clusters. Measured with `min_cluster_size` 10 on two tuning zoos
+    (never the benchmark's; 100 images a member, 400 reals), ARI for HDBSCAN only / + merge +
+    re-assign / + split + merge + re-assign: shipped model, the 24 members of the seed-0 zoo 0.68 /
+    0.68 / 0.53, the 15 unseen-architecture members of the seed-7 zoo 0.71 / 0.60 / 0.53 (reals
+    in generated clusters 0.00 / 0.20 / 0.01); spectral 0.32 / 0.27 / 0.22 and 0.58 / 0.51 / 0.46
+    (reals in generated clusters 0.00 / 0.03-0.04 / 0.01-0.04). Noise is a little higher without
+    re-assignment (0.155 against 0.123 on the seed-0 zoo, learned).
 
     A cluster must be cohesive: the mean cosine similarity between two of its members (on the
     normalised input vectors) at least `min_cohesion`, or its members become noise. Images of one
     generator share its fingerprint; photographs from many cameras share none, and a group of them
     is no origin however HDBSCAN drew it. When no cluster is left, the whole set is tried as one
     group in the input space (PCA centring would remove the very fingerprint that one origin's
-    images share), refined as above: a batch from one generator, with a few strays, becomes one
-    cluster. Measured on the 24-member default zoo (64 px): a member's images have cohesion 0.57 to
+    images share) and refined (merge, re-assign; whatever `refine` says): a batch from one
+    generator, with a few strays, becomes one cluster. Measured on the 24-member default zoo (64 px): a member's images have cohesion 0.57 to
     0.94 with the learned fingerprint (clean or JPEG 50) and 0.62 to 0.96 with the spectral one;
     30 real photographs at most 0.19 (learned) and 0.26 (spectral; JPEG-compressed photographs
     share the codec's trace there: up to 0.54).
@@ -104,7 +108,7 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
         min_cluster_size: int = 10,
         min_samples: int | None = 5,
         n_components: int | None = 64,
-        refine: bool = True,
+        refine: bool = False,
         merge_evidence: float | None = 2.0,
         split_evidence: float | None = None,
         assign_mads: float = 3.0,
@@ -220,9 +224,9 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
     def _one_group(
         self, X: np.ndarray, labels: np.ndarray, reduced: np.ndarray, clock: _Clock
     ) -> tuple[np.ndarray, np.ndarray]:
-        """With no cluster found: every point as one cluster in the input space, refined (split,
-        merge, re-assign), loose parts dropped; (labels, space clustered in), unchanged if nothing stays."""
-        if not self.refine or self.min_cohesion is None or len(X) < self.min_cluster_size:
+        """With no cluster found: every point as one cluster in the input space, refined (split if
+        asked, merge, re-assign), loose parts dropped; (labels, space clustered in), unchanged if nothing stays."""
+        if self.min_cohesion is None or len(X) < self.min_cluster_size:
             return labels, reduced
         grouped = self._drop_loose(X, self._refine(X, np.zeros(len(X), np.int64), clock))
         clock.lap("one_group")

@@ -21,8 +21,9 @@ def data():
 
 @pytest.fixture(scope="module")
 def fitted(data):
-    # Origins in pairs are what the split step is for (off by default: zoo generators' modes are not).
-    return OriginClusterer(min_cluster_size=10, split_evidence=4.0).fit(data.vectors)
+    # Origins in pairs are what pooled refinement and its split step are for (off by default: zoo
+    # generators' output modes are not).
+    return OriginClusterer(min_cluster_size=10, refine=True, split_evidence=4.0).fit(data.vectors)
 
 
 def test_groups_generated_images_and_leaves_real_ones_out(data, fitted):
@@ -49,7 +50,7 @@ def test_learned_state_is_consistent(data, fitted):
 def test_refinement_recovers_noise_hdbscan_left(data):
     g = data.generated
     raw = OriginClusterer(min_cluster_size=10, refine=False).fit(data.vectors)
-    refined = OriginClusterer(min_cluster_size=10).fit(data.vectors)
+    refined = OriginClusterer(min_cluster_size=10, refine=True).fit(data.vectors)
     assert metrics.noise_fraction(refined.labels_[g]) < metrics.noise_fraction(raw.labels_[g])
     assert metrics.bcubed(data.origins[g], refined.labels_[g])[2] >= metrics.bcubed(
         data.origins[g], raw.labels_[g]

@@ -357,7 +357,7 @@ def _markdown(index: list[dict], clusters: list[dict], assigned: list[dict], tab
         "",
         "### Clustering (OriginClusterer with its defaults)",
         "",
-        "The defaults leave the split step off (tuned on zoo fingerprints, where it cuts one generator's output modes apart); "
+        "The defaults leave pooled refinement off (tuned on zoo fingerprints, where its split step cuts one generator's output modes apart); "
         "these synthetic origins in pairs sharing a design are the case it serves, so they group less well without it "
         "(`python -m clustering.bench refine` measures each step on such sets).",
         "",

@@ -31,10 +31,10 @@ VIEWS = {"clean": None, "jpeg75": lambda image: jpeg(image, 75)}
 TARGETS = {"ari": 0.85, "bcubed_f1": 0.85, "noise_fraction": 0.15, "real_in_generated_clusters": 0.05, "open_set_auroc": 0.95,
            "closed_set_accuracy": 0.99, "auc": 0.98, "auc_content_matched": 0.98, "member_upsampling_accuracy": 0.9, "member_loss_f1": 0.85}
 AT_MOST = ("noise_fraction", "real_in_generated_clusters")  # targets that are ceilings
-# OriginClusterer's pooled refinement, step by step (the defaults: merge and re-assign, no split).
-DEFAULT_STEP = "+ merge + re-assign (the defaults)"
-REFINEMENT_STEPS = {"HDBSCAN only": {"refine": False}, "+ re-assign": {"merge_evidence": None}, DEFAULT_STEP: {},
-                    "+ split + merge + re-assign": {"split_evidence": 4.0}}
+# OriginClusterer's pooled refinement, step by step (the defaults: none of it).
+DEFAULT_STEP = "HDBSCAN only (the defaults)"
+REFINEMENT_STEPS = {DEFAULT_STEP: {}, "+ re-assign": {"refine": True, "merge_evidence": None}, "+ merge + re-assign": {"refine": True},
+                    "+ split + merge + re-assign": {"refine": True, "split_evidence": 4.0}}
 
 
 def measure(work: Path, threads: int, log: Callable[[str], None], zoo: dict | None = None) -> str:
