@@ -12,7 +12,7 @@ import pandas as pd
 from fingerprinting.models import Fingerprinter
 from flows.shards import Shard, is_done, model_key, plan_shards
 from flows.sources import ProgressCallback, discover, identify
-from flows.store import FORMAT_VERSION, Store, StoreError
+from flows.store import FORMAT_VERSION, Store, StoreError, is_in
 
 
 @dataclass(frozen=True)
@@ -140,8 +140,7 @@ def prepare(
     failed = store.errors().dropna(subset=["image_id"]).drop_duplicates("image_id").set_index("image_id")["error"]
     known_bad = identified[identified["image_id"].isin(failed.index)]
     known_bad = pd.DataFrame({"path": known_bad["path"], "error": known_bad["image_id"].map(failed)})
-    # A set lookup per input: pandas' isin would convert the million stored ids element by element.
-    is_stored = identified["image_id"].map(stored.__contains__).to_numpy(bool)
+    is_stored = is_in(identified["image_id"], stored)
     fresh = identified[~is_stored & ~identified["image_id"].isin(failed.index)]
     # Same bytes under two names: one image (fingerprinted once, from its first path in order).
     fresh = fresh.sort_values("path").drop_duplicates("image_id")

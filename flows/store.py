@@ -37,6 +37,12 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 1
 
 
+def is_in(values: pd.Series, members: set[str]) -> np.ndarray:
+    """Boolean mask of ``values`` found in ``members``, by set lookups: pandas' ``isin`` would convert a
+    million-long collection element by element on every call (the store's ids, its paths)."""
+    return values.map(members.__contains__).to_numpy(bool)
+
+
 class StoreError(UserError, RuntimeError):
     """A store that cannot be used as asked (wrong model, damaged file, empty); the message says what to do."""
 

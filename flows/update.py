@@ -34,7 +34,7 @@ from flows.runs import Prepared, RunContext, RunSummary, new_meta
 from flows.report import cluster_cards, render_report
 from flows.schemas import NO_CLUSTER
 from flows.shards import SHARDS_DIR, VECTORS_FILE, read_shard, vectors_from_table, vectors_table
-from flows.store import Store, StoreError
+from flows.store import Store, StoreError, is_in
 
 RECLUSTER_FRACTION = 0.10
 REPORT_CARDS = "index/report_cards.json"  # the report's cluster pictures, reused while clusters stay the same
@@ -241,8 +241,7 @@ def _collect(shard_dirs: Sequence[str], stored: set[str], dim: int) -> _NewImage
         ids, array = vectors_from_table(shard_vectors)
         if ids != shard_records["image_id"].tolist():
             raise StoreError(f"shard {folder} is inconsistent (records and vectors differ); delete it and run again")
-        # Set lookups per row: pandas' isin converts its million-long `values` element by element on every call.
-        keep = ~shard_records["image_id"].map(seen.__contains__).to_numpy(bool) & ~shard_records["image_id"].duplicated().to_numpy()
+        keep = ~is_in(shard_records["image_id"], seen) & ~shard_records["image_id"].duplicated().to_numpy()
         seen.update(shard_records["image_id"])
         records.append(shard_records[keep])
         vectors.append(array[keep])
@@ -279,7 +278,7 @@ def _clustering_mode(meta: dict, stored: int, new: int, forced: bool | None) -> 
 
 def _paths_table(previous: pd.DataFrame, identified: pd.DataFrame, stored_ids: set[str], run_id: str) -> pd.DataFrame:
     """Every path whose image is stored; a path whose content changed points to its new image."""
-    seen = identified[identified["image_id"].map(stored_ids.__contains__).to_numpy(bool)][["path", "image_id", "size_bytes", "mtime_ns"]]
+    seen = identified[is_in(identified["image_id"], stored_ids)][["path", "image_id", "size_bytes", "mtime_ns"]]
     merged = seen.merge(previous[["path", "image_id", "first_seen_run"]], on=["path", "image_id"], how="left")
     merged["first_seen_run"] = merged["first_seen_run"].fillna(run_id)
     kept = previous[~previous["path"].isin(seen["path"])]
@@ -380,8 +379,7 @@ def _errors_table(
     others = prepared.identified[prepared.identified["image_id"].isin(failed.index) & ~prepared.identified["path"].isin(current["path"])]
     echoed = pd.DataFrame({"path": others["path"], "error": others["image_id"].map(failed), "image_id": others["image_id"]})
     current = pd.concat([current, echoed], ignore_index=True).assign(run_id=run_id)
-    stored_paths = set(paths["path"])
-    kept = previous[~previous["path"].map(stored_paths.__contains__).to_numpy(bool)]
+    kept = previous[~is_in(previous["path"], set(paths["path"]))]
     table = pd.concat([kept, current], ignore_index=True).drop_duplicates(["path", "error"], keep="first")
     return table.sort_values(["path", "error"], ignore_index=True), int(current["path"].nunique())
 
