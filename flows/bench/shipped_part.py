@@ -70,7 +70,8 @@ def default_clustering(part: quality.Partition, fingerprinter: Fingerprinter, la
     rows, steps = [], []
     for view, change in VIEWS.items():
         vectors = fingerprinter.fingerprint(quality.apply(data.pixels[np.concatenate([held, part.query_reals])], change)).vectors
-        for step, params in REFINEMENT_STEPS.items() if view == "clean" else [(DEFAULT_STEP, {})]:
+        steps_here = REFINEMENT_STEPS if view == "clean" else {DEFAULT_STEP: REFINEMENT_STEPS[DEFAULT_STEP]}
+        for step, params in steps_here.items():
             labels = OriginClusterer(**params).fit(vectors).labels_
             report = metrics.clustering_report(data.member[held], labels[: len(held)])
             figures = {k: report[k] for k in ("ari", "bcubed_f1", "noise_fraction", "clusters_found", "clusters_true")} | quality.reals_placed(labels, len(held))
