@@ -85,10 +85,10 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
     is no origin however HDBSCAN drew it. When no cluster is left, the whole set is tried as one
     group in the input space (PCA centring would remove the very fingerprint that one origin's
     images share) and refined (merge, re-assign; whatever `refine` says): a batch from one
-    generator, with a few strays, becomes one cluster. Measured on the 24-member default zoo (64 px): a member's images have cohesion 0.57 to
-    0.94 with the learned fingerprint (clean or JPEG 50) and 0.62 to 0.96 with the spectral one;
-    30 real photographs at most 0.19 (learned) and 0.26 (spectral; JPEG-compressed photographs
-    share the codec's trace there: up to 0.54).
+    generator, with a few strays, becomes one cluster. Measured on the 24-member default zoo
+    (64 px): a member's images have cohesion 0.57 to 0.94 with the learned fingerprint (clean or
+    JPEG 50) and 0.62 to 0.96 with the spectral one; 30 real photographs at most 0.19 (learned) and
+    0.26 (spectral; JPEG-compressed photographs share the codec's trace there: up to 0.54).
 
     Parameters a user can reason about: `min_cluster_size` is the smallest origin group worth
     reporting; `min_samples` how conservative density estimation is (higher = more noise);
