@@ -101,7 +101,12 @@ def clustering_report(true, pred) -> dict[str, float]:
 
 
 def closed_set_accuracy(true_names, predicted_names) -> float:
-    """Share of known-generator images attributed to the right name (unknown counts as wrong)."""
+    """Share of known-generator images attributed to the right name (unknown, None, counts as wrong).
+
+    Closed-set accuracy proper takes each image's best-scoring known name (no unknown option, as in
+    the open-set recognition literature); names after an acceptance threshold give the accuracy at
+    that operating point instead.
+    """
     true_names, predicted_names = np.asarray(true_names, object), np.asarray(predicted_names, object)
     return float(np.mean(true_names == predicted_names))
 

@@ -103,3 +103,23 @@ def test_prototype_scores_are_cosine_to_the_normalised_mean():
     np.testing.assert_allclose(attributor.scores(query)[:, 1], query @ (mean_y / np.linalg.norm(mean_y)), atol=1e-5)
     with pytest.raises(ValueError):
         OpenSetAttributor(n_neighbors=0).fit(references, names)
+
+
+def test_naming_outvotes_a_stray_reference_while_acceptance_uses_the_nearest():
+    rng = np.random.default_rng(2)
+    axes = np.eye(3, dtype=np.float32)
+    query = (axes[0] + 0.02 * axes[2])[None]
+    a = axes[0] + 0.1 * rng.standard_normal((10, 3)).astype(np.float32)
+    b = np.concatenate([axes[1] + 0.1 * rng.standard_normal((10, 3)).astype(np.float32), query])  # one b reference on the query
+    references, names = np.concatenate([a, b]), ["a"] * 10 + ["b"] * 11
+    one = OpenSetAttributor(naming_neighbors=1, threshold=0.5).fit(references, names)
+    three = OpenSetAttributor(naming_neighbors=3, threshold=0.5).fit(references, names)
+    assert one.name(query)[0][0] == "b"
+    best, score = three.name(query)
+    assert best[0] == "a"
+    unit = a / np.linalg.norm(a, axis=1, keepdims=True)
+    assert score[0] == pytest.approx((unit @ (query[0] / np.linalg.norm(query[0]))).max(), abs=1e-5)  # nearest a reference
+    assert three.predict(query)[0][0] == "a"
+    assert OpenSetAttributor(naming_neighbors=3, threshold=0.9999).fit(references, names).predict(query)[0][0] is None
+    with pytest.raises(ValueError):
+        OpenSetAttributor(naming_neighbors=0).fit(references, names)

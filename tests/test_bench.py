@@ -14,7 +14,7 @@ from flows.bench.baselines.fen import FenConfig, FenFingerprinter, fit_fen
 from flows.bench.baselines.marra import MarraFingerprinter, noise_residual
 
 BOUNDED = ["ari", "nmi", "purity", "bcubed_f1", "noise_fraction", "real_in_clusters", "real_in_generated_clusters", "nn_same_member",
-           "closed_set_accuracy", "open_set_auroc", "oscr", "auc", "average_precision", "brier"]
+           "closed_set_accuracy", "accuracy_at_threshold", "open_set_auroc", "oscr", "auc", "average_precision", "brier"]
 
 
 @pytest.fixture(scope="module")

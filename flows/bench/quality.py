@@ -127,7 +127,7 @@ def evaluate_view(part: Partition, fingerprinter: Fingerprinter, references: Fin
     attributor = OpenSetAttributor(**getattr(fingerprinter, "attributor_params", {}))
     attributor.fit(references.vectors, [data.member_ids[m] for m in data.member[part.reference_rows]])
     names, best = attributor.predict(output.vectors)
-    best_name = attributor.names_[attributor.scores(output.vectors).argmax(1)]
+    best_name, _ = attributor.name(output.vectors)  # without the unknown option
     truth = np.array([data.member_ids[m] if m >= 0 else "" for m in sub.member], dtype=object)
     known_at = np.array([position[r] for r in part.query_fakes["train"]])
     figures_rows = []
@@ -143,7 +143,9 @@ def evaluate_view(part: Partition, fingerprinter: Fingerprinter, references: Fin
             row |= {k: report[k] for k in ("ari", "nmi", "purity", "bcubed_f1", "noise_fraction", "clusters_found", "clusters_true")}
             row |= reals_placed(labels, len(at))
         if group == "train":
-            row["closed_set_accuracy"] = metrics.closed_set_accuracy(truth[at], names[at])
+            # Closed set proper: the best registered name, no unknown option; then the same at the calibrated threshold.
+            row["closed_set_accuracy"] = metrics.closed_set_accuracy(truth[at], best_name[at])
+            row["accuracy_at_threshold"] = metrics.closed_set_accuracy(truth[at], names[at])
         else:
             # Known = held-out images of registered (train) members; unknown = this group's images.
             row["open_set_auroc"] = metrics.open_set_auroc(best[known_at], best[at])

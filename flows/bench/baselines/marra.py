@@ -4,7 +4,7 @@ artificial fingerprints?", MIPR 2019), written from the paper's description.
 A generator's fingerprint is the average of the noise residuals (image minus its denoised version)
 of its images; an image is attributed to the generator whose average residual it correlates with
 best. Here each image's vector is its own residual, zero-mean and L2-normalised, so that:
-- the nearest-prototype attribution of ``clustering.attribution.OpenSetAttributor(n_neighbors=None)``
+- the nearest-prototype attribution of ``clustering.attribution.OpenSetAttributor(n_neighbors=None, naming_neighbors=None)``
   (prototype = normalised mean of a generator's vectors, score = cosine; ``attributor_params`` asks
   the bench for it) is exactly the paper's normalised correlation with the averaged residual;
 - clustering works on the flattened residual itself.
@@ -32,7 +32,7 @@ class MarraFingerprinter:
     name = "marra2019"
     version = "wiener3x3-residual"
     size_agnostic = True
-    attributor_params = {"n_neighbors": None}  # the paper's rule: correlation with each generator's averaged residual
+    attributor_params = {"n_neighbors": None, "naming_neighbors": None}  # the paper's rule: correlation with each generator's averaged residual
 
     def __init__(self, size: int = 64) -> None:
         self.size = size
