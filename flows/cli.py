@@ -392,12 +392,12 @@ def bench(
     scale: bool = typer.Option(False, "--scale", help="Only the million-image figures: index, clustering, assignment, table writing and a 10k incremental run on a store of 1e6 synthetic fingerprints."),
     soak: bool = typer.Option(False, "--soak", help="Only the soak: 20 consecutive incremental runs with new and hostile files mixed in."),
     out: Path = typer.Option(Path("BENCHMARKS.md"), "--out", help="The markdown report to write; figures go in data/bench_figures/ and each part's markdown in data/bench_sections/ beside it."),
-    work: Path = typer.Option(Path("data/bench"), "--work", help="Scratch folder: zoo, checkpoints, stores (a repeated run reuses the zoo)."),
+    work: Path = typer.Option(Path("data/bench"), "--work", help="Scratch folder: zoo, checkpoints, stores. A repeated run reuses the zoo and, while the code is unchanged, the trainings and quality tables an interrupted run finished."),
     threads: ThreadsOption = 2,
 ) -> None:
     """The benchmark suite: genprint's learned fingerprint beside the spectral, Marra 2019 and FEN-style baselines, speed and scale.
 
-    Without a mode option it runs the paper-scale suite (hours); --quick runs the same suite small. --shipped,
+    Without a mode option it runs the paper-scale suite (hours; run it again after an interruption and it resumes); --quick runs the same suite small. --shipped,
     --zoo, --scale and --soak each measure one more part of BENCHMARKS.md and keep the other parts as they are.
     """
     _start(threads, quiet=True)

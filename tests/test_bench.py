@@ -170,11 +170,13 @@ def test_suite_page_has_every_section_each_table_under_its_heading(tmp_path, mon
             for split in (("train", "unseen_seed", "unseen_arch", "held_out", "real") if view == "clean" else ("held_out",))]
     table = pd.DataFrame({"name": ["a", "b"], "value": [0.5, 0.25]})
     formats = pd.DataFrame({"method": ["spectral"], "cross_format_pairs_together": [0.2], "same_format_pairs_together": [0.9], "ari": [0.5]})
-    result = BenchResult(BenchConfig.quick(), 101, table, pd.DataFrame(rows), formats, table, table, table, table, table, {"zoo": 1.0})
+    result = BenchResult(BenchConfig.quick(), 101, table, pd.DataFrame(rows), formats, table, table, table, table, table, {"zoo": 1.0},
+                         ["train-learned (finished 2025-12-31 23:00 UTC)"])
     monkeypatch.setattr(report, "machine", lambda: "test machine")
     out = tmp_path / "BENCHMARKS.md"
     report.write_markdown(result, out, "genprint bench --quick", tmp_path / "figures", datetime(2026, 1, 1), 60.0)
     page = out.read_text()
+    assert "- resumed: an earlier run of the same configuration and code finished train-learned (finished 2025-12-31 23:00 UTC);" in page
     headings = [line for line in page.splitlines() if line.startswith("#")]
     assert headings[:4] == ["# genprint benchmarks", "## Headline: grouping generators never seen in training", "## Methods",
                             "## Clustering (clean images)"]

@@ -192,6 +192,8 @@ def write_markdown(result: BenchResult, out: Path, command: str, figures: Path, 
         f"- date: {started:%Y-%m-%d %H:%M} UTC; wall time of the whole suite {wall_seconds / 60:.1f} min "
         f"({', '.join(f'{k} {v:.0f} s' for k, v in result.seconds.items())})",
         f"- machine: {machine()}",
+        *([f"- resumed: an earlier run of the same configuration and code finished {', '.join(result.reused_stages)}; those "
+           "figures (and training times) come from it, everything else from this run"] if result.reused_stages else []),
         f"- zoo: {config.members} members x {config.images_per_member} images, {config.size} px PNG, zoo seed {result.zoo_seed} "
         f"(never used to train a shipped checkpoint); threads {config.threads}",
         "",

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from flows.bench.baselines.fen import FenConfig
+from flows.bench.stages import StageStore, stage_code_digest
 
 # A zoo seed no shipped checkpoint trains on (checked against the shipped one's recorded seed).
 BENCH_ZOO_SEED = 101
@@ -62,6 +63,7 @@ class BenchResult:
     index: pd.DataFrame
     clustering: pd.DataFrame
     seconds: dict[str, float]
+    reused_stages: list[str]  # stages finished by an earlier, interrupted run of this configuration
 
 
 def zoo_seed() -> int:
@@ -97,11 +99,19 @@ def run_bench(config: BenchConfig, work: Path, figures: Path, log: Callable[[str
     data = load_labelled_images(zoo_dir, HeadSpec.from_space())
     part = quality.partition(data)
     lap("zoo")
-    methods = methods_module.prepare(part, config.epochs, config.fen, work, config.steps_per_epoch)
+    # Trainings and quality tables of this configuration that an interrupted run finished are reused.
+    stages = StageStore(work / "stages", {"zoo": zoo_dir.name, "config": asdict(config), "code": stage_code_digest()}, log)
+    methods = methods_module.prepare(part, config.epochs, config.fen, stages, config.steps_per_epoch)
     lap("training")
     tables, formats, maps = [], [], {}
     for method in methods:
-        table, format_row, map_vectors = quality.evaluate_method(part, method.fingerprinter)
+        stage = f"quality-{method.label}-{method.fingerprinter.version}"
+        if (saved := stages.load_table(stage)) is None:
+            table, format_row, map_vectors = quality.evaluate_method(part, method.fingerprinter)
+            stages.save_table(stage, table, map_vectors, format_row)
+        else:
+            table, map_vectors, format_row = saved
+            format_row = {k: v for k, v in format_row.items() if k != "finished_utc"}
         tables.append(table.assign(method=method.label))
         formats.append(format_row | {"method": method.label})
         maps[method.label] = map_vectors
@@ -128,7 +138,7 @@ def run_bench(config: BenchConfig, work: Path, figures: Path, log: Callable[[str
     index, clustering = speed.scale(list(config.scale_sizes), 64, config.threads)
     lap("index and clustering scale")
     return BenchResult(config, seed, pd.DataFrame(flops_rows), quality_table, pd.DataFrame(formats), throughput, memory, incremental,
-                       index, clustering, seconds)
+                       index, clustering, seconds, stages.reused)
 
 
 def data_paths(zoo_dir: Path) -> list[str]:

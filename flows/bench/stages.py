@@ -1,0 +1,91 @@
+"""Finished stages of a benchmark run kept on disk, so an interrupted run resumes where it stopped.
+
+A paper-scale `genprint bench` takes hours on 2 cores: the zoo build resumes by itself, and this
+keeps the rest that costs most (the two trainings, each method's quality tables) under one folder
+per run configuration and version of the code that computes them (a stage made by other code is
+never mixed in). A stage is written atomically when it finishes and read back instead of redone.
+Only results that do not depend on timing are kept: throughput, pipeline runs and the
+scale figures are always measured afresh, so their ratios still come from one run on one machine.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+_ROOT = Path(__file__).resolve().parents[2]
+# The code that decides what a kept stage holds: models, training, clustering, metrics, the compared methods.
+_STAGE_CODE = ("fingerprinting", "clustering", "flows/bench/quality.py", "flows/bench/methods.py", "flows/bench/baselines")
+
+
+def stage_code_digest() -> str:
+    """sha256 over the Python source that decides the stages' results (any edit there starts the stages afresh)."""
+    digest = hashlib.sha256()
+    for entry in _STAGE_CODE:
+        path = _ROOT / entry
+        for source in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(source.relative_to(_ROOT).as_posix().encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class StageStore:
+    """``folder/<key digest>/``: one json (plus arrays) per finished stage of runs with this ``key``."""
+
+    def __init__(self, folder: Path, key: dict[str, Any], log: Callable[[str], None] = print) -> None:
+        text = json.dumps(key, sort_keys=True, default=str)
+        self.root = folder / hashlib.sha256(text.encode()).hexdigest()[:16]
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "key.json").write_text(text + "\n")
+        self.log = log
+        self.reused: list[str] = []  # "stage (finished <when>)" for each stage read back in this run
+
+    def path(self, name: str) -> Path:
+        """Where a stage keeps a file of its own (weights); it is only trusted once the stage is saved."""
+        return self.root / name
+
+    def load(self, stage: str) -> dict[str, Any] | None:
+        """The stage's saved record, or None when it has not finished in an earlier run."""
+        record = self._file(stage, ".json")
+        if not record.is_file():
+            return None
+        saved = json.loads(record.read_text())
+        self.reused.append(f"{stage} (finished {saved['finished_utc']})")
+        self.log(f"bench: {stage} reused from an earlier run ({record.parent})")
+        return saved
+
+    def save(self, stage: str, record: dict[str, Any]) -> None:
+        record = record | {"finished_utc": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"}
+        _write_atomically(self._file(stage, ".json"), lambda f: f.write(json.dumps(record, default=str).encode()))
+
+    def save_table(self, stage: str, table: pd.DataFrame, vectors: np.ndarray, extra: dict[str, Any]) -> None:
+        """A quality stage: its table, an array and a small record, the record last (it marks the stage done)."""
+        _write_atomically(self._file(stage, ".parquet"), lambda f: table.to_parquet(f, index=False))
+        _write_atomically(self._file(stage, ".npy"), lambda f: np.save(f, vectors, allow_pickle=False))
+        self.save(stage, extra)
+
+    def load_table(self, stage: str) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]] | None:
+        extra = self.load(stage)
+        if extra is None:
+            return None
+        return pd.read_parquet(self._file(stage, ".parquet")), np.load(self._file(stage, ".npy"), allow_pickle=False), extra
+
+    def _file(self, stage: str, suffix: str) -> Path:
+        """A stage's file: its name made safe for any file system (method versions hold slashes)."""
+        return self.root / (re.sub(r"[^A-Za-z0-9._+-]+", "_", stage) + suffix)
+
+
+def _write_atomically(path: Path, write: Callable[[Any], None]) -> None:
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
