@@ -95,7 +95,9 @@ def run_bench(config: BenchConfig, work: Path, figures: Path, log: Callable[[str
 
     seed = zoo_seed()
     zoo_dir = work / f"zoo-{config.members}x{config.images_per_member}-{config.size}px-seed{seed}"
-    build_zoo(zoo_dir, members=config.members, images_per_member=config.images_per_member, size=config.size, seed=seed, steps=config.zoo_steps)
+    # One member per worker process and core: the same zoo as a single worker builds, sooner.
+    build_zoo(zoo_dir, members=config.members, images_per_member=config.images_per_member, size=config.size, seed=seed, steps=config.zoo_steps,
+              workers=config.threads)
     data = load_labelled_images(zoo_dir, HeadSpec.from_space())
     part = quality.partition(data)
     lap("zoo")
