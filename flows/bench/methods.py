@@ -7,7 +7,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-
 from safetensors.torch import load_file, save_file
 
 from fingerprinting.checkpoint import Checkpoint, load_checkpoint, save_checkpoint

@@ -59,11 +59,11 @@ class StageStore:
         saved = json.loads(record.read_text())
         self.reused.append(f"{stage} (finished {saved['finished_utc']})")
         self.log(f"bench: {stage} reused from an earlier run ({record.parent})")
-        return saved
+        return saved["result"]
 
-    def save(self, stage: str, record: dict[str, Any]) -> None:
-        record = record | {"finished_utc": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"}
-        _write_atomically(self._file(stage, ".json"), lambda f: f.write(json.dumps(record, default=str).encode()))
+    def save(self, stage: str, result: dict[str, Any]) -> None:
+        saved = {"finished_utc": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", "result": result}
+        _write_atomically(self._file(stage, ".json"), lambda f: f.write(json.dumps(saved, default=str).encode()))
 
     def save_table(self, stage: str, table: pd.DataFrame, vectors: np.ndarray, extra: dict[str, Any]) -> None:
         """A quality stage: its table, an array and a small record, the record last (it marks the stage done)."""

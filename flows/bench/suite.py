@@ -5,12 +5,17 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from flows.bench.baselines.fen import FenConfig
 from flows.bench.stages import StageStore, stage_code_digest
+
+if TYPE_CHECKING:  # heavy modules: imported by run_bench when a run starts
+    from flows.bench.methods import Method
+    from flows.bench.quality import Partition
 
 # A zoo seed no shipped checkpoint trains on (checked against the shipped one's recorded seed).
 BENCH_ZOO_SEED = 101
@@ -63,7 +68,7 @@ class BenchResult:
     index: pd.DataFrame
     clustering: pd.DataFrame
     seconds: dict[str, float]
-    reused_stages: list[str]  # stages finished by an earlier, interrupted run of this configuration
+    reused_stages: list[str]  # stages an earlier run of this configuration and code finished
 
 
 def zoo_seed() -> int:
@@ -107,13 +112,7 @@ def run_bench(config: BenchConfig, work: Path, figures: Path, log: Callable[[str
     lap("training")
     tables, formats, maps = [], [], {}
     for method in methods:
-        stage = f"quality-{method.label}-{method.fingerprinter.version}"
-        if (saved := stages.load_table(stage)) is None:
-            table, format_row, map_vectors = quality.evaluate_method(part, method.fingerprinter)
-            stages.save_table(stage, table, map_vectors, format_row)
-        else:
-            table, map_vectors, format_row = saved
-            format_row = {k: v for k, v in format_row.items() if k != "finished_utc"}
+        table, format_row, map_vectors = _method_quality(part, method, stages)
         tables.append(table.assign(method=method.label))
         formats.append(format_row | {"method": method.label})
         maps[method.label] = map_vectors
@@ -141,6 +140,19 @@ def run_bench(config: BenchConfig, work: Path, figures: Path, log: Callable[[str
     lap("index and clustering scale")
     return BenchResult(config, seed, pd.DataFrame(flops_rows), quality_table, pd.DataFrame(formats), throughput, memory, incremental,
                        index, clustering, seconds, stages.reused)
+
+
+def _method_quality(part: Partition, method: Method, stages: StageStore) -> tuple[pd.DataFrame, dict, np.ndarray]:
+    """``quality.evaluate_method`` for one method, or its tables from an earlier run of this configuration."""
+    from flows.bench import quality
+
+    stage = f"quality-{method.label}-{method.fingerprinter.version}"
+    if (saved := stages.load_table(stage)) is not None:
+        table, map_vectors, format_row = saved
+        return table, format_row, map_vectors
+    table, format_row, map_vectors = quality.evaluate_method(part, method.fingerprinter)
+    stages.save_table(stage, table, map_vectors, format_row)
+    return table, format_row, map_vectors
 
 
 def data_paths(zoo_dir: Path) -> list[str]:
