@@ -4,7 +4,9 @@ Policy, for a crop side ``size``:
 - Images under twice the crop on both sides (room for one crop only): one centre crop.
 - Larger images: a regular grid of up to ``max_crops`` crops spread from edge to edge (rows and
   columns in proportion to the aspect ratio, never more than fit side by side, so crops overlap by
-  less than ``ALIGN`` pixels at most); the embedder averages their fingerprints.
+  less than ``ALIGN`` pixels at most); the embedder averages their fingerprints. Four by default
+  (``embed.embed_paths``): on a 128 px zoo (16 members, seed 3, shipped model), 1 / 2 / 4 crops
+  gave open-set AUROC 0.897 / 0.961 / 0.990, worth the fingerprinting time they cost.
 - Images smaller than the crop (both sides at least ``MIN_SIDE``; smaller ones never get past
   ``load_image``): the largest centred square, at its own size, for fingerprinters that accept any
   crop size (``size_agnostic``); otherwise that square reflect-padded up to ``size``. Padding is
