@@ -91,7 +91,10 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
     0.26 (spectral; JPEG-compressed photographs share the codec's trace there: up to 0.54).
 
     Parameters a user can reason about: `min_cluster_size` is the smallest origin group worth
-    reporting; `min_samples` how conservative density estimation is (higher = more noise);
+    reporting, and it should grow with the batch: a generator's several modes each pass a small
+    one. On 34 never-seen generators of 1000 images each (shipped model), 10 / 30 / 100 gave
+    183 / 92 / 46 clusters and ARI 0.65 / 0.69 / 0.76. `min_samples` is how conservative density
+    estimation is (higher = more noise);
     `min_cohesion` how much of a fingerprint a cluster's members must share (None: no check, and
     no single-group try).
 

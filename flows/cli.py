@@ -157,7 +157,7 @@ def run(
     recluster: Optional[bool] = typer.Option(
         None, "--recluster/--assign-only", help="Force a full re-clustering, or only assign new images (default: the store decides)."
     ),
-    min_cluster_size: Optional[int] = typer.Option(None, "--min-cluster-size", help="Smallest group reported as a cluster (default: OriginClusterer's, 10)."),
+    min_cluster_size: Optional[int] = typer.Option(None, "--min-cluster-size", help="Smallest group reported as a cluster (default: OriginClusterer's, 10). Raise it for large batches: with ~1000 images per origin, 100 keeps one generator's modes together."),
     wait: WaitOption = 0.0,
     dask_address: DaskOption = None,
     allow_root: Optional[list[Path]] = typer.Option(
