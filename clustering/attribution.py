@@ -114,7 +114,11 @@ class OpenSetAttributor(BaseEstimator):
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(names: object array with None for unknown, scores: float32 acceptance score for the best name)."""
         best, score = self.name(X)
-        return np.where(score >= self.threshold_, best, None).astype(object), score
+        return self.accept(best, score), score
+
+    def accept(self, best: np.ndarray, score: np.ndarray) -> np.ndarray:
+        """``name``'s output made final: each best name kept where its score reaches the threshold, else None."""
+        return np.where(score >= self.threshold_, best, None).astype(object)
 
     def _scores(self, X: np.ndarray, counts: tuple[int | None, ...]) -> list[np.ndarray]:
         """One (n, n_names) score matrix per neighbour count (None: prototypes), from one pass over the references."""

@@ -106,8 +106,6 @@ def _fen(train_data: LabelledImages, config: FenConfig, stages: StageStore) -> t
 
 def paper_fen_flops(side: int) -> int:
     """FLOPs per crop of the FEN-style network at the paper's 17 layers x 64 channels (untrained: the count needs no weights)."""
-    from flows.bench.baselines.fen import FenNet
-
     net = FenNet(FenConfig(), members=1, heads=HeadSpec.from_space()).eval()
     return FenFingerprinter(net, crop_size=side).flops_per_crop(side)
 

@@ -126,8 +126,8 @@ def evaluate_view(part: Partition, fingerprinter: Fingerprinter, references: Fin
     # A method may bring its own attribution rule (Marra et al.'s averaged residual); the others get the product's.
     attributor = OpenSetAttributor(**getattr(fingerprinter, "attributor_params", {}))
     attributor.fit(references.vectors, [data.member_ids[m] for m in data.member[part.reference_rows]])
-    names, best = attributor.predict(output.vectors)
-    best_name, _ = attributor.name(output.vectors)  # without the unknown option
+    best_name, best = attributor.name(output.vectors)  # without the unknown option
+    names = attributor.accept(best_name, best)
     truth = np.array([data.member_ids[m] if m >= 0 else "" for m in sub.member], dtype=object)
     known_at = np.array([position[r] for r in part.query_fakes["train"]])
     figures_rows = []

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -20,6 +19,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from clustering.atomic_file import write_atomic
 
 _ROOT = Path(__file__).resolve().parents[2]
 # The code that decides what a kept stage holds: models, training, clustering, metrics, the compared methods.
@@ -63,12 +64,12 @@ class StageStore:
 
     def save(self, stage: str, result: dict[str, Any]) -> None:
         saved = {"finished_utc": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", "result": result}
-        _write_atomically(self._file(stage, ".json"), lambda f: f.write(json.dumps(saved, default=str).encode()))
+        write_atomic(self._file(stage, ".json"), lambda tmp: tmp.write_text(json.dumps(saved, default=str), encoding="utf-8"))
 
     def save_table(self, stage: str, table: pd.DataFrame, vectors: np.ndarray, extra: dict[str, Any]) -> None:
         """A quality stage: its table, an array and a small record, the record last (it marks the stage done)."""
-        _write_atomically(self._file(stage, ".parquet"), lambda f: table.to_parquet(f, index=False))
-        _write_atomically(self._file(stage, ".npy"), lambda f: np.save(f, vectors, allow_pickle=False))
+        write_atomic(self._file(stage, ".parquet"), lambda tmp: table.to_parquet(tmp, index=False))
+        write_atomic(self._file(stage, ".npy"), lambda tmp: _save_array(tmp, vectors))
         self.save(stage, extra)
 
     def load_table(self, stage: str) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]] | None:
@@ -82,10 +83,6 @@ class StageStore:
         return self.root / (re.sub(r"[^A-Za-z0-9._+-]+", "_", stage) + suffix)
 
 
-def _write_atomically(path: Path, write: Callable[[Any], None]) -> None:
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "wb") as handle:
-        write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
+def _save_array(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as handle:  # through a handle: given a path, np.save would add ".npy" to the name
+        np.save(handle, array, allow_pickle=False)
