@@ -30,6 +30,9 @@ class LearnedFingerprinter:
 
     name = "learned"
     size_agnostic = True
+    # Naming in a space whitened against each generator's own scatter: a third to a half fewer
+    # naming errors on three tuning zoos (see clustering.attribution.OpenSetAttributor).
+    attributor_params = {"whiten": True}
 
     def __init__(self, checkpoint: Checkpoint, crop_size: int = 64, batch_size: int = 64) -> None:
         self.checkpoint = checkpoint

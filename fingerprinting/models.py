@@ -35,7 +35,9 @@ class Fingerprinter(Protocol):
 
     A fingerprinter that also accepts smaller square crops (an image smaller than ``crop_size``,
     taken at its own size rather than padded) sets a class attribute ``size_agnostic = True``;
-    without it the embedder pads such images (see ``crops``).
+    without it the embedder pads such images (see ``crops``). One whose space calls for another
+    attribution rule than ``clustering.attribution.OpenSetAttributor``'s defaults sets a class
+    attribute ``attributor_params`` (keyword arguments of that class).
     """
 
     name: str
@@ -48,6 +50,11 @@ class Fingerprinter(Protocol):
 
 def is_size_agnostic(fingerprinter: Fingerprinter) -> bool:
     return bool(getattr(fingerprinter, "size_agnostic", False))
+
+
+def attributor_params(fingerprinter: Fingerprinter) -> dict[str, object]:
+    """Keyword arguments of ``OpenSetAttributor`` that suit this fingerprinter's vectors (empty: its defaults)."""
+    return dict(getattr(fingerprinter, "attributor_params", {}))
 
 
 def load_fingerprinter(name: str | os.PathLike = "default") -> Fingerprinter:

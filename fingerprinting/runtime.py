@@ -22,8 +22,11 @@ def default_threads() -> int:
 def pin_threads(threads: int | None = None) -> int:
     """Pin torch and the BLAS/OpenMP pools to `threads` (default: `default_threads()`); returns it."""
     threads = threads or default_threads()
-    for name in _THREAD_VARIABLES:
+    for name in _THREAD_VARIABLES:  # for pools not loaded yet, and child processes
         os.environ[name] = str(threads)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)  # pools already loaded (numpy's BLAS) ignore the variables above
     import torch
 
     torch.set_num_threads(threads)

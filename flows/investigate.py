@@ -19,6 +19,7 @@ import pandas as pd
 from clustering.index import FingerprintIndex, IndexCorruptError
 from fingerprinting.embed import embed_images
 from fingerprinting.images import ImageLoadError, load_image
+from fingerprinting.models import attributor_params
 from fingerprinting.parsing import parsed_columns
 from flows.clustering_step import CLUSTERER_STATE, assign_new
 from flows.schemas import NO_CLUSTER
@@ -113,7 +114,7 @@ def investigate(store: Store, images: Sequence[str], k: int = 10) -> Investigati
     queries = queries.assign(in_store=in_store, cluster_id=cluster_ids, cluster_probability=probabilities)
     sizes = clusters.set_index("cluster_id")["size"]
     queries["cluster_size"] = queries["cluster_id"].map(sizes).fillna(0).astype(np.int64)
-    queries = _attribute(store, queries, chunk.vectors)
+    queries = _attribute(store, queries, chunk.vectors, attributor_params(fingerprinter))
 
     neighbours = _neighbours(index, ids, stored, queries, chunk.vectors, k)
     shown = clusters[clusters["cluster_id"].isin(queries["cluster_id"])].copy()
@@ -126,12 +127,12 @@ def investigate(store: Store, images: Sequence[str], k: int = 10) -> Investigati
     return Investigation(queries=queries, neighbours=neighbours, clusters=shown.reset_index(drop=True))
 
 
-def _attribute(store: Store, queries: pd.DataFrame, vectors: np.ndarray) -> pd.DataFrame:
+def _attribute(store: Store, queries: pd.DataFrame, vectors: np.ndarray, rule: dict[str, object]) -> pd.DataFrame:
     known_vectors, names = store.known.training_set()
     if names and len(queries):
         from clustering.attribution import OpenSetAttributor
 
-        predicted, scores = OpenSetAttributor().fit(known_vectors, names).predict(vectors)
+        predicted, scores = OpenSetAttributor(**rule).fit(known_vectors, names).predict(vectors)
         return queries.assign(attributed_generator=list(predicted), attribution_score=np.asarray(scores, np.float32))
     return queries.assign(attributed_generator=None, attribution_score=np.nan)
 

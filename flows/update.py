@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 
 from clustering.index import FingerprintIndex, IndexCorruptError
-from fingerprinting.models import Fingerprinter
+from fingerprinting.models import Fingerprinter, attributor_params
 from fingerprinting.parsing import aggregate_parsed_by, parsed_columns
 from flows import schemas
 from flows.atomic import COMMIT_MARKER, STAGING, Transaction
@@ -116,7 +116,7 @@ def update(
     paths = _paths_table(before[Store.PATHS], prepared.identified, set(image_ids), context.run_id)
     images = _images_table(previous, new.records, paths, clustered, context.run_id)
     attributed = image_ids if needs_all else new.records["image_id"].tolist()
-    images = _attribute(images, attributed, vectors, known_vectors, known_names)
+    images = _attribute(images, attributed, vectors, known_vectors, known_names, attributor_params(fingerprinter))
     clusters = _clusters_table(images, before[Store.CLUSTERS], context.run_id)
     errors, errors_met = _errors_table(before[Store.ERRORS], prepared, new.errors, paths, context.run_id)
 
@@ -302,7 +302,8 @@ def _images_table(
 
 
 def _attribute(
-    images: pd.DataFrame, image_ids: list[str], vectors: np.ndarray, known_vectors: np.ndarray, known_names: list[str]
+    images: pd.DataFrame, image_ids: list[str], vectors: np.ndarray, known_vectors: np.ndarray, known_names: list[str],
+    rule: dict[str, object],
 ) -> pd.DataFrame:
     """Open-set attribution of `image_ids` (aligned with `vectors`) against the registered generators."""
     images = images.set_index("image_id")
@@ -310,7 +311,7 @@ def _attribute(
         if known_names:
             from clustering.attribution import OpenSetAttributor
 
-            names, scores = OpenSetAttributor().fit(known_vectors, known_names).predict(vectors)
+            names, scores = OpenSetAttributor(**rule).fit(known_vectors, known_names).predict(vectors)
         else:
             names, scores = [None] * len(image_ids), np.full(len(image_ids), np.nan)
         images.loc[image_ids, "attributed_generator"] = pd.Series(list(names), index=image_ids, dtype=object)

@@ -123,3 +123,60 @@ def test_naming_outvotes_a_stray_reference_while_acceptance_uses_the_nearest():
     assert OpenSetAttributor(naming_neighbors=3, threshold=0.9999).fit(references, names).predict(query)[0][0] is None
     with pytest.raises(ValueError):
         OpenSetAttributor(naming_neighbors=0).fit(references, names)
+
+
+def _draw(rng: np.random.Generator, centres: list[np.ndarray], n: int, nuisance: slice, spread: float, noise: float) -> np.ndarray:
+    """n vectors per centre: `noise` scatter on every axis, `spread` more on the `nuisance` axes."""
+    dim = len(centres[0])
+    x = np.repeat(np.stack(centres), n, axis=0) + noise * rng.standard_normal((n * len(centres), dim))
+    x[:, nuisance] += spread * rng.standard_normal((len(x), nuisance.stop - nuisance.start))
+    return x.astype(np.float32)
+
+
+def test_whitened_naming_discounts_scatter_every_generator_shares():
+    # Six generators differ slightly on axes 0-7; all of their images vary a lot on axes 8-15 (content, say).
+    rng = np.random.default_rng(0)
+    base = np.eye(64)[63]
+    centres = [base + 0.15 * rng.standard_normal(64) * (np.arange(64) < 8) for _ in range(6)]
+    registered = [f"g{i}" for i in range(4)]
+
+    def draw(which: list[np.ndarray], n: int) -> np.ndarray:
+        return _draw(rng, which, n, slice(8, 16), spread=0.6, noise=0.03)
+
+    references, names = draw(centres[:4], 25), np.repeat(registered, 25)
+    known, truth, unseen = draw(centres[:4], 150), np.repeat(registered, 150), draw(centres[4:], 150)
+    plain = OpenSetAttributor().fit(references, names)
+    whitened = OpenSetAttributor(whiten=True).fit(references, names)
+    assert plain.whitening_ is None and whitened.whitening_.shape == (64, 64)
+    assert np.mean(plain.name(known)[0] == truth) < 0.7
+    best, score = whitened.name(known)
+    assert np.mean(best == truth) > 0.95
+    # Acceptance is not whitened: the same scores and threshold as without whitening.
+    np.testing.assert_allclose(whitened.scores(unseen), plain.scores(unseen), atol=1e-6)
+    assert whitened.threshold_ == pytest.approx(plain.threshold_)
+    np.testing.assert_allclose(score, plain.scores(known)[np.arange(len(best)), np.searchsorted(plain.names_, best.astype(str))], atol=1e-6)
+
+
+def test_whitening_can_also_name_worse():
+    # "a" scatters widely on axis 1, which is the very axis on which the tight "b" and "c" differ:
+    # pooled whitening shrinks it and mixes b and c up. Hence whitening is each fingerprinter's choice.
+    rng = np.random.default_rng(0)
+    axes = np.eye(16)
+
+    def draw(n: int) -> np.ndarray:
+        a = _draw(rng, [2 * axes[15] + axes[0]], n, slice(1, 2), spread=1.0, noise=0.03)
+        b_and_c = _draw(rng, [2 * axes[15], 2 * axes[15] + 0.3 * axes[1]], n, slice(1, 2), spread=0.0, noise=0.03)
+        return np.concatenate([a, b_and_c])
+
+    references, names = draw(30), np.repeat(["a", "b", "c"], 30)
+    queries, truth = draw(200), np.repeat(["a", "b", "c"], 200)
+    plain = OpenSetAttributor().fit(references, names)
+    whitened = OpenSetAttributor(whiten=True).fit(references, names)
+    assert np.mean(plain.name(queries)[0] == truth) > 0.99 > 0.9 > np.mean(whitened.name(queries)[0] == truth)
+
+
+def test_whitening_needs_scatter_within_names():
+    x = np.eye(3, dtype=np.float32)
+    assert OpenSetAttributor(whiten=True).fit(x[:2], ["a", "b"]).whitening_ is None  # one reference per name
+    same = OpenSetAttributor(whiten=True).fit(np.repeat(x[:2], 3, axis=0), ["a"] * 3 + ["b"] * 3)
+    assert same.whitening_ is None  # identical references: no scatter to whiten

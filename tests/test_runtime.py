@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from fingerprinting.runtime import map_batches
+from fingerprinting.runtime import map_batches, pin_threads
 
 
 def _sum_and_threads(batch: np.ndarray) -> tuple[float, int, int]:
@@ -44,3 +44,15 @@ def test_one_batch_runs_inline_and_errors_propagate() -> None:
 def _raise(batch: int) -> None:
     if batch == 2:
         raise ValueError("bad batch")
+
+
+def test_pin_threads_limits_blas_pools_loaded_before_it() -> None:
+    from threadpoolctl import threadpool_info
+
+    before = torch.get_num_threads()
+    try:
+        pin_threads(1)  # numpy (and its BLAS) was imported long before: the environment variables alone would not reach it
+        assert {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"} == {1}
+        assert torch.get_num_threads() == 1
+    finally:
+        pin_threads(before)

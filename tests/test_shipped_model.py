@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from fingerprinting.evaluation import nearest_neighbour_same_label_rate
-from fingerprinting.models import DEFAULT_CHECKPOINT, load_fingerprinter
+from fingerprinting.models import DEFAULT_CHECKPOINT, attributor_params, load_fingerprinter
 from fingerprinting.network import HeadSpec
 from fingerprinting.training_data import load_labelled_images
 
@@ -20,6 +20,8 @@ def test_the_default_model_is_the_shipped_checkpoint() -> None:
     assert DEFAULT_CHECKPOINT.stat().st_size < 8 * 2**20  # "a few MB"
     # The card's claims are the checkpoint's own record.
     assert record["training"]["zoo"]["options"]["seed"] == 7 and record["training"]["zoo"]["options"]["members"] == 100
+    # Its space names generators best whitened (chosen on tuning zoos); the spectral one's does not.
+    assert attributor_params(model) == {"whiten": True} and attributor_params(load_fingerprinter("spectral")) == {}
 
 
 def test_shipped_model_detects_and_groups_members_of_a_zoo_it_never_saw(tiny_zoo: SimpleNamespace) -> None:

@@ -20,7 +20,7 @@ from clustering.attribution import OpenSetAttributor
 from clustering.origin import OriginClusterer
 from fingerprinting.augment import each_image, jpeg, jpeg_copy
 from fingerprinting.evaluation import detection_figures, nearest_neighbour_same_label_rate, parsing_figures
-from fingerprinting.models import Fingerprinter, FingerprintOutput
+from fingerprinting.models import Fingerprinter, FingerprintOutput, attributor_params
 from fingerprinting.network import HeadSpec
 from fingerprinting.training_data import LabelledImages
 
@@ -123,8 +123,8 @@ def evaluate_view(part: Partition, fingerprinter: Fingerprinter, references: Fin
     output = fingerprinter.fingerprint(apply(sub.pixels, change))
     position = {row: i for i, row in enumerate(rows_all)}
     reals_at = np.array([position[r] for r in part.query_reals])
-    # A method may bring its own attribution rule (Marra et al.'s averaged residual); the others get the product's.
-    attributor = OpenSetAttributor(**getattr(fingerprinter, "attributor_params", {}))
+    # Each method with the attribution rule it states, as the product does (Marra et al.: their averaged-residual correlation).
+    attributor = OpenSetAttributor(**attributor_params(fingerprinter))
     attributor.fit(references.vectors, [data.member_ids[m] for m in data.member[part.reference_rows]])
     best_name, best = attributor.name(output.vectors)  # without the unknown option
     names = attributor.accept(best_name, best)
