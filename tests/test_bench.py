@@ -188,3 +188,24 @@ def test_suite_page_has_every_section_each_table_under_its_heading(tmp_path, mon
     assert clustering[0].startswith("| method | split | ari |") and len(clustering) == 2 + 2 * 4  # two methods x four splits of fakes
     assert "| spectral | unseen seed + architecture |" in clustering[-1]
     assert blocks[-1] == "| name | value |\n|---|---|\n| a | 0.500 |\n| b | 0.250 |\n"
+
+
+def test_code_revision_names_the_commit_and_flags_changed_code(tmp_path) -> None:
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    assert report.code_revision(tmp_path) == "not a git checkout"
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "BENCHMARKS.md").write_text("old figures\n")
+    git("add", ".")
+    git("commit", "-q", "-m", "first")
+    commit = git("rev-parse", "--short=12", "HEAD")
+    assert report.code_revision(tmp_path) == f"commit {commit}"
+    (tmp_path / "BENCHMARKS.md").write_text("new figures\n")  # the bench's own output: still the same code
+    assert report.code_revision(tmp_path) == f"commit {commit}"
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert report.code_revision(tmp_path) == f"commit {commit} with uncommitted changes"

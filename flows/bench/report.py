@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,6 +46,23 @@ def machine() -> str:
     return (f"{cpu}; {os.cpu_count()} logical cores; {memory_kb / 2**20:.1f} GiB memory; load average at the end {load}; "
             f"{platform.platform()}; Python {platform.python_version()}, torch {torch.__version__}, faiss {faiss.__version__}, "
             f"hdbscan {metadata.version('hdbscan')}, numpy {np.__version__}, scikit-learn {sklearn.__version__}")
+
+
+BENCH_OUTPUTS = ("BENCHMARKS.md", "data/bench_sections", "data/bench_figures")
+
+
+def code_revision(root: Path = Path(__file__).resolve().parents[2]) -> str:
+    """The git commit the figures were measured with, and whether the checkout differed from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short=12", "HEAD")
+        # The bench's own outputs do not count: one part is often rerun before the others are committed.
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", *(f":(exclude){p}" for p in BENCH_OUTPUTS))
+    except (OSError, subprocess.CalledProcessError):
+        return "not a git checkout"
+    return f"commit {commit}" + (" with uncommitted changes" if changed else "")
 
 
 def _lines(path: str) -> list[str]:
@@ -192,6 +210,7 @@ def write_markdown(result: BenchResult, out: Path, command: str, figures: Path, 
         f"- date: {started:%Y-%m-%d %H:%M} UTC; wall time of the whole suite {wall_seconds / 60:.1f} min "
         f"({', '.join(f'{k} {v:.0f} s' for k, v in result.seconds.items())})",
         f"- machine: {machine()}",
+        f"- code: {code_revision()}",
         *([f"- resumed: an earlier run of the same configuration and code finished {', '.join(result.reused_stages)}; those "
            "figures (and training times) come from it, everything else from this run"] if result.reused_stages else []),
         f"- zoo: {config.members} members x {config.images_per_member} images, {config.size} px PNG, zoo seed {result.zoo_seed} "

@@ -23,12 +23,13 @@ def section_path(out: Path, name: str) -> Path:
 
 def provenance(command: str, started: datetime, wall_seconds: float) -> str:
     """The lines every section starts with: how to reproduce it, when, how long, on what."""
-    from flows.bench.report import machine
+    from flows.bench.report import code_revision, machine
 
     return "\n".join([
         f"- command: `{command}`",
         f"- date: {started:%Y-%m-%d %H:%M} UTC; wall time {wall_seconds / 60:.1f} min",
         f"- machine: {machine()}",
+        f"- code: {code_revision()}",
     ])
 
 
