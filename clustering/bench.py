@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from clustering import metrics
+from clustering.peak_memory import peak_rss_mb
 from clustering.synthetic import make_fingerprints
 
 IMAGES_PER_ORIGIN = 100
@@ -80,7 +80,7 @@ def cluster_child(path: str, state_out: str | None = None, **params) -> dict:
     start, cpu_start = time.perf_counter(), time.process_time()
     clusterer = OriginClusterer(**params).fit(vectors)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    peak_gb = peak_rss_mb() / 1024
     if state_out:
         np.savez(state_out, labels=clusterer.labels_, **clusterer.assignment_state())
     # CPU seconds beside wall seconds: on a shared machine the wall clock measures the neighbours.

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import resource
 import shutil
 import sys
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from clustering.peak_memory import peak_rss_mb
 from flows.runs import RunSummary
 from flows.schemas import NO_CLUSTER
 from flows.sources import IMAGE_SUFFIXES
@@ -143,7 +143,7 @@ def _check(
         splits=int((events["kind"] == "split").sum()),
         rss_mb=rss_mb(),
         python_objects=len(gc.get_objects()),
-        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        peak_rss_mb=peak_rss_mb(),
         seconds=seconds,
     )
 

@@ -209,3 +209,14 @@ def test_code_revision_names_the_commit_and_flags_changed_code(tmp_path) -> None
     assert report.code_revision(tmp_path) == f"commit {commit}"
     (tmp_path / "code.py").write_text("x = 2\n")
     assert report.code_revision(tmp_path) == f"commit {commit} with uncommitted changes"
+
+
+def test_command_line_names_the_genprint_command_however_it_was_started(monkeypatch) -> None:
+    from flows.bench import command_line
+
+    monkeypatch.setattr("sys.argv", ["/x/.venv/bin/genprint", "bench", "--threads", "2"])
+    assert command_line("fallback") == "genprint bench --threads 2"
+    monkeypatch.setattr("sys.argv", ["/x/flows/cli.py", "bench", "--quick"])  # python -m flows.cli
+    assert command_line("fallback") == "genprint bench --quick"
+    monkeypatch.setattr("sys.argv", ["/x/pytest", "-q"])
+    assert command_line("run_and_write(quick=True)") == "run_and_write(quick=True)"

@@ -45,5 +45,7 @@ def run_part(name: str, out: Path, work: Path, threads: int = 2, log: Callable[[
 
 
 def command_line(fallback: str) -> str:
-    """The command as typed, when it came from the ``genprint`` console script."""
-    return "genprint " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if Path(sys.argv[0]).name == "genprint" else fallback
+    """The command as typed, when it came from the ``genprint`` console script or ``python -m flows.cli``."""
+    script = Path(sys.argv[0])
+    typed = script.name == "genprint" or script.parts[-2:] == ("flows", "cli.py")
+    return "genprint " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if typed else fallback

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from clustering.peak_memory import peak_rss_mb
 from clustering.synthetic import SyntheticFingerprints
 
 SIZES = (10_000, 100_000, 1_000_000)
@@ -52,7 +52,7 @@ def call(target: str, kwargs: dict) -> dict:
     start = time.perf_counter()
     result = getattr(import_module(module), name)(**kwargs)
     result["step_wall_s"] = round(time.perf_counter() - start, 2)
-    result["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+    result["peak_rss_gb"] = round(peak_rss_mb() / 1024, 2)
     return result
 
 

@@ -87,7 +87,8 @@ def throughput(folder: Path, fingerprinters: dict[str, Fingerprinter], counts: d
 
 # The child process of one pipeline measurement: runs, timed, then its own peak memory.
 _PIPELINE_CHILD = """
-import json, resource, sys, time
+import json, sys, time
+from clustering.peak_memory import peak_rss_mb
 from flows import Store
 store, model, runs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 results = []
@@ -95,7 +96,7 @@ for manifest in runs:
     start = time.perf_counter()
     summary = Store(store).run([manifest], model=model)
     results.append(time.perf_counter() - start)
-print(json.dumps({"seconds": results, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"seconds": results, "peak_rss_mb": peak_rss_mb()}))
 """
 
 

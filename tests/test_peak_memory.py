@@ -1,0 +1,22 @@
+"""peak_rss_mb: a child's peak memory is its own, not its parent's."""
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+
+import numpy as np
+
+from clustering.peak_memory import peak_rss_mb
+
+
+def test_a_child_of_a_large_parent_reports_its_own_peak() -> None:
+    held = np.ones(300 * 2**20 // 8)  # the parent touches 300 MiB before starting the child
+    child = ("import json, resource; from clustering.peak_memory import peak_rss_mb; "
+             "print(json.dumps([peak_rss_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]))")
+    own, inherited = json.loads(subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True).stdout)
+    assert held.sum() > 0 and peak_rss_mb() >= 300
+    assert own < 200  # an interpreter with numpy imported, nowhere near the parent's 300 MiB
+    assert inherited >= 300  # what the kernel's ru_maxrss says instead on Linux: the reason for VmHWM
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 >= peak_rss_mb() * 0.9
