@@ -107,7 +107,7 @@ class OpenSetAttributor(BaseEstimator):
         self.prototypes_ = _normalised(sums)
         means = sums / self.reference_counts_[:, None]
         self.whitening_ = whitening = _within_name_whitening(vectors, which, means) if self.whiten else None
-        # Naming's references and prototypes: in the whitened space when whitening was chosen.
+        # Naming's references and prototypes: in the whitened space when there is one.
         self.naming_references_ = self.references_ if whitening is None else _normalised(self.references_ @ whitening)
         self.naming_prototypes_ = self.prototypes_ if whitening is None else _normalised(np.add.reduceat(self.naming_references_, self.slices_[:-1]))
         self.threshold_ = float(self.threshold) if self.threshold is not None else self._calibrate()
