@@ -20,7 +20,7 @@ from clustering.attribution import OpenSetAttributor
 from clustering.origin import OriginClusterer
 from fingerprinting.augment import each_image, jpeg, jpeg_copy
 from fingerprinting.evaluation import detection_figures, nearest_neighbour_same_label_rate, parsing_figures
-from fingerprinting.models import Fingerprinter, FingerprintOutput, attributor_params
+from fingerprinting.models import Fingerprinter, attributor_params
 from fingerprinting.network import HeadSpec
 from fingerprinting.training_data import LabelledImages
 
@@ -111,9 +111,10 @@ def cluster(vectors: np.ndarray, min_size: int) -> np.ndarray:
     return OriginClusterer(min_cluster_size=min_size, n_components=min(64, vectors.shape[1], len(vectors) - 1)).fit(vectors).labels_
 
 
-def evaluate_view(part: Partition, fingerprinter: Fingerprinter, references: FingerprintOutput, view: str,
+def evaluate_view(part: Partition, fingerprinter: Fingerprinter, attributor: OpenSetAttributor, view: str,
                   change: Callable[[Image.Image], Image.Image] | None, clean_only_splits: bool) -> list[dict]:
-    """Rows of figures (one per split group) for one method on one view of the query images."""
+    """Rows of figures (one per split group) for one method on one view of the query images; ``attributor``
+    is fitted on the clean gallery (``gallery_attributor``)."""
     data = part.data
     groups = {s: part.query_fakes[s] for s in FAKE_SPLITS} | {HELD_OUT: np.concatenate([part.query_fakes[s] for s in FAKE_SPLITS[1:]])}
     if clean_only_splits:  # degraded views: the headline group only, to keep the run short
@@ -123,9 +124,6 @@ def evaluate_view(part: Partition, fingerprinter: Fingerprinter, references: Fin
     output = fingerprinter.fingerprint(apply(sub.pixels, change))
     position = {row: i for i, row in enumerate(rows_all)}
     reals_at = np.array([position[r] for r in part.query_reals])
-    # Each method with the attribution rule it states, as the product does (Marra et al.: their averaged-residual correlation).
-    attributor = OpenSetAttributor(**attributor_params(fingerprinter))
-    attributor.fit(references.vectors, [data.member_ids[m] for m in data.member[part.reference_rows]])
     best_name, best = attributor.name(output.vectors)  # without the unknown option
     names = attributor.accept(best_name, best)
     truth = np.array([data.member_ids[m] if m >= 0 else "" for m in sub.member], dtype=object)
@@ -204,12 +202,20 @@ def pairs_together(members: np.ndarray, labels: np.ndarray, is_jpeg: np.ndarray)
     }
 
 
+def gallery_attributor(part: Partition, fingerprinter: Fingerprinter) -> OpenSetAttributor:
+    """The attribution gallery (clean training images of the train members) fitted with the rule the
+    method states, as the product does (Marra et al.: their averaged-residual correlation)."""
+    references = fingerprinter.fingerprint(part.data.pixels[part.reference_rows]).vectors
+    names = [part.data.member_ids[m] for m in part.data.member[part.reference_rows]]
+    return OpenSetAttributor(**attributor_params(fingerprinter)).fit(references, names)
+
+
 def evaluate_method(part: Partition, fingerprinter: Fingerprinter, views: dict | None = None) -> tuple[pd.DataFrame, dict, np.ndarray]:
     """(figures per view and split, the format test, clean held-out vectors for the 2-D map)."""
-    references = fingerprinter.fingerprint(part.data.pixels[part.reference_rows])
+    attributor = gallery_attributor(part, fingerprinter)  # once: the gallery stays clean in every view
     rows = []
     for view, change in (views or degradations()).items():
-        rows += evaluate_view(part, fingerprinter, references, view, change, clean_only_splits=view != "clean")
+        rows += evaluate_view(part, fingerprinter, attributor, view, change, clean_only_splits=view != "clean")
     held = np.concatenate([part.query_fakes[s] for s in FAKE_SPLITS[1:]])
     map_vectors = fingerprinter.fingerprint(part.data.pixels[held]).vectors
     return pd.DataFrame(rows), format_test(part, fingerprinter), map_vectors
