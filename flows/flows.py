@@ -16,6 +16,7 @@ prefect_env.configure()
 
 import re  # noqa: E402
 import time  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
@@ -30,6 +31,7 @@ from flows.progress import progress_bar  # noqa: E402
 from flows.runners import pin_this_thread, shard_runner  # noqa: E402
 from flows.runs import Prepared, RunContext, RunSummary, check_model, prepare, resolve_model  # noqa: E402
 from flows.shards import cached_fingerprinter, fingerprint_shard  # noqa: E402
+from flows.stage_memory import StagePeaks  # noqa: E402
 from flows.store import Store  # noqa: E402
 from flows.update import update  # noqa: E402
 
@@ -101,31 +103,42 @@ def run_flow(
         context = RunContext.start(sources, parameters)
         check_model(target.meta(), cached_fingerprinter(model))
         logger.info("run %s into %s", context.run_id, target.root)
-        prepared = discover_task(store, sources, model, shard_size, progress, allowed_roots)
-        todo = sum(len(s.paths) for s in prepared.shards)
-        logger.info(
-            "%d inputs: %d images already stored, %d new in %d shards (%d finished earlier), %d unusable",
-            prepared.inputs, prepared.images_known, todo,
-            len(prepared.shards), prepared.shards_done, len(prepared.errors),
-        )
-        started = time.perf_counter()
-        shard_dirs: dict[str, str] = {}
-        with shard_runner(dask_address) as runner, progress_bar("fingerprinting", enabled=progress and todo > 0) as on_progress:
-            futures = runner.map(fingerprint_shard_task, dict(
-                store=unmapped(store), key=[s.key for s in prepared.shards],
-                paths=[list(s.paths) for s in prepared.shards], model=unmapped(model),
-            ))
-            size_of = {s.key: len(s.paths) for s in prepared.shards}
-            for future in as_completed(list(futures)):
-                folder = future.result()
-                shard_dirs[Path(folder).name] = folder
-                on_progress(sum(size_of[k] for k in shard_dirs), todo, f"{len(shard_dirs)}/{len(size_of)} shards")
-        seconds = {"discover": prepared.seconds, "fingerprint": time.perf_counter() - started}
-        ordered = [shard_dirs[s.key] for s in prepared.shards]
-        summary = update_task(store, context, prepared, ordered, model, recluster, min_cluster_size, seconds)
+        # Fingerprinting streams in bounded shards, so its peak must not grow with N; the update holds the store's vectors.
+        peaks = StagePeaks()
+        with peaks.stage("fingerprint"):
+            prepared = discover_task(store, sources, model, shard_size, progress, allowed_roots)
+            todo = sum(len(s.paths) for s in prepared.shards)
+            logger.info(
+                "%d inputs: %d images already stored, %d new in %d shards (%d finished earlier), %d unusable",
+                prepared.inputs, prepared.images_known, todo,
+                len(prepared.shards), prepared.shards_done, len(prepared.errors),
+            )
+            started = time.perf_counter()
+            shard_dirs = _fingerprint_shards(store, prepared, model, progress, dask_address)
+            seconds = {"discover": prepared.seconds, "fingerprint": time.perf_counter() - started}
+        with peaks.stage("update"):
+            summary = update_task(store, context, prepared, shard_dirs, model, recluster, min_cluster_size, seconds)
+        summary = replace(summary, peak_memory_mb=peaks.mb)
     _publish_artifacts(summary)
     logger.info(summary.describe())
     return summary
+
+
+def _fingerprint_shards(store: str, prepared: Prepared, model: str, progress: bool, dask_address: str | None) -> list[str]:
+    """Fingerprint the run's shards as mapped tasks; their folders in the order of `prepared.shards`."""
+    todo = sum(len(s.paths) for s in prepared.shards)
+    done: dict[str, str] = {}
+    with shard_runner(dask_address) as runner, progress_bar("fingerprinting", enabled=progress and todo > 0) as on_progress:
+        futures = runner.map(fingerprint_shard_task, dict(
+            store=unmapped(store), key=[s.key for s in prepared.shards],
+            paths=[list(s.paths) for s in prepared.shards], model=unmapped(model),
+        ))
+        size_of = {s.key: len(s.paths) for s in prepared.shards}
+        for future in as_completed(list(futures)):
+            folder = future.result()
+            done[Path(folder).name] = folder
+            on_progress(sum(size_of[k] for k in done), todo, f"{len(done)}/{len(size_of)} shards")
+    return [done[s.key] for s in prepared.shards]
 
 
 def _publish_artifacts(summary: RunSummary) -> None:
@@ -138,6 +151,7 @@ def _publish_artifacts(summary: RunSummary) -> None:
         f"- shards: {summary.shards} ({summary.shards_reused} reused after an interruption)",
         f"- store now: {summary.images_total} images, {summary.clusters} clusters, {summary.unassigned} unassigned ({summary.clustering})",
         f"- seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in summary.seconds.items()),
+        f"- peak memory (MiB): " + ", ".join(f"{k} {v:.0f}" for k, v in summary.peak_memory_mb.items()),
         f"- report: `{summary.store}/{Store.REPORT}`",
     ]
     create_markdown_artifact("\n".join(lines), key=f"{key}-run-summary", description="genprint run summary")

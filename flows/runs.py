@@ -65,6 +65,8 @@ class RunSummary:
     unassigned: int
     largest_clusters: list[dict] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    # Peak resident memory of this process per stage ("fingerprint", "update"); with Dask, workers are not counted.
+    peak_memory_mb: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,6 +81,8 @@ class RunSummary:
             f"tables: {store / Store.IMAGES}, {store / Store.CLUSTERS}, {store / Store.ERRORS}",
             f"report: {store / Store.REPORT}",
         ]
+        if self.peak_memory_mb:
+            lines.append("peak memory: " + ", ".join(f"{stage} {mb:.0f} MiB" for stage, mb in self.peak_memory_mb.items()))
         return "\n".join(lines)
 
 

@@ -145,6 +145,15 @@ def test_format_verdict_names_methods_that_split_by_format() -> None:
     assert report.format_verdict(formats.iloc[1:]).startswith("No method")
 
 
+def test_memory_verdict_separates_flat_fingerprinting_from_the_growing_update() -> None:
+    memory = pd.DataFrame({"images": [10_000, 100_000], "peak MiB while fingerprinting": [800.0, 840.0], "peak MiB of the update": [900.0, 1800.0]})
+    verdict = report.memory_verdict(memory)
+    assert verdict.startswith("For 10.0x the images, the fingerprinting peak is 1.05x (flat: it does not grow with N)")
+    assert "grows by 10.2 KiB per image" in verdict  # 900 MiB over 90,000 images
+    memory.loc[1, "peak MiB while fingerprinting"] = 1600.0
+    assert "2.00x (it grows with N)" in report.memory_verdict(memory)
+
+
 def test_benchmarks_page_keeps_every_part_in_order(tmp_path) -> None:
     from flows.bench.sections import assemble, section_path, write_section
 
@@ -170,7 +179,9 @@ def test_suite_page_has_every_section_each_table_under_its_heading(tmp_path, mon
             for split in (("train", "unseen_seed", "unseen_arch", "held_out", "real") if view == "clean" else ("held_out",))]
     table = pd.DataFrame({"name": ["a", "b"], "value": [0.5, 0.25]})
     formats = pd.DataFrame({"method": ["spectral"], "cross_format_pairs_together": [0.2], "same_format_pairs_together": [0.9], "ari": [0.5]})
-    result = BenchResult(BenchConfig.quick(), 101, table, pd.DataFrame(rows), formats, table, table, table, table, table, {"zoo": 1.0},
+    memory = pd.DataFrame({"images": [100, 1000], "first run seconds": [1.0, 9.0], "peak MiB while fingerprinting": [700.0, 710.0],
+                           "peak MiB of the update": [720.0, 900.0]})
+    result = BenchResult(BenchConfig.quick(), 101, table, pd.DataFrame(rows), formats, table, memory, table, table, table, {"zoo": 1.0},
                          ["train-learned (finished 2025-12-31 23:00 UTC)"])
     monkeypatch.setattr(report, "machine", lambda: "test machine")
     out = tmp_path / "BENCHMARKS.md"

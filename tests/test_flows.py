@@ -110,6 +110,10 @@ def test_vectors_index_map_and_run_history(tiny_store: SimpleNamespace) -> None:
     assert runs["run_id"].tolist() == [tiny_store.summary.run_id]
     assert runs["run_date"].iloc[0] == f"{runs['run_id'].iloc[0][:4]}-{runs['run_id'].iloc[0][4:6]}-{runs['run_id'].iloc[0][6:8]}"
     assert runs["images_new"].iloc[0] == len(images) and runs["model_name"].iloc[0] == "spectral"
+    # Each stage's peak memory is measured on its own and printed with the summary.
+    peaks = tiny_store.summary.peak_memory_mb
+    assert list(peaks) == ["fingerprint", "update"] and all(mb > 50 for mb in peaks.values())
+    assert f"peak memory: fingerprint {peaks['fingerprint']:.0f} MiB, update {peaks['update']:.0f} MiB" in tiny_store.summary.describe()
     record = json.loads(next((store / "runs").glob("*/*/run.json")).read_text())
     assert record["parameters"]["shard_size"] == 16 and record["model"]["version"] == store.meta()["model_version"]
     assert (store / Store.REPORT).is_file() and next((store / "runs").glob("*/*/report.html")).is_file()

@@ -20,3 +20,18 @@ def test_a_child_of_a_large_parent_reports_its_own_peak() -> None:
     assert own < 200  # an interpreter with numpy imported, nowhere near the parent's 300 MiB
     assert inherited >= 300  # what the kernel's ru_maxrss says instead on Linux: the reason for VmHWM
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 >= peak_rss_mb() * 0.9
+
+
+def test_stage_peaks_are_each_stages_own() -> None:
+    from flows.stage_memory import StagePeaks, reset_peak
+
+    assert reset_peak()  # Linux: the high-water mark can be started afresh
+    peaks = StagePeaks()
+    with peaks.stage("large"):
+        held = np.ones(200 * 2**20 // 8)  # touches 200 MiB
+        assert held.sum() > 0
+        del held
+    with peaks.stage("small"):
+        pass
+    assert list(peaks.mb) == ["large", "small"]
+    assert peaks.mb["large"] - peaks.mb["small"] >= 150  # the second stage no longer carries the first one's peak

@@ -85,18 +85,17 @@ def throughput(folder: Path, fingerprinters: dict[str, Fingerprinter], counts: d
     return pd.DataFrame(rows)
 
 
-# The child process of one pipeline measurement: runs, timed, then its own peak memory.
+# The child process of one pipeline measurement: runs, each with its time and its stages' peak memory.
 _PIPELINE_CHILD = """
 import json, sys, time
-from clustering.peak_memory import peak_rss_mb
 from flows import Store
 store, model, runs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 results = []
 for manifest in runs:
     start = time.perf_counter()
     summary = Store(store).run([manifest], model=model)
-    results.append(time.perf_counter() - start)
-print(json.dumps({"seconds": results, "peak_rss_mb": peak_rss_mb()}))
+    results.append({"seconds": time.perf_counter() - start, "peak_memory_mb": summary.peak_memory_mb})
+print(json.dumps(results))
 """
 
 
@@ -105,7 +104,7 @@ def _manifest(path: Path, paths: list[str]) -> str:
     return str(path)
 
 
-def _pipeline(store: Path, model: str, manifests: list[str], threads: int) -> dict:
+def _pipeline(store: Path, model: str, manifests: list[str], threads: int) -> list[dict]:
     shutil.rmtree(store, ignore_errors=True)  # every measurement starts from an empty store
     env = dict(os.environ) | {v: str(threads) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
     out = subprocess.run([sys.executable, "-c", _PIPELINE_CHILD, str(store), model, json.dumps(manifests)],
@@ -114,23 +113,28 @@ def _pipeline(store: Path, model: str, manifests: list[str], threads: int) -> di
 
 
 def pipeline_runs(work: Path, paths: list[str], small: int, model: str, threads: int, new_share: float = 0.01) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Peak memory of a pipeline process against N, and incremental runs against the first run's time.
+    """Peak memory of a pipeline run's stages against N, and incremental runs against the first run's time.
 
     Two fresh processes over fresh stores: one first run over ``small`` images; one first run over
     all but ``new_share`` of ``paths``, the same sources again, then all of ``paths`` (the new 1 %).
-    The second process's peak covers all three of its runs, so it bounds the large first run's.
+    Each stage's peak is its own (``flows.stage_memory`` resets the process's mark as a stage starts).
     """
-    small_result = _pipeline(work / "store-small", model, [_manifest(work / "small.csv", paths[:small])], threads)
+    small_runs = _pipeline(work / "store-small", model, [_manifest(work / "small.csv", paths[:small])], threads)
     base = paths[: len(paths) - max(1, round(new_share * len(paths)))]
     first = _manifest(work / "incremental-base.csv", base)
     grown = _manifest(work / "incremental-grown.csv", paths)
-    result = _pipeline(work / "store-incremental", model, [first, first, grown], threads)
-    memory = pd.DataFrame([{"images": small, "first run seconds": small_result["seconds"][0], "peak_rss_mb": small_result["peak_rss_mb"]},
-                           {"images": len(base), "first run seconds": result["seconds"][0], "peak_rss_mb": result["peak_rss_mb"]}])
-    seconds = result["seconds"]
-    runs = [("first run", len(base)), ("same sources again", len(base)), (f"{len(paths) - len(base)} new images ({new_share:.0%})", len(paths))]
-    incremental = pd.DataFrame([{"run": name, "images": n, "seconds": t, "share_of_first_run": t / seconds[0]} for (name, n), t in zip(runs, seconds)])
+    runs = _pipeline(work / "store-incremental", model, [first, first, grown], threads)
+    memory = pd.DataFrame([_memory_row(n, run) for n, run in ((small, small_runs[0]), (len(base), runs[0]))])
+    names = [("first run", len(base)), ("same sources again", len(base)), (f"{len(paths) - len(base)} new images ({new_share:.0%})", len(paths))]
+    incremental = pd.DataFrame([{"run": name, "images": n, "seconds": run["seconds"], "share_of_first_run": run["seconds"] / runs[0]["seconds"],
+                                 "peak MiB": max(run["peak_memory_mb"].values())} for (name, n), run in zip(names, runs)])
     return memory, incremental
+
+
+def _memory_row(images: int, run: dict) -> dict:
+    peaks = run["peak_memory_mb"]
+    return {"images": images, "first run seconds": run["seconds"], "peak MiB while fingerprinting": peaks["fingerprint"],
+            "peak MiB of the update": peaks["update"]}
 
 
 def scale(sizes: list[int], dim: int, threads: int) -> tuple[pd.DataFrame, pd.DataFrame]:
