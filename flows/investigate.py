@@ -128,13 +128,8 @@ def investigate(store: Store, images: Sequence[str], k: int = 10) -> Investigati
 
 
 def _attribute(store: Store, queries: pd.DataFrame, vectors: np.ndarray, rule: dict[str, object]) -> pd.DataFrame:
-    known_vectors, names = store.known.training_set()
-    if names and len(queries):
-        from clustering.attribution import OpenSetAttributor
-
-        predicted, scores = OpenSetAttributor(**rule).fit(known_vectors, names).predict(vectors)
-        return queries.assign(attributed_generator=list(predicted), attribution_score=np.asarray(scores, np.float32))
-    return queries.assign(attributed_generator=None, attribution_score=np.nan)
+    names, scores = store.known.attribute(vectors, rule)
+    return queries.assign(attributed_generator=names, attribution_score=scores)
 
 
 def _neighbours(

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -50,6 +50,19 @@ class KnownGenerators:
         ids, vectors = vectors_from_table(pq.read_table(path))
         row = {image_id: i for i, image_id in enumerate(ids)}
         return vectors[[row[i] for i in refs["image_id"]]], refs["name"].tolist()
+
+    def attribute(self, vectors: np.ndarray, rule: Mapping[str, object]) -> tuple[list[str | None], np.ndarray]:
+        """(names, scores) of open-set attribution against the registered generators; None and NaN when none is.
+
+        `rule`: the fingerprinter's `attributor_params` (fingerprinting.models), the attributor's parameters for its space.
+        """
+        references, names = self.training_set()
+        if not names or not len(vectors):
+            return [None] * len(vectors), np.full(len(vectors), np.nan, np.float32)
+        from clustering.attribution import OpenSetAttributor
+
+        predicted, scores = OpenSetAttributor(**rule).fit(references, names).predict(vectors)
+        return list(predicted), np.asarray(scores, np.float32)
 
     def digest(self) -> str:
         """Changes whenever the registry does: runs re-attribute every image when it differs from the last run's."""

@@ -30,6 +30,7 @@ from fingerprinting.parsing import aggregate_parsed_by, parsed_columns
 from flows import schemas
 from flows.atomic import COMMIT_MARKER, STAGING, Transaction
 from flows.clustering_step import CLUSTERER_STATE, Clustered, assign_new, recluster, save_state
+from flows.known import KnownGenerators
 from flows.runs import Prepared, RunContext, RunSummary, new_meta
 from flows.report import cluster_cards, render_report
 from flows.schemas import NO_CLUSTER
@@ -96,7 +97,6 @@ def update(
     index = _load_index(store, meta, fingerprinter.dim)
     index.add(new.vectors, new_int_ids)
 
-    known_vectors, known_names = store.known.training_set()
     known_digest = store.known.digest()
     mode = _clustering_mode(meta, len(previous), len(new.records), recluster_mode)
     image_ids = previous["image_id"].tolist() + new.records["image_id"].tolist()
@@ -116,7 +116,7 @@ def update(
     paths = _paths_table(before[Store.PATHS], prepared.identified, set(image_ids), context.run_id)
     images = _images_table(previous, new.records, paths, clustered, context.run_id)
     attributed = image_ids if needs_all else new.records["image_id"].tolist()
-    images = _attribute(images, attributed, vectors, known_vectors, known_names, attributor_params(fingerprinter))
+    images = _attribute(images, attributed, vectors, store.known, attributor_params(fingerprinter))
     clusters = _clusters_table(images, before[Store.CLUSTERS], context.run_id)
     errors, errors_met = _errors_table(before[Store.ERRORS], prepared, new.errors, paths, context.run_id)
 
@@ -301,21 +301,13 @@ def _images_table(
     return images.sort_values("path", ignore_index=True)
 
 
-def _attribute(
-    images: pd.DataFrame, image_ids: list[str], vectors: np.ndarray, known_vectors: np.ndarray, known_names: list[str],
-    rule: dict[str, object],
-) -> pd.DataFrame:
+def _attribute(images: pd.DataFrame, image_ids: list[str], vectors: np.ndarray, known: KnownGenerators, rule: dict[str, object]) -> pd.DataFrame:
     """Open-set attribution of `image_ids` (aligned with `vectors`) against the registered generators."""
     images = images.set_index("image_id")
     if image_ids:
-        if known_names:
-            from clustering.attribution import OpenSetAttributor
-
-            names, scores = OpenSetAttributor(**rule).fit(known_vectors, known_names).predict(vectors)
-        else:
-            names, scores = [None] * len(image_ids), np.full(len(image_ids), np.nan)
-        images.loc[image_ids, "attributed_generator"] = pd.Series(list(names), index=image_ids, dtype=object)
-        images.loc[image_ids, "attribution_score"] = np.asarray(scores, dtype=np.float32)
+        names, scores = known.attribute(vectors, rule)
+        images.loc[image_ids, "attributed_generator"] = pd.Series(names, index=image_ids, dtype=object)
+        images.loc[image_ids, "attribution_score"] = scores
     # Generated (by the detector's word) and made by no registered generator. Without a fake score
     # (a fingerprinter with no detection head) nothing is called generated.
     images["unknown_generator"] = images["attributed_generator"].isna() & (images["fake_score"] >= FAKE_THRESHOLD)
