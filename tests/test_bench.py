@@ -215,6 +215,12 @@ def test_code_revision_names_the_commit_and_flags_changed_code(tmp_path) -> None
     commit = git("rev-parse", "--short=12", "HEAD")
     assert report.code_revision(tmp_path) == f"commit {commit}"
     (tmp_path / "BENCHMARKS.md").write_text("new figures\n")  # the bench's own output: still the same code
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "MODEL_CARD.md").write_text("notes\n")
+    git("add", "data")
+    git("commit", "-q", "-m", "card")
+    commit = git("rev-parse", "--short=12", "HEAD")
+    (tmp_path / "data" / "MODEL_CARD.md").write_text("new notes\n")  # documentation: not code either
     assert report.code_revision(tmp_path) == f"commit {commit}"
     (tmp_path / "code.py").write_text("x = 2\n")
     assert report.code_revision(tmp_path) == f"commit {commit} with uncommitted changes"

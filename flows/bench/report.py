@@ -48,7 +48,8 @@ def machine() -> str:
             f"hdbscan {metadata.version('hdbscan')}, numpy {np.__version__}, scikit-learn {sklearn.__version__}")
 
 
-BENCH_OUTPUTS = ("BENCHMARKS.md", "data/bench_sections", "data/bench_figures")
+# Not code: documentation (the bench's own sections and model cards are often edited before a rerun is committed) and figures.
+NOT_CODE = (":(exclude,glob)**/*.md", ":(exclude)data/bench_figures")
 
 
 def code_revision(root: Path = Path(__file__).resolve().parents[2]) -> str:
@@ -58,8 +59,7 @@ def code_revision(root: Path = Path(__file__).resolve().parents[2]) -> str:
 
     try:
         commit = git("rev-parse", "--short=12", "HEAD")
-        # The bench's own outputs do not count: one part is often rerun before the others are committed.
-        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", *(f":(exclude){p}" for p in BENCH_OUTPUTS))
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", *NOT_CODE)
     except (OSError, subprocess.CalledProcessError):
         return "not a git checkout"
     return f"commit {commit}" + (" with uncommitted changes" if changed else "")
