@@ -266,7 +266,7 @@ def write_markdown(result: BenchResult, out: Path, command: str, figures: Path, 
             "images larger than the crop are fingerprinted from up to 4 native-resolution crops.",
             markdown_table(result.throughput, digits=2),
             "### Peak memory of a pipeline run against the number of images",
-            "`Store.run` in a fresh process over a fresh store (model: the learned checkpoint of this run); peak resident memory of each "
+            "`Store.run` in a fresh process over a fresh store (model: the shipped checkpoint, or where none ships the one trained in this run); peak resident memory of each "
             "stage, the process's high-water mark reset as the stage starts (`flows.stage_memory`). Fingerprinting (discovery, decoding, "
             "the network, shard files) streams bounded shards; the update step holds the store's fingerprints for the index, the "
             "re-clustering and the tables.",
