@@ -103,7 +103,7 @@ def run_flow(
         context = RunContext.start(sources, parameters)
         check_model(target.meta(), cached_fingerprinter(model))
         logger.info("run %s into %s", context.run_id, target.root)
-        # Fingerprinting streams in bounded shards, so its peak must not grow with N; the update holds the store's vectors.
+        # Each stage's peak on its own: fingerprinting works on bounded shards, the update holds every stored fingerprint.
         peaks = StagePeaks()
         with peaks.stage("fingerprint"):
             prepared = discover_task(store, sources, model, shard_size, progress, allowed_roots)
