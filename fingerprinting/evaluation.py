@@ -15,7 +15,7 @@ from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
 from fingerprinting.models import Fingerprinter
 from fingerprinting.network import HeadSpec
-from fingerprinting.parsing import aggregate_parsed_by
+from fingerprinting.parsing import LOSS_TYPES_COLUMN, aggregate_parsed_by
 from fingerprinting.training_data import LabelledImages
 
 # On a zoo built with a seed never used in training every member is new to the network; its
@@ -106,9 +106,16 @@ def parsing_figures(parsed: pd.DataFrame, fakes: np.ndarray, data: LabelledImage
         figures[f"{view}_continuous_l1"] = float(np.mean(errors))
         figures[f"{view}_continuous_l1_mean_baseline"] = float(np.mean(baseline))
         truth_losses = data.losses[owners].astype(bool)
-        predicted_losses = np.stack([table[f"parsed_loss_{t}"].to_numpy() >= 0.5 for t in spec.loss_types], 1)
+        # The product's own decision (its F1-optimal set), not a threshold on the probabilities.
+        predicted_losses = _named_losses(table[LOSS_TYPES_COLUMN], spec.loss_types)
         figures[f"{view}_loss_f1"] = float(f1_score(truth_losses, predicted_losses, average="samples", zero_division=0))
     return figures
+
+
+def _named_losses(named: pd.Series, loss_types: Sequence[str]) -> np.ndarray:
+    """``parsed_loss_types`` as a (rows, types) boolean matrix; a null set names nothing."""
+    rows = [[t in (names if names is not None else ()) for t in loss_types] for names in named]
+    return np.array(rows, dtype=bool).reshape(len(named), len(loss_types))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

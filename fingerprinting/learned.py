@@ -8,7 +8,7 @@ import torch
 from fingerprinting.checkpoint import Checkpoint
 from fingerprinting.models import FingerprintOutput
 from fingerprinting.network import HeadSpec, NetworkOutput, inference_copy, to_unshuffled_input
-from fingerprinting.parsing import LOSS_THRESHOLD, LOSS_TYPES_COLUMN, conform_parsed
+from fingerprinting.parsing import LOSS_TYPES_COLUMN, conform_parsed, decode_loss_types
 from fingerprinting.runtime import map_batches
 from fingerprinting.spectral import SpectralFingerprinter
 
@@ -91,5 +91,5 @@ def decode_parsed(output: NetworkOutput, spec: HeadSpec) -> pd.DataFrame:
     probabilities = torch.sigmoid(output.loss_logits).numpy().astype(np.float32)
     for loss, column in zip(spec.loss_types, probabilities.T):
         columns[f"parsed_loss_{loss}"] = column
-    columns[LOSS_TYPES_COLUMN] = [[loss for loss, p in zip(spec.loss_types, row) if p >= LOSS_THRESHOLD] for row in probabilities]
+    columns[LOSS_TYPES_COLUMN] = decode_loss_types(probabilities, spec.loss_types)
     return conform_parsed(pd.DataFrame(columns), len(probabilities))

@@ -5,7 +5,8 @@ Columns follow ``fingerprinting.zoo.space``:
   ``parsed_h_confidence`` (float32, its probability);
 - continuous ``h``: ``parsed_h`` (float32, natural units, e.g. layers, not the min-max scale);
 - each loss type ``t``: ``parsed_loss_t`` (float32, probability that the member was trained with it);
-- ``parsed_loss_types``: list of the loss types with probability >= 0.5.
+- ``parsed_loss_types``: the set of loss types with the highest expected F1 under those
+  probabilities (see `decode_loss_types`).
 
 Aggregation over a group (the crops of one image, or a cluster): discrete by confidence-weighted
 vote, the winner's share of the total confidence as its confidence; continuous by median; loss
@@ -13,6 +14,8 @@ probabilities by mean, and loss types re-derived from the mean probabilities.
 """
 from __future__ import annotations
 
+import functools
+import itertools
 from collections.abc import Hashable, Sequence
 
 import numpy as np
@@ -21,7 +24,6 @@ import pyarrow as pa
 
 from fingerprinting.zoo.space import HYPERPARAMETERS, LOSS_TYPES
 
-LOSS_THRESHOLD = 0.5
 LOSS_TYPES_COLUMN = "parsed_loss_types"
 
 
@@ -104,9 +106,7 @@ def aggregate_parsed_by(parsed: pd.DataFrame, groups: np.ndarray, keys: Sequence
         columns[f"parsed_{name}"] = _group_median(floats(f"parsed_{name}"), owner, count).astype(np.float32)
     loss_means = np.stack([_group_mean(floats(column), owner, count) for column in loss_columns()], 1).astype(np.float32)
     columns.update(zip(loss_columns(), loss_means.T))
-    loss_types = np.empty(count, dtype=object)
-    loss_types[:] = [_loss_types(row) for row in loss_means]
-    columns[LOSS_TYPES_COLUMN] = loss_types
+    columns[LOSS_TYPES_COLUMN] = decode_loss_types(loss_means, LOSS_TYPES)
     take = unique_keys.get_indexer(wanted)
     return conform_parsed(pd.DataFrame({name: column[take] for name, column in columns.items()}), len(wanted))
 
@@ -152,7 +152,34 @@ def _group_mean(values: np.ndarray, owner: np.ndarray, count: int) -> np.ndarray
     return np.where(sizes > 0, sums / np.maximum(sizes, 1), np.nan)
 
 
-def _loss_types(probabilities: np.ndarray) -> list[str] | None:
-    if np.isnan(probabilities).all():
-        return None
-    return [loss for loss, p in zip(LOSS_TYPES, probabilities) if p >= LOSS_THRESHOLD]
+def decode_loss_types(probabilities: np.ndarray, loss_types: Sequence[str]) -> np.ndarray:
+    """Per row of per-type probabilities, the non-empty set of loss types with the highest expected F1.
+
+    A threshold at 0.5 names nothing when the heads are unsure: a generator trained with L1 or L2
+    whose heads say 0.45 for each gets an empty set (F1 0) where naming both scores 0.67. So each
+    row takes the F1-optimal decision (Jansche 2007; Ye et al. 2012): every non-empty candidate set
+    scored against every possible true set, weighted by its probability with the types taken as
+    independent; 2^8 sets each way, one matrix product. Never empty, since every generator is
+    trained with something. A null probability counts as 0 (never named); an all-null row gets None.
+    Returns an object array of lists of names.
+    """
+    p = np.asarray(probabilities, dtype=np.float64).reshape(len(probabilities), len(loss_types))
+    unknown = np.isnan(p).all(axis=1)
+    p = np.clip(np.nan_to_num(p, nan=0.0), 1e-12, 1 - 1e-12)
+    sets, f1 = _subset_f1(len(loss_types))
+    truth_log_probability = np.log(p) @ sets.T + np.log1p(-p) @ (1 - sets).T  # (rows, sets)
+    expected_f1 = np.exp(truth_log_probability) @ f1  # f1 is symmetric: candidates along columns
+    expected_f1[:, 0] = -1.0  # the empty set (row 0 of `sets`) is never the answer
+    best = sets[expected_f1.argmax(axis=1)].astype(bool)
+    decoded = np.empty(len(p), dtype=object)
+    decoded[:] = [None if none else [t for t, chosen in zip(loss_types, row) if chosen] for row, none in zip(best, unknown)]
+    return decoded
+
+
+@functools.lru_cache(maxsize=4)
+def _subset_f1(types: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every subset of ``types`` labels as 0/1 rows (the empty one first), and F1 between each pair of them."""
+    sets = np.array(list(itertools.product((0.0, 1.0), repeat=types)))
+    overlap, sizes = sets @ sets.T, sets.sum(axis=1)
+    total = sizes[:, None] + sizes[None, :]
+    return sets, np.divide(2 * overlap, total, out=np.zeros_like(overlap), where=total > 0)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import shutil
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from fingerprinting.parsing import (
     aggregate_parsed,
     aggregate_parsed_by,
     conform_parsed,
+    decode_loss_types,
     empty_parsed,
     parsed_columns,
     parsed_fields,
@@ -244,10 +246,44 @@ def test_aggregate_parsed_by_hand_computed_groups() -> None:
     assert result["parsed_conv_layers"].tolist()[:2] == [pytest.approx(5.0), pytest.approx(6.0)]
     assert pd.isna(result["parsed_conv_layers"].iloc[2])
     assert result["parsed_loss_hinge"].tolist()[:2] == [pytest.approx(0.9), pytest.approx(0.4)]
-    assert list(result[LOSS_TYPES_COLUMN].iloc[0]) == ["hinge"] and list(result[LOSS_TYPES_COLUMN].iloc[1]) == []
+    # hinge is the only known type: named however unsure (a generator is trained with something)
+    assert list(result[LOSS_TYPES_COLUMN].iloc[0]) == ["hinge"] and list(result[LOSS_TYPES_COLUMN].iloc[1]) == ["hinge"]
     assert result[LOSS_TYPES_COLUMN].iloc[2] is None  # no loss probabilities at all
     assert result.iloc[3].drop(LOSS_TYPES_COLUMN).isna().all()  # key without rows
     pd.testing.assert_series_equal(result.iloc[4], result.iloc[1], check_names=False)  # a repeated key repeats its row
+
+
+def test_loss_types_name_both_of_two_unsure_alternatives() -> None:
+    # p = 0.45 each: naming both expects F1 2 * 0.2475 * 2/3 + 0.2025 = 0.5325, one alone 0.3825,
+    # a 0.5 threshold names nothing (F1 0 for every generator, each trained with something).
+    decoded = decode_loss_types(np.array([[0.45, 0.45, 0.01], [0.9, 0.2, 0.01]]), ["l1", "l2", "kl"])
+    assert list(decoded[0]) == ["l1", "l2"]
+    assert list(decoded[1]) == ["l1"]  # 0.84 alone against 0.67 with l2
+
+
+def test_loss_types_maximise_expected_f1_by_enumeration() -> None:
+    """Against a direct loop over every candidate and true set, on random probabilities."""
+    types = ["a", "b", "c", "d"]
+    rng = np.random.default_rng(3)
+    probabilities = rng.uniform(0, 1, (40, 4)) ** rng.uniform(0.3, 3, (40, 1))
+    subsets = [set(s) for k in range(5) for s in itertools.combinations(types, k)]
+
+    def expected_f1(candidate: set, p: np.ndarray) -> float:
+        total = 0.0
+        for truth in subsets:
+            weight = np.prod([p[i] if t in truth else 1 - p[i] for i, t in enumerate(types)])
+            denominator = len(candidate) + len(truth)
+            total += weight * (2 * len(candidate & truth) / denominator if denominator else 0.0)
+        return total
+
+    for p, named in zip(probabilities, decode_loss_types(probabilities, types)):
+        best = max(expected_f1(s, p) for s in subsets if s)
+        assert expected_f1(set(named), p) == pytest.approx(best, abs=1e-9)
+
+
+def test_loss_types_skip_null_probabilities() -> None:
+    decoded = decode_loss_types(np.array([[np.nan, 0.3], [np.nan, np.nan]]), ["l1", "l2"])
+    assert list(decoded[0]) == ["l2"] and decoded[1] is None
 
 
 # --- the registry --------------------------------------------------------------------------------
