@@ -107,12 +107,6 @@ def run_flow(
         peaks = StagePeaks()
         with peaks.stage("fingerprint"):
             prepared = discover_task(store, sources, model, shard_size, progress, allowed_roots)
-            todo = sum(len(s.paths) for s in prepared.shards)
-            logger.info(
-                "%d inputs: %d images already stored, %d new in %d shards (%d finished earlier), %d unusable",
-                prepared.inputs, prepared.images_known, todo,
-                len(prepared.shards), prepared.shards_done, len(prepared.errors),
-            )
             started = time.perf_counter()
             shard_dirs = _fingerprint_shards(store, prepared, model, progress, dask_address)
             seconds = {"discover": prepared.seconds, "fingerprint": time.perf_counter() - started}
@@ -127,6 +121,10 @@ def run_flow(
 def _fingerprint_shards(store: str, prepared: Prepared, model: str, progress: bool, dask_address: str | None) -> list[str]:
     """Fingerprint the run's shards as mapped tasks; their folders in the order of `prepared.shards`."""
     todo = sum(len(s.paths) for s in prepared.shards)
+    get_run_logger().info(
+        "%d inputs: %d images already stored, %d new in %d shards (%d finished earlier), %d unusable",
+        prepared.inputs, prepared.images_known, todo, len(prepared.shards), prepared.shards_done, len(prepared.errors),
+    )
     done: dict[str, str] = {}
     with shard_runner(dask_address) as runner, progress_bar("fingerprinting", enabled=progress and todo > 0) as on_progress:
         futures = runner.map(fingerprint_shard_task, dict(
