@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fingerprinting.zoo import load_zoo
+from flows.bench.process_tree_memory import run_measuring_peak
 
 PAPER_ZOO = dict(members=100, images_per_member=1000, size=64, seed=7)
 
@@ -26,11 +27,15 @@ def measure(work: Path, threads: int, log: Callable[[str], None], zoo: dict | No
     log("zoo: " + " ".join(command[2:]))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run(command, check=True, env=os.environ | {"PYTHONUNBUFFERED": "1"})
+    code, peak_mb = run_measuring_peak(command, env=os.environ | {"PYTHONUNBUFFERED": "1"})
+    if code:
+        raise subprocess.CalledProcessError(code, command)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return render(out, options, workers=threads, wall_s=wall, cpu_s=cpu, peak_rss_mb=after.ru_maxrss / 1024, load=os.getloadavg())
+    if peak_mb is None:  # no /proc: the kernel's figure, an upper bound (it carries over this parent's own peak)
+        peak_mb = after.ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)  # bytes on macOS, KiB elsewhere
+    return render(out, options, workers=threads, wall_s=wall, cpu_s=cpu, peak_rss_mb=peak_mb, load=os.getloadavg())
 
 
 def render(out: Path, options: dict, workers: int, wall_s: float, cpu_s: float, peak_rss_mb: float, load: tuple[float, ...]) -> str:
