@@ -1,8 +1,10 @@
 """`genprint bench --shipped` on a small zoo: both models, every table, a verdict per target, and the seed guard."""
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
+from fingerprinting.parsing import discrete_names
 from flows.bench import shipped_part
 
 SMALL_ZOO = dict(members=8, images_per_member=12, size=32, seed=3, steps=10)
@@ -22,6 +24,23 @@ def test_section_has_both_models_every_table_and_the_verdicts(tmp_path) -> None:
         assert f"| genprint learned (shipped) | {step} |" in steps and f"| spectral | {step} |" in steps
     verdict = next(line for line in markdown.splitlines() if line.startswith("Against the issues' targets"))
     assert verdict.count("target") >= 5 and all(word in ("met", "NOT") for word in _verdict_words(verdict))
+    assert "Parsing per member beats the majority class on " in verdict
+    for name in discrete_names():
+        assert f"| {name} | " in markdown.split("against always answering the majority class")[1]
+
+
+def test_majority_verdict_names_the_hyperparameters_that_fall_short() -> None:
+    held = {"split": "unseen seed + architecture"}
+    for name in discrete_names():
+        accuracy = 0.2 if name in ("norm", "skip") else 0.6
+        held |= {f"member_{name}_accuracy": accuracy, f"member_{name}_majority": 0.4, f"image_{name}_accuracy": 0.5, f"image_{name}_majority": 0.4}
+    clean = pd.DataFrame([held, {"split": "unseen seed"}])
+    table = shipped_part.against_majority(clean)
+    assert table.set_index("hyperparameter").loc["norm", "member: beats majority"] == "no"
+    assert shipped_part.majority_verdict(clean).endswith(f"{len(discrete_names()) - 2} of {len(discrete_names())} discrete hyperparameters (NOT met: norm, skip).")
+    for name in discrete_names():
+        held[f"member_{name}_accuracy"] = 0.9
+    assert shipped_part.majority_verdict(pd.DataFrame([held])).endswith("every discrete hyperparameter (met).")
 
 
 def _verdict_words(line: str) -> list[str]:
