@@ -270,19 +270,26 @@ def known_add(
     wait: WaitOption = 0.0,
     threads: ThreadsOption = 0,
     quiet: QuietOption = False,
+    design: Path | None = typer.Option(
+        None, "--design", dir_okay=False,
+        help="A JSON file with the generator's known design: hyperparameter names of the zoo's space "
+        '(e.g. "upsampling": "transposed", "up_blocks": 4) and "loss_types" (a list); keys left out stay unknown. '
+        "Clusters whose pooled fingerprint is close to this generator's references then carry this design as their parsed design.",
+    ),
 ) -> None:
     """Register reference images of a named generator; runs from the next one on attribute to it.
 
     Examples:
       genprint known add stylegan-lab refs/stylegan/ --store data/store
-      genprint known add inhouse-vae refs.csv --store data/store
+      genprint known add inhouse-vae refs.csv --store data/store --design inhouse-vae.json
     """
     _start(threads, quiet)
     with _user_errors():
+        known_design = _read_design(design) if design is not None else None
         model = _preflight(store, sources, model, wait)
         from flows.flows import known_add_flow
 
-        unusable = known_add_flow(str(store.absolute()), name, sources, model, wait)
+        unusable = known_add_flow(str(store.absolute()), name, sources, model, wait, known_design)
     typer.echo(f"registered {name}" + (f" ({unusable} inputs not usable)" if unusable else ""))
     known_list(store)
 
@@ -296,7 +303,24 @@ def known_list(store: StoreOption = ...) -> None:
     if table.empty:
         typer.echo("no registered generators")
     for row in table.itertuples(index=False):
-        typer.echo(f"{row.name}\t{row.images} images\tadded {row.added_at:%Y-%m-%d %H:%M}")
+        typer.echo(f"{row.name}\t{row.images} images\tadded {row.added_at:%Y-%m-%d %H:%M}" + ("\tknown design" if row.design else ""))
+
+
+def _read_design(path: Path) -> dict[str, object]:
+    """The JSON object of a --design file, checked against the generator space before any work starts."""
+    import json
+
+    from flows.designs import design_row
+    from flows.errors import UserError
+
+    try:
+        design = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read the design {path}: {exc}") from exc
+    if not isinstance(design, dict):
+        raise UserError(f"the design {path} must be a JSON object of hyperparameter names to values")
+    design_row(design)  # refuses unknown keys and values with a clear message
+    return design
 
 
 @known_app.command("remove")

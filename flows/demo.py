@@ -46,6 +46,7 @@ def run_demo(out: Path, model: str = "default", progress: bool = True) -> DemoRe
     import time
 
     from fingerprinting.zoo import build_zoo, load_zoo
+    from flows.designs import zoo_member_design
     from flows.flows import known_add_flow, run_flow
 
     started = time.perf_counter()
@@ -55,10 +56,11 @@ def run_demo(out: Path, model: str = "default", progress: bool = True) -> DemoRe
     zoo = load_zoo(zoo_dir)
     store = Store(Path(out) / "store")
     known = []
+    generators = zoo.generators.set_index("member_id")
     for member, paths in _references(zoo.images, zoo_dir).items():
         name = f"zoo-member-{member}"
-        if name not in set(store.known.list()["name"]):
-            known_add_flow(str(store.root), name, paths, model)
+        if name not in set(store.known.list()["name"]):  # registered with the design the zoo knows it has
+            known_add_flow(str(store.root), name, paths, model, design=zoo_member_design(generators.loc[member]))
         known.append(name)
     summary = run_flow(store=str(store.root), sources=[str(zoo_dir)], model=model, progress=progress)
     return DemoResult(zoo_dir, store, known, summary, time.perf_counter() - started)

@@ -184,9 +184,11 @@ def _markdown_table(frame: pd.DataFrame) -> str:
 
 
 @flow(name="genprint-known-add", validate_parameters=False)
-def known_add_flow(store: str, name: str, sources: list[str], model: str | None = None, wait: float = 0.0) -> int:
-    """Register `sources` as reference images of generator `name`; returns the number of unusable inputs."""
-    errors = Store(store).known.add(name, sources, model=model, wait=wait)
+def known_add_flow(
+    store: str, name: str, sources: list[str], model: str | None = None, wait: float = 0.0, design: dict[str, object] | None = None
+) -> int:
+    """Register `sources` as reference images of generator `name` (and its known `design`); returns the number of unusable inputs."""
+    errors = Store(store).known.add(name, sources, model=model, wait=wait, design=design)
     for row in errors.itertuples(index=False):
         get_run_logger().warning("reference not usable: %s: %s", row.path, row.error)
     return len(errors)

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from fingerprinting.embed import embed_paths
 from flows import schemas
 from flows.atomic import Transaction
+from flows.designs import design_row
 from flows.errors import UserError
 from flows.shards import cached_fingerprinter, vectors_from_table, vectors_table
 from flows.sources import discover
@@ -35,11 +36,15 @@ class KnownGenerators:
         """One row per (name, reference image)."""
         return self.store._read(self.store.KNOWN_REFERENCES, schemas.known_schema())
 
+    def designs(self) -> pd.DataFrame:
+        """One row per registered generator with a known design: name and its ``parsed_*`` values."""
+        return self.store._read(self.store.KNOWN_DESIGNS, schemas.known_designs_schema())
+
     def list(self) -> pd.DataFrame:
-        """One row per registered generator: name, images, added_at (latest)."""
+        """One row per registered generator: name, images, added_at (latest), design (whether one is known)."""
         refs = self.references()
-        summary = refs.groupby("name", sort=True).agg(images=("image_id", "nunique"), added_at=("added_at", "max"))
-        return summary.reset_index()
+        summary = refs.groupby("name", sort=True).agg(images=("image_id", "nunique"), added_at=("added_at", "max")).reset_index()
+        return summary.assign(design=summary["name"].isin(self.designs()["name"]))
 
     def training_set(self) -> tuple[np.ndarray, list[str]]:
         """(vectors, names): one row per registered reference, what the attributor is fitted on."""
@@ -65,18 +70,28 @@ class KnownGenerators:
         return list(predicted), np.asarray(scores, np.float32)
 
     def digest(self) -> str:
-        """Changes whenever the registry does: runs re-attribute every image when it differs from the last run's."""
+        """Changes whenever the registry does: runs re-attribute every image (and re-lend designs) when it differs from the last run's."""
         refs = self.references().sort_values(["name", "image_id"])
-        return hashlib.sha256("\n".join(refs["name"] + ":" + refs["image_id"]).encode()).hexdigest()[:16]
+        text = "\n".join(refs["name"] + ":" + refs["image_id"])
+        designs = self.designs()
+        if len(designs):  # a registry without designs keeps the digest it had before designs existed
+            text += "\n" + designs.sort_values("name").to_json(orient="records")
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def add(self, name: str, sources: Sequence[str | os.PathLike], model: str | None = None, wait: float = 0.0) -> pd.DataFrame:
+    def add(
+        self, name: str, sources: Sequence[str | os.PathLike], model: str | None = None, wait: float = 0.0,
+        design: Mapping[str, object] | None = None,
+    ) -> pd.DataFrame:
         """Fingerprint `sources` and register them under `name` (added to its existing references).
 
         Returns the errors (path, error) of inputs that could not be used. `model` left out: the
         store's own ("default" for a new store); another model than the store's is refused.
+        `design`: the generator's known design (flows.designs.design_row), replacing any it had;
+        clusters close to this generator then carry it as their parsed design.
         """
         if not _NAME.match(name):
             raise UserError(f"invalid generator name {name!r}: use letters, digits, '_', '.', '-' (at most 64)")
+        known_design = design_row(design).assign(name=name) if design is not None else None
         from flows.runs import check_model, new_meta, resolve_model
 
         with self.store.lock(f"known add {name}", timeout=wait):
@@ -104,6 +119,10 @@ class KnownGenerators:
             transaction = Transaction(self.store.root)
             transaction.write_parquet(self.store.KNOWN_REFERENCES, schemas.to_table(refs, schemas.known_schema()))
             transaction.write_parquet(self.store.KNOWN_VECTORS, vectors_table(list(np.asarray(ids)[first]), all_vectors[first]))
+            if known_design is not None:
+                designs = self.designs()
+                designs = pd.concat([designs[designs["name"] != name], known_design], ignore_index=True)
+                transaction.write_parquet(self.store.KNOWN_DESIGNS, schemas.to_table(designs, schemas.known_designs_schema()))
             if not meta:
                 transaction.write_json(self.store.META, new_meta(fingerprinter, model))
             transaction.commit()
@@ -125,6 +144,10 @@ class KnownGenerators:
             transaction.write_parquet(
                 self.store.KNOWN_VECTORS, vectors_table([stored_ids[i] for i in rows], stored_vectors[rows])
             )
+            designs = self.designs()
+            if (designs["name"] == name).any():
+                kept_designs = designs[designs["name"] != name]
+                transaction.write_parquet(self.store.KNOWN_DESIGNS, schemas.to_table(kept_designs, schemas.known_designs_schema()))
             transaction.commit()
         return removed
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import jinja2
 import pandas as pd
 
-from fingerprinting.parsing import continuous_names, discrete_names, loss_columns
+from fingerprinting.parsing import LOSS_TYPES_COLUMN, continuous_names, discrete_names, loss_columns
 from flows.pictures import data_uri, mean_spectrum, montage
 
 if TYPE_CHECKING:
@@ -77,6 +77,8 @@ def _cluster_card(row, images: pd.DataFrame, path_of: dict[str, str]) -> dict:
         "attributed_generator": row.attributed_generator if isinstance(row.attributed_generator, str) else None,
         "attribution_share": _number(row.attribution_share),
         "attribution_score": _number(row.attribution_score),
+        "design_source": row.design_source if isinstance(row.design_source, str) else None,
+        "design_similarity": _number(row.design_similarity),
         "montage": data_uri(montage(exemplars)) if exemplars else None,
         "spectrum": data_uri(spectrum) if spectrum is not None else None,
         "design": _design(values),
@@ -92,7 +94,9 @@ def _design(values: dict) -> dict:
     ]
     continuous = [(name, _number(values[f"parsed_{name}"])) for name in continuous_names() if _number(values[f"parsed_{name}"]) is not None]
     losses = [(c.removeprefix("parsed_loss_"), _number(values[c])) for c in loss_columns() if _number(values[c]) is not None]
-    return {"discrete": discrete, "continuous": continuous, "losses": sorted(losses, key=lambda x: -x[1])}
+    named = values[LOSS_TYPES_COLUMN]
+    return {"discrete": discrete, "continuous": continuous, "losses": sorted(losses, key=lambda x: -x[1]),
+            "loss_types": [str(t) for t in named] if named is not None else []}
 
 
 def _number(value: object) -> float | None:

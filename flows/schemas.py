@@ -44,6 +44,10 @@ def clusters_schema() -> pa.Schema:
             pa.field("attributed_generator", pa.string()),
             pa.field("attribution_score", pa.float32()),
             pa.field("attribution_share", pa.float32()),
+            # The registered generator whose known design the parsed_* columns carry, and the cosine between the
+            # cluster's pooled fingerprint and that generator's pooled references (both null: the heads' parse).
+            pa.field("design_source", pa.string()),
+            pa.field("design_similarity", pa.float32()),
             *parsed_fields(),
         ]
     )
@@ -122,6 +126,11 @@ def known_schema() -> pa.Schema:
             pa.field("added_at", pa.timestamp("us", tz="UTC"), nullable=False),
         ]
     )
+
+
+def known_designs_schema() -> pa.Schema:
+    """`known/designs.parquet`: the known design of a registered generator, as certain ``parsed_*`` values."""
+    return pa.schema([pa.field("name", pa.string(), nullable=False), *parsed_fields()])
 
 
 def cluster_events_schema() -> pa.Schema:

@@ -64,6 +64,7 @@ class Store:
     IDS = "index/ids.parquet"
     KNOWN_REFERENCES = "known/references.parquet"
     KNOWN_VECTORS = "known/vectors.parquet"
+    KNOWN_DESIGNS = "known/designs.parquet"
     META = "store.json"
 
     @staticmethod

@@ -30,6 +30,7 @@ from fingerprinting.parsing import aggregate_parsed_by, parsed_columns
 from flows import schemas
 from flows.atomic import COMMIT_MARKER, STAGING, Transaction
 from flows.clustering_step import CLUSTERER_STATE, Clustered, assign_new, recluster, save_state
+from flows.designs import MIN_SIMILARITY, lend_designs, match_designs
 from flows.known import KnownGenerators
 from flows.runs import Prepared, RunContext, RunSummary, new_meta
 from flows.report import cluster_cards, render_report
@@ -118,6 +119,8 @@ def update(
     attributed = image_ids if needs_all else new.records["image_id"].tolist()
     images = _attribute(images, attributed, vectors, store.known, attributor_params(fingerprinter))
     clusters = _clusters_table(images, before[Store.CLUSTERS], context.run_id)
+    every_vector = needs_all or not len(previous)  # `vectors` then holds every image's, in `image_ids` order
+    clusters = _lend_designs(clusters, before[Store.CLUSTERS], images, image_ids, vectors if every_vector else None, store.known, fingerprinter)
     errors, errors_met = _errors_table(before[Store.ERRORS], prepared, new.errors, paths, context.run_id)
 
     meta = dict(meta)
@@ -332,10 +335,38 @@ def _clusters_table(images: pd.DataFrame, previous: pd.DataFrame, run_id: str) -
     table["exemplar_image_ids"] = exemplars.reindex(keys).to_numpy()
     table["fake_score_mean"] = grouped["fake_score"].mean().reindex(keys).astype(np.float32).to_numpy()
     votes = _cluster_attribution(members, keys)
-    table = pd.concat([table, votes], axis=1)
+    table = pd.concat([table, votes], axis=1).assign(design_source=None, design_similarity=np.float32(np.nan))  # see _lend_designs
     parsed = aggregate_parsed_by(members[parsed_columns()], members["cluster_id"].to_numpy(), keys)
     table = pd.concat([table, parsed], axis=1)
     return table.sort_values(["size", "cluster_id"], ascending=[False, True], ignore_index=True)[columns]
+
+
+def _lend_designs(
+    clusters: pd.DataFrame, previous: pd.DataFrame, images: pd.DataFrame, image_ids: list[str], vectors: np.ndarray | None,
+    known: KnownGenerators, fingerprinter: Fingerprinter,
+) -> pd.DataFrame:
+    """``clusters`` with the known design of the registered generator each is close to, where there is one (flows.designs).
+
+    ``vectors`` (every image's, aligned with ``image_ids``) are pooled per cluster; without them (a
+    run that only assigned new images to the clusters it had) each cluster keeps the match the
+    last full pass made: the registry has not changed since, or this would be a full pass.
+    """
+    designs, threshold, keys = known.designs(), MIN_SIMILARITY.get(fingerprinter.name), clusters["cluster_id"].tolist()
+    if designs.empty or threshold is None or not keys:
+        return clusters
+    if vectors is not None:
+        cluster_of = images.set_index("image_id")["cluster_id"].reindex(image_ids).to_numpy()
+        references, names = known.training_set()
+        designed = np.isin(names, designs["name"])
+        sources, similarity = match_designs(vectors, cluster_of, keys, references[designed], np.asarray(names)[designed], threshold)
+    else:
+        carried = previous.set_index("cluster_id").reindex(keys)
+        sources = [name if isinstance(name, str) else None for name in carried["design_source"]]
+        similarity = carried["design_similarity"].to_numpy(np.float32)
+    lent = np.array([name is not None for name in sources])
+    clusters = clusters.assign(design_source=pd.Series(sources, dtype=object), design_similarity=np.where(lent, similarity, np.nan).astype(np.float32))
+    clusters[parsed_columns()] = lend_designs(clusters[parsed_columns()], sources, designs)
+    return clusters
 
 
 def _cluster_attribution(members: pd.DataFrame, keys: list[int]) -> pd.DataFrame:

@@ -25,6 +25,11 @@ def test_section_has_both_models_every_table_and_the_verdicts(tmp_path) -> None:
     verdict = next(line for line in markdown.splitlines() if line.startswith("Against the issues' targets"))
     assert verdict.count("target") >= 5 and all(word in ("met", "NOT") for word in _verdict_words(verdict))
     assert "Parsing per member beats the majority class on " in verdict
+    lent = next(line for line in markdown.splitlines() if line.startswith("With the train members registered with their designs"))
+    assert "member_upsampling_accuracy" in lent and "member_loss_f1" in lent and "Designs lent: " in lent
+    parsing = markdown.split("### Parsing")[1]
+    for split in ("unseen seed", "unseen architecture", "unseen seed + architecture"):
+        assert f"| {shipped_part.LENT} | {split} |" in parsing
     for name in discrete_names():
         assert f"| {name} | " in markdown.split("against always answering the majority class")[1]
 

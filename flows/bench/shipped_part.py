@@ -20,11 +20,14 @@ from fingerprinting.network import HeadSpec
 from fingerprinting.parsing import discrete_names
 from fingerprinting.runtime import pin_threads
 from fingerprinting.training_data import load_labelled_images
-from fingerprinting.zoo import build_zoo
+from fingerprinting.evaluation import parsing_figures
+from fingerprinting.zoo import build_zoo, load_zoo
 from flows.bench import quality
 from flows.bench.methods import shipped_training_seed
 from flows.bench.report import SPLIT_NAMES, markdown_table
+from flows.designs import MIN_SIMILARITY, design_row, lend_designs, match_designs, zoo_member_design
 
+LENT = "genprint learned (shipped) + registered designs"
 # Seed 99 is used by no shipped checkpoint (checked below); 30 members give a handful per unseen split.
 ZOO = dict(members=30, images_per_member=100, size=64, seed=99)
 VIEWS = {"clean": None, "jpeg75": lambda image: jpeg(image, 75)}
@@ -53,11 +56,40 @@ def measure(work: Path, threads: int, log: Callable[[str], None], zoo: dict | No
         table, _, _ = quality.evaluate_method(part, fingerprinter, views=VIEWS)
         label = "genprint learned (shipped)" if name == "default" else "spectral"
         tables.append(table.assign(method=label))
+        if name == "default":
+            tables.append(lent_parsing(part, fingerprinter, load_zoo(zoo_dir).generators).assign(method=LENT))
         defaults, steps = default_clustering(part, fingerprinter, label)
         tables.append(defaults)
         step_tables.append(steps)
         log(f"shipped: {label} measured")
     return render(pd.concat(tables, ignore_index=True), pd.concat(step_tables, ignore_index=True), options)
+
+
+def lent_parsing(part: quality.Partition, fingerprinter: Fingerprinter, generators: pd.DataFrame) -> pd.DataFrame:
+    """Parsing per never-seen member with every train member registered with its design, as a run lends designs to clusters.
+
+    The attribution gallery's images are the registered references; each never-seen member's images
+    are pooled as a cluster's would be (flows.designs). One row per never-seen split and for both.
+    """
+    data = part.data
+    names = [data.member_ids[m] for m in data.member[part.reference_rows]]
+    references = fingerprinter.fingerprint(data.pixels[part.reference_rows]).vectors
+    registered = generators.set_index("member_id").loc[sorted(set(names))]
+    designs = pd.concat([design_row(zoo_member_design(row)).assign(name=member) for member, row in registered.iterrows()], ignore_index=True)
+    rows = []
+    for split, held_splits in (("unseen_seed", ["unseen_seed"]), ("unseen_arch", ["unseen_arch"]), ("held_out", ["unseen_seed", "unseen_arch"])):
+        held = np.concatenate([part.query_fakes[s] for s in held_splits])
+        output = fingerprinter.fingerprint(data.pixels[held])
+        members = sorted(set(data.member[held]))
+        sources, _ = match_designs(output.vectors, data.member[held], members, references, names, MIN_SIMILARITY[fingerprinter.name])
+        source_of = dict(zip(members, sources))
+        lent = lend_designs(output.parsed, [source_of[m] for m in data.member[held]], designs)
+        figures = parsing_figures(lent, np.ones(len(held), bool), quality.subset(data, held), HeadSpec.from_space())
+        parents = generators.set_index("member_id")["parent_id"]
+        from_parent = sum(source is not None and parents.get(data.member_ids[m]) == source for m, source in source_of.items())
+        rows.append({"view": "clean", "split": split, **{k: v for k, v in figures.items() if k.startswith("member_")},
+                     "designs_lent": f"{sum(s is not None for s in sources)} of {len(members)} ({from_parent} from the parent)"})
+    return pd.DataFrame(rows)
 
 
 def default_clustering(part: quality.Partition, fingerprinter: Fingerprinter, label: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -88,9 +120,10 @@ def render(table: pd.DataFrame, steps: pd.DataFrame, options: dict) -> str:
     grouping = ["method", "view", "split", "nn_same_member", "ari", "bcubed_f1", "noise_fraction", "real_in_clusters", "real_in_generated_clusters", "clusters_found", "clusters_true"]
     attribution = ["method", "view", "split", "closed_set_accuracy", "accuracy_at_threshold", "open_set_auroc", "oscr"]
     detection = ["method", "view", "split", "auc", "auc_content_matched", "average_precision", "brier"]
-    parsing = ["method", "split", "member_upsampling_accuracy", "member_upsampling_majority", "member_loss_f1", "image_upsampling_accuracy", "image_loss_f1"]
+    parsing = ["method", "split", "member_upsampling_accuracy", "member_upsampling_majority", "member_loss_f1", "image_upsampling_accuracy", "image_loss_f1", "designs_lent"]
     fakes = table[table["split"] != SPLIT_NAMES["real"]]
     learned_clean = table[(table["method"] == "genprint learned (shipped)") & (table["view"] == "clean")]
+    lent = table[(table["method"] == LENT) & (table["split"] == SPLIT_NAMES["held_out"])]
     return "\n".join([
         "## The shipped model on a zoo it never saw",
         "",
@@ -105,6 +138,11 @@ def render(table: pd.DataFrame, steps: pd.DataFrame, options: dict) -> str:
         "also counts an image the calibrated threshold calls unknown as wrong.",
         "",
         "Against the issues' targets (clean, shipped model): " + verdicts(learned_clean) + " " + majority_verdict(learned_clean),
+        "",
+        "With the train members registered with their designs, which a run lends to clusters whose pooled fingerprint is "
+        "close to a registered generator's (`genprint known add ... --design`; flows/designs.py), never-seen members: "
+        + verdicts(lent) + " " + majority_verdict(lent) + " Designs lent: "
+        + (str(lent["designs_lent"].iloc[0]) if len(lent) else "none") + ".",
         "",
         "### Grouping",
         "",
