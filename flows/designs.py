@@ -4,8 +4,9 @@ The parsing heads generalise poorly to designs they never learnt, but a generato
 design retrained with another seed lands next to it: on three tuning zoos (seeds 0, 5 and 3, the
 shipped model) the nearest train member of every unseen-seed member was its parent. So a cluster
 whose pooled fingerprint is at least ``MIN_SIMILARITY`` (cosine) from a registered generator's
-pooled references takes that generator's design, where the analyst registered one; the heads'
-parse stays for whatever the design leaves out, and for every other cluster.
+pooled references (and most of its images are near them) takes that generator's design, where the
+analyst registered one, and so does a cluster attributed to that generator; the heads' parse stays
+for whatever the design leaves out, and for every other cluster.
 """
 from __future__ import annotations
 
@@ -26,6 +27,11 @@ LOSS_TYPES_KEY = "loss_types"
 # members at most 0.916 from any train member; for the spectral one the two overlapped up to 0.974,
 # while halves of one member's images were at least 0.976 apart. Other fingerprints lend nothing.
 MIN_SIMILARITY = {"learned": 0.92, "spectral": 0.98}
+# And most of the cluster's images must be as close to the generator as its own references mostly
+# are (flows.designs.match_designs): on the tuning zoos, 0.48-1.0 of a re-seeded member's images
+# against at most 0.35 of an unseen architecture's; in the demo a cluster that merged four members
+# sat at 0.95 from one of them with a quarter of its images near it.
+MIN_SHARE = 0.5
 
 
 def design_row(design: Mapping[str, object]) -> pd.DataFrame:
@@ -70,26 +76,46 @@ def zoo_member_design(member: Mapping[str, object]) -> dict[str, object]:
 
 def match_designs(
     vectors: np.ndarray, groups: np.ndarray, keys: Sequence[int], reference_vectors: np.ndarray,
-    reference_names: Sequence[str], min_similarity: float,
+    reference_names: Sequence[str], min_similarity: float, min_share: float = MIN_SHARE,
+    attributed: Sequence[str | None] | None = None,
 ) -> tuple[list[str | None], np.ndarray]:
-    """Per key of ``keys``: the name whose pooled references are nearest to the group's pooled vectors, if close enough.
+    """Per key of ``keys``: the registered name whose design the group takes, if any, and its pooled similarity to it.
 
-    ``groups`` labels the rows of ``vectors`` (rows of other groups are ignored). Returns the names
-    (None where no name reaches ``min_similarity``) and the similarity to the nearest name (NaN for
-    a key without rows, or without names).
+    ``vectors`` and ``reference_vectors`` are unit rows; ``groups`` labels the rows of ``vectors``
+    (rows of other groups are ignored). A group attributed to a registered name (``attributed``,
+    one per key: its images were named after that generator) takes that name. Any other group
+    takes its nearest name when its pooled fingerprint is at least ``min_similarity`` from the
+    name's pooled references and at least ``min_share`` of its rows are as close to them as 95 % of
+    the name's own references are: a cluster that merged several generators can sit near one of
+    them on average while most of its images do not. Similarities are NaN for a key without rows,
+    or without names.
     """
     similarities = np.full(len(keys), np.nan, np.float32)
     if not len(keys) or not len(reference_names):
         return [None] * len(keys), similarities
+    reference_vectors = np.asarray(reference_vectors, np.float32)
     names, name_labels = np.unique(np.asarray(reference_names), return_inverse=True)
-    named = pooled_centroids(np.asarray(reference_vectors, np.float32), name_labels, len(names))
+    named = pooled_centroids(reference_vectors, name_labels, len(names))
+    own = np.einsum("ij,ij->i", reference_vectors, named[name_labels])
+    bounds = np.array([np.quantile(own[name_labels == n], 0.05) for n in range(len(names))], np.float32)
     position = pd.Index(keys).get_indexer(pd.Index(np.asarray(groups)))
-    pooled = pooled_centroids(np.asarray(vectors, np.float32), position, len(keys))
-    scores = pooled @ named.T
-    has_rows = np.bincount(position[position >= 0], minlength=len(keys)) > 0
-    nearest = scores.argmax(axis=1)
-    similarities[has_rows] = scores[has_rows, nearest[has_rows]]
-    chosen = has_rows & (similarities >= min_similarity)
+    vectors = np.asarray(vectors, np.float32)
+    pooled = pooled_centroids(vectors, position, len(keys))
+    nearest = (pooled @ named.T).argmax(axis=1)
+    name_index = {name: n for n, name in enumerate(names)}
+    forced = np.array([name in name_index for name in attributed]) if attributed is not None else np.zeros(len(keys), bool)
+    if forced.any():
+        nearest[forced] = [name_index[name] for name, f in zip(attributed, forced) if f]
+    rows = np.flatnonzero(position >= 0)
+    counts = np.bincount(position[rows], minlength=len(keys))
+    within = np.zeros(len(keys))
+    for chunk in np.array_split(rows, max(1, -(-len(rows) // 65536))):  # bounded memory at a million images
+        target = nearest[position[chunk]]
+        close = np.einsum("ij,ij->i", vectors[chunk], named[target]) >= bounds[target]
+        within += np.bincount(position[chunk], weights=close, minlength=len(keys))
+    has_rows = counts > 0
+    similarities[has_rows] = np.einsum("ij,ij->i", pooled[has_rows], named[nearest[has_rows]])
+    chosen = has_rows & (forced | ((similarities >= min_similarity) & (within >= min_share * counts)))
     return [str(names[n]) if ok else None for n, ok in zip(nearest, chosen)], similarities
 
 

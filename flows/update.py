@@ -358,7 +358,10 @@ def _lend_designs(
         cluster_of = images.set_index("image_id")["cluster_id"].reindex(image_ids).to_numpy()
         references, names = known.training_set()
         designed = np.isin(names, designs["name"])
-        sources, similarity = match_designs(vectors, cluster_of, keys, references[designed], np.asarray(names)[designed], threshold)
+        attributed = [name if isinstance(name, str) else None for name in clusters["attributed_generator"]]
+        sources, similarity = match_designs(
+            vectors, cluster_of, keys, references[designed], np.asarray(names)[designed], threshold, attributed=attributed
+        )
     else:
         carried = previous.set_index("cluster_id").reindex(keys)
         sources = [name if isinstance(name, str) else None for name in carried["design_source"]]

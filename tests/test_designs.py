@@ -47,6 +47,28 @@ def test_clusters_match_the_nearest_registered_generator_only_when_close_enough(
     assert sources == ["gen-b", "gen-a", None, None]
     assert similarity[0] > 0.99 and similarity[1] > 0.99
     assert similarity[2] < 0.9 and np.isnan(similarity[3])  # 30: nearest is gen-a at about 0.29; 40 has no rows
+    # A group attributed to a registered name takes it however far it is; an unregistered name changes nothing.
+    sources, similarity = match_designs(vectors, groups, [20, 10, 30, 40], references, names, 0.9, attributed=[None, "gen-b", "gen-b", "gen-z"])
+    assert sources == ["gen-b", "gen-b", "gen-b", None]
+    assert similarity[1] < 0.1 and similarity[2] < 0.1  # the similarity is to the name taken
+
+
+def test_a_cluster_near_a_generator_only_on_average_is_not_taken_for_it() -> None:
+    rng = np.random.default_rng(1)
+    basis = np.eye(16, dtype=np.float32)
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+    references = unit(basis[0] + 0.03 * rng.standard_normal((20, 16)))
+    # A quarter of the group is the generator's kind; the rest stray each its own way, so their
+    # mean still points at the generator (pooled similarity above 0.9) while each image does not.
+    strays = unit(basis[0] + 0.8 * basis[1 + np.arange(30) % 15])
+    group = np.concatenate([unit(basis[0] + 0.03 * rng.standard_normal((10, 16))), strays])
+    groups = np.zeros(len(group), int)
+    sources, similarity = match_designs(group, groups, [0], references, ["gen-a"] * 20, min_similarity=0.9)
+    assert similarity[0] > 0.9 and sources == [None]
+    assert match_designs(group, groups, [0], references, ["gen-a"] * 20, min_similarity=0.9, min_share=0.2)[0] == ["gen-a"]
 
 
 def test_a_lent_design_overrides_only_what_it_knows() -> None:

@@ -19,6 +19,7 @@ def test_section_has_both_models_every_table_and_the_verdicts(tmp_path) -> None:
     for method in ("genprint learned (shipped)", "spectral"):
         assert f"| {method} | clean | unseen seed + architecture |" in grouping
         assert f"| {method} | jpeg75 | held_out (OriginClusterer defaults) |" in grouping
+    assert shipped_part.LENT not in grouping  # lent designs change parsing only
     steps = markdown.split("### Refinement steps")[1].split("###")[0]
     for step in shipped_part.REFINEMENT_STEPS:
         assert f"| genprint learned (shipped) | {step} |" in steps and f"| spectral | {step} |" in steps

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from clustering import metrics
+from clustering.attribution import OpenSetAttributor
 from clustering.origin import OriginClusterer
 from fingerprinting.augment import jpeg
 from fingerprinting.models import Fingerprinter, load_fingerprinter
@@ -69,11 +70,13 @@ def lent_parsing(part: quality.Partition, fingerprinter: Fingerprinter, generato
     """Parsing per never-seen member with every train member registered with its design, as a run lends designs to clusters.
 
     The attribution gallery's images are the registered references; each never-seen member's images
-    are pooled as a cluster's would be (flows.designs). One row per never-seen split and for both.
+    are pooled as a cluster's would be, and voted on as its attributed name (flows.designs). One row
+    per never-seen split and for both.
     """
     data = part.data
     names = [data.member_ids[m] for m in data.member[part.reference_rows]]
     references = fingerprinter.fingerprint(data.pixels[part.reference_rows]).vectors
+    attributor = quality.gallery_attributor(part, fingerprinter)
     registered = generators.set_index("member_id").loc[sorted(set(names))]
     designs = pd.concat([design_row(zoo_member_design(row)).assign(name=member) for member, row in registered.iterrows()], ignore_index=True)
     rows = []
@@ -81,7 +84,9 @@ def lent_parsing(part: quality.Partition, fingerprinter: Fingerprinter, generato
         held = np.concatenate([part.query_fakes[s] for s in held_splits])
         output = fingerprinter.fingerprint(data.pixels[held])
         members = sorted(set(data.member[held]))
-        sources, _ = match_designs(output.vectors, data.member[held], members, references, names, MIN_SIMILARITY[fingerprinter.name])
+        votes = OpenSetAttributor.attribute_clusters(data.member[held], attributor.predict(output.vectors)[0])  # as a run's clusters vote
+        sources, _ = match_designs(output.vectors, data.member[held], members, references, names, MIN_SIMILARITY[fingerprinter.name],
+                                   attributed=[votes[m][0] for m in members])
         source_of = dict(zip(members, sources))
         lent = lend_designs(output.parsed, [source_of[m] for m in data.member[held]], designs)
         figures = parsing_figures(lent, np.ones(len(held), bool), quality.subset(data, held), HeadSpec.from_space())
@@ -146,7 +151,7 @@ def render(table: pd.DataFrame, steps: pd.DataFrame, options: dict) -> str:
         "",
         "### Grouping",
         "",
-        markdown_table(fakes.reindex(columns=grouping)),
+        markdown_table(fakes[fakes["method"] != LENT].reindex(columns=grouping)),
         "",
         "### Refinement steps (clean, never-seen members and the held-out reals, `OriginClusterer` defaults otherwise)",
         "",
