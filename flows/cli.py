@@ -274,7 +274,7 @@ def known_add(
         None, "--design", dir_okay=False,
         help="A JSON file with the generator's known design: hyperparameter names of the zoo's space "
         '(e.g. "upsampling": "transposed", "up_blocks": 4) and "loss_types" (a list); keys left out stay unknown. '
-        "Clusters whose pooled fingerprint is close to this generator's references then carry this design as their parsed design.",
+        "Clusters attributed to this generator, or whose images lie close to its references, then carry this design as their parsed design.",
     ),
 ) -> None:
     """Register reference images of a named generator; runs from the next one on attribute to it.
