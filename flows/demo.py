@@ -35,7 +35,7 @@ class DemoResult:
         return (
             f"{self.summary.describe()}\n"
             f"zoo:    {self.zoo} (generators.parquet, images.parquet: the true origin of every image)\n"
-            f"known:  {', '.join(self.known)} (registered from {REFERENCES_PER_MEMBER} images each)\n"
+            f"known:  {', '.join(self.known)} (registered from {REFERENCES_PER_MEMBER} images each, with their designs)\n"
             f"vectors: {self.store.root}/runs/*/*/vectors/*.parquet; index: {self.store.root / Store.INDEX}\n"
             f"demo finished in {self.seconds:.0f} s" + example
         )
