@@ -16,12 +16,12 @@ from clustering import metrics
 from clustering.attribution import OpenSetAttributor
 from clustering.origin import OriginClusterer
 from fingerprinting.augment import jpeg
-from fingerprinting.models import Fingerprinter, load_fingerprinter
+from fingerprinting.evaluation import parsing_figures
+from fingerprinting.models import Fingerprinter, attributor_params, load_fingerprinter
 from fingerprinting.network import HeadSpec
 from fingerprinting.parsing import discrete_names
 from fingerprinting.runtime import pin_threads
 from fingerprinting.training_data import load_labelled_images
-from fingerprinting.evaluation import parsing_figures
 from fingerprinting.zoo import build_zoo, load_zoo
 from flows.bench import quality
 from flows.bench.methods import shipped_training_seed
@@ -76,24 +76,25 @@ def lent_parsing(part: quality.Partition, fingerprinter: Fingerprinter, generato
     data = part.data
     names = [data.member_ids[m] for m in data.member[part.reference_rows]]
     references = fingerprinter.fingerprint(data.pixels[part.reference_rows]).vectors
-    attributor = quality.gallery_attributor(part, fingerprinter)
-    registered = generators.set_index("member_id").loc[sorted(set(names))]
-    designs = pd.concat([design_row(zoo_member_design(row)).assign(name=member) for member, row in registered.iterrows()], ignore_index=True)
+    attributor = OpenSetAttributor(**attributor_params(fingerprinter)).fit(references, names)  # as quality.gallery_attributor
+    by_member = generators.set_index("member_id")
+    designs = pd.concat([design_row(zoo_member_design(by_member.loc[n])).assign(name=n) for n in sorted(set(names))], ignore_index=True)
+    held = np.concatenate([part.query_fakes[s] for s in quality.FAKE_SPLITS[1:]])
+    output = fingerprinter.fingerprint(data.pixels[held])
+    members = sorted(set(data.member[held]))
+    votes = OpenSetAttributor.attribute_clusters(data.member[held], attributor.predict(output.vectors)[0])  # as a run's clusters vote
+    sources, _ = match_designs(output.vectors, data.member[held], members, references, names, MIN_SIMILARITY[fingerprinter.name],
+                               attributed=[votes[m][0] for m in members])
+    source_of = dict(zip(members, sources))
+    lent = lend_designs(output.parsed, [source_of[m] for m in data.member[held]], designs)
     rows = []
-    for split, held_splits in (("unseen_seed", ["unseen_seed"]), ("unseen_arch", ["unseen_arch"]), ("held_out", ["unseen_seed", "unseen_arch"])):
-        held = np.concatenate([part.query_fakes[s] for s in held_splits])
-        output = fingerprinter.fingerprint(data.pixels[held])
-        members = sorted(set(data.member[held]))
-        votes = OpenSetAttributor.attribute_clusters(data.member[held], attributor.predict(output.vectors)[0])  # as a run's clusters vote
-        sources, _ = match_designs(output.vectors, data.member[held], members, references, names, MIN_SIMILARITY[fingerprinter.name],
-                                   attributed=[votes[m][0] for m in members])
-        source_of = dict(zip(members, sources))
-        lent = lend_designs(output.parsed, [source_of[m] for m in data.member[held]], designs)
-        figures = parsing_figures(lent, np.ones(len(held), bool), quality.subset(data, held), HeadSpec.from_space())
-        parents = generators.set_index("member_id")["parent_id"]
-        from_parent = sum(source is not None and parents.get(data.member_ids[m]) == source for m, source in source_of.items())
+    for split, splits in (("unseen_seed", ["unseen_seed"]), ("unseen_arch", ["unseen_arch"]), ("held_out", ["unseen_seed", "unseen_arch"])):
+        chosen = np.isin(data.split[held], splits)
+        figures = parsing_figures(lent[chosen].reset_index(drop=True), np.ones(chosen.sum(), bool), quality.subset(data, held[chosen]), HeadSpec.from_space())
+        taken = {m: source_of[m] for m in set(data.member[held[chosen]]) if source_of[m] is not None}
+        from_parent = sum(by_member.loc[data.member_ids[m], "parent_id"] == source for m, source in taken.items())
         rows.append({"view": "clean", "split": split, **{k: v for k, v in figures.items() if k.startswith("member_")},
-                     "designs_lent": f"{sum(s is not None for s in sources)} of {len(members)} ({from_parent} from the parent)"})
+                     "designs_lent": f"{len(taken)} of {len(set(data.member[held[chosen]]))} ({from_parent} from the parent)"})
     return pd.DataFrame(rows)
 
 
@@ -144,8 +145,8 @@ def render(table: pd.DataFrame, steps: pd.DataFrame, options: dict) -> str:
         "",
         "Against the issues' targets (clean, shipped model): " + verdicts(learned_clean) + " " + majority_verdict(learned_clean),
         "",
-        "With the train members registered with their designs, which a run lends to clusters whose pooled fingerprint is "
-        "close to a registered generator's (`genprint known add ... --design`; flows/designs.py), never-seen members: "
+        "With the train members registered with their designs, which a run lends to clusters attributed to a registered "
+        "generator or lying close to its references (`genprint known add ... --design`; flows/designs.py), never-seen members: "
         + verdicts(lent) + " " + majority_verdict(lent) + " Designs lent: "
         + (str(lent["designs_lent"].iloc[0]) if len(lent) else "none") + ".",
         "",
