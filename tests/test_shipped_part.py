@@ -30,7 +30,8 @@ def test_section_has_both_models_every_table_and_the_verdicts(tmp_path) -> None:
     assert "member_upsampling_accuracy" in lent and "member_loss_f1" in lent and "Designs lent: " in lent
     parsing = markdown.split("### Parsing")[1]
     for split in ("unseen seed", "unseen architecture", "unseen seed + architecture"):
-        assert f"| {shipped_part.LENT} | {split} |" in parsing
+        assert f"| {shipped_part.LENT} | clean | {split} |" in parsing
+    assert "| genprint learned (shipped) | jpeg75 | unseen seed + architecture |" in parsing  # parsing after re-encoding too
     for name in discrete_names():
         assert f"| {name} | " in markdown.split("against always answering the majority class")[1]
 
