@@ -3,10 +3,10 @@
 The parsing heads generalise poorly to designs they never learnt, but a generator of a registered
 design retrained with another seed lands next to it: on three tuning zoos (seeds 0, 5 and 3, the
 shipped model) the nearest train member of every unseen-seed member was its parent. So a cluster
-whose pooled fingerprint is at least ``MIN_SIMILARITY`` (cosine) from a registered generator's
-pooled references (and most of its images are near them) takes that generator's design, where the
-analyst registered one, and so does a cluster attributed to that generator; the heads' parse stays
-for whatever the design leaves out, and for every other cluster.
+whose pooled fingerprint has a cosine similarity of at least ``MIN_SIMILARITY`` with a registered
+generator's pooled references (and most of its images are near them) takes that generator's
+design, where the analyst registered one, and so does a cluster attributed to that generator; the
+heads' parse stays for whatever the design leaves out, and for every other cluster.
 """
 from __future__ import annotations
 
@@ -23,9 +23,10 @@ from flows.errors import UserError
 LOSS_TYPES_KEY = "loss_types"
 # Cosine between pooled fingerprints above which a cluster counts as a registered design, per
 # fingerprint (their geometries differ). Chosen on the three tuning zoos, members pooled: for the
-# learned fingerprint unseen-seed members were 0.81-0.99 from their parent and unseen-architecture
-# members at most 0.916 from any train member; for the spectral one the two overlapped up to 0.974,
-# while halves of one member's images were at least 0.976 apart. Other fingerprints lend nothing.
+# learned fingerprint unseen-seed members had similarity 0.81-0.99 with their parent and
+# unseen-architecture members at most 0.916 with any train member; for the spectral one the two
+# overlapped up to 0.974, while the two halves of one member's images had at least 0.976.
+# Other fingerprints lend nothing.
 MIN_SIMILARITY = {"learned": 0.92, "spectral": 0.98}
 # And most of the cluster's images must be as close to the generator as its own references mostly
 # are (flows.designs.match_designs): on the tuning zoos, 0.48-1.0 of a re-seeded member's images
