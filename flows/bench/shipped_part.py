@@ -17,7 +17,7 @@ from clustering.attribution import OpenSetAttributor
 from clustering.origin import OriginClusterer
 from fingerprinting.augment import jpeg
 from fingerprinting.evaluation import parsing_figures
-from fingerprinting.models import Fingerprinter, attributor_params, load_fingerprinter
+from fingerprinting.models import Fingerprinter, load_fingerprinter
 from fingerprinting.network import HeadSpec
 from fingerprinting.parsing import discrete_names
 from fingerprinting.runtime import pin_threads
@@ -76,11 +76,10 @@ def lent_parsing(part: quality.Partition, fingerprinter: Fingerprinter, generato
     per never-seen split and for both.
     """
     data = part.data
-    names = [data.member_ids[m] for m in data.member[part.reference_rows]]
-    references = fingerprinter.fingerprint(data.pixels[part.reference_rows]).vectors
-    attributor = OpenSetAttributor(**attributor_params(fingerprinter)).fit(references, names)  # as quality.gallery_attributor
+    attributor = quality.gallery_attributor(part, fingerprinter)
+    references, names = attributor.references_, np.repeat(attributor.names_, attributor.reference_counts_)  # its fitted gallery
     by_member = generators.set_index("member_id")
-    designs = pd.concat([design_row(zoo_member_design(by_member.loc[n])).assign(name=n) for n in sorted(set(names))], ignore_index=True)
+    designs = pd.concat([design_row(zoo_member_design(by_member.loc[n])).assign(name=n) for n in attributor.names_], ignore_index=True)
     held = np.concatenate([part.query_fakes[s] for s in quality.FAKE_SPLITS[1:]])
     output = fingerprinter.fingerprint(data.pixels[held])
     members = sorted(set(data.member[held]))
