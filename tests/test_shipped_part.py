@@ -34,6 +34,8 @@ def test_section_has_both_models_every_table_and_the_verdicts(tmp_path) -> None:
     assert "| genprint learned (shipped) | jpeg75 | unseen seed + architecture |" in parsing  # parsing after re-encoding too
     for name in discrete_names():
         assert f"| {name} | " in markdown.split("against always answering the majority class")[1]
+    ceilings = next(line for line in markdown.splitlines() if line.startswith("The best loss F1 per member that any parser could reach"))
+    assert "if L1 vs L2 cannot be told apart" in ceilings and "if L1 vs L2 and which GAN loss cannot be told apart" in ceilings
 
 
 def test_majority_verdict_names_the_hyperparameters_that_fall_short() -> None:

@@ -23,7 +23,7 @@ from fingerprinting.parsing import discrete_names
 from fingerprinting.runtime import pin_threads
 from fingerprinting.training_data import LabelledImages, load_labelled_images
 from fingerprinting.zoo import build_zoo, load_zoo
-from flows.bench import quality
+from flows.bench import identifiability, quality
 from flows.bench.methods import shipped_training_seed
 from flows.bench.report import SPLIT_NAMES, markdown_table
 from flows.designs import MIN_SIMILARITY, design_row, lend_designs, match_designs, zoo_member_design
@@ -52,6 +52,7 @@ def measure(work: Path, threads: int, log: Callable[[str], None], zoo: dict | No
     zoo_dir = work / "zoo-{members}x{images_per_member}-{size}px-seed{seed}".format(**options)
     build_zoo(zoo_dir, **options, on_progress=lambda done, total, what: log(f"zoo {done}/{total}: {what}"))
     part = quality.partition(load_labelled_images(zoo_dir, HeadSpec.from_space()))
+    generators = load_zoo(zoo_dir).generators
     tables, step_tables, parsing_tables = [], [], []
     for name in ("default", "spectral"):
         fingerprinter = load_fingerprinter(name)
@@ -60,12 +61,22 @@ def measure(work: Path, threads: int, log: Callable[[str], None], zoo: dict | No
         tables.append(table.assign(method=label))
         if name == "default":  # the only one with parsing heads
             parsing_tables.append(degraded_parsing(part, fingerprinter, "jpeg75").assign(method=label))
-            parsing_tables.append(lent_parsing(part, fingerprinter, load_zoo(zoo_dir).generators).assign(method=LENT))
+            parsing_tables.append(lent_parsing(part, fingerprinter, generators).assign(method=LENT))
         defaults, steps = default_clustering(part, fingerprinter, label)
         tables.append(defaults)
         step_tables.append(steps)
         log(f"shipped: {label} measured")
-    return render(pd.concat(tables, ignore_index=True), pd.concat(step_tables, ignore_index=True), pd.concat(parsing_tables, ignore_index=True), options)
+    never_seen = generators[generators["split"].isin(NEVER_SEEN["held_out"])]
+    return render(pd.concat(tables, ignore_index=True), pd.concat(step_tables, ignore_index=True), pd.concat(parsing_tables, ignore_index=True), options,
+                  loss_ceilings(never_seen))
+
+
+def loss_ceilings(generators: pd.DataFrame) -> str:
+    """What issue 3's loss-F1 target asks of a parser on these members: the ceiling under each look-alike assumption."""
+    phrases = [f"{float(identifiability.loss_f1_ceiling(generators['losses'].tolist(), groups).mean()):.3f} if {assumption.removesuffix(' unknown')} cannot be told apart"
+               for assumption, groups in identifiability.LOOK_ALIKES.items()]
+    return ("The best loss F1 per member that any parser could reach on these never-seen members while knowing everything else "
+            "about their loss sets (flows/bench/identifiability.py): " + "; ".join(phrases) + ".")
 
 
 def lent_parsing(part: quality.Partition, fingerprinter: Fingerprinter, generators: pd.DataFrame) -> pd.DataFrame:
@@ -138,8 +149,8 @@ def default_clustering(part: quality.Partition, fingerprinter: Fingerprinter, la
     return pd.DataFrame(rows), pd.DataFrame(steps)
 
 
-def render(table: pd.DataFrame, steps: pd.DataFrame, parsing_rows: pd.DataFrame, options: dict) -> str:
-    """The section; ``parsing_rows``: parsing measured apart from ``table`` (after JPEG 75, with lent designs)."""
+def render(table: pd.DataFrame, steps: pd.DataFrame, parsing_rows: pd.DataFrame, options: dict, ceilings: str) -> str:
+    """The section; ``parsing_rows``: parsing measured apart from ``table`` (after JPEG 75, with lent designs); ``ceilings``: loss-F1 ceilings."""
     table = table.assign(split=table["split"].map(lambda s: SPLIT_NAMES.get(s, s)))
     parsing_rows = parsing_rows.assign(split=parsing_rows["split"].map(lambda s: SPLIT_NAMES.get(s, s)))
     grouping = ["method", "view", "split", "nn_same_member", "ari", "bcubed_f1", "noise_fraction", "real_in_clusters", "real_in_generated_clusters", "clusters_found", "clusters_true"]
@@ -192,6 +203,8 @@ def render(table: pd.DataFrame, steps: pd.DataFrame, parsing_rows: pd.DataFrame,
         "Each discrete hyperparameter against always answering the majority class (shipped model, clean, never-seen members):",
         "",
         markdown_table(against_majority(learned_clean)),
+        "",
+        ceilings,
         "",
     ])
 
