@@ -48,10 +48,7 @@ def loss_f1_ceiling(loss_sets: Sequence[Sequence[str]], look_alikes: Sequence[Se
     candidates = [frozenset(c) for size in range(1, len(LOSS_TYPES) + 1) for c in itertools.combinations(LOSS_TYPES, size)]
     ceilings = []
     for losses in loss_sets:
-        choices = []
-        for loss in losses:
-            group = next((g for g in look_alikes if loss in g), (loss,))
-            choices.append(group)
+        choices = [next((group for group in look_alikes if loss in group), (loss,)) for loss in losses]
         truths = [frozenset(t) for t in itertools.product(*choices)]
         ceilings.append(max(np.mean([_f1(candidate, truth) for truth in truths]) for candidate in candidates))
     return np.array(ceilings)
