@@ -28,6 +28,7 @@ from sklearn.model_selection import GroupKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from fingerprinting.parsing import discrete_names
 from fingerprinting.zoo.losses import GAN_LOSSES, RECONSTRUCTION_LOSSES
 from fingerprinting.zoo.space import LOSS_TYPES, hyperparameter
 
@@ -36,7 +37,6 @@ LOOK_ALIKES: dict[str, tuple[tuple[str, ...], ...]] = {
     "L1 vs L2 unknown": (RECONSTRUCTION_LOSSES,),
     "L1 vs L2 and which GAN loss unknown": (RECONSTRUCTION_LOSSES, GAN_LOSSES),
 }
-DISCRETE = ("upsampling", "norm", "activation", "last_activation", "skip")
 
 
 def loss_f1_ceiling(loss_sets: Sequence[Sequence[str]], look_alikes: Sequence[Sequence[str]]) -> np.ndarray:
@@ -86,7 +86,7 @@ def identifiability_table(member_features: np.ndarray, generators: pd.DataFrame)
     """Grouped cross-validated accuracy of each discrete hyperparameter from the members' pooled fingerprints."""
     groups = design_groups(generators)
     rows = []
-    for name in DISCRETE:
+    for name in discrete_names():
         accuracy, majority = pooled_identifiability(member_features, generators[name].to_numpy(str), groups)
         rows.append({"hyperparameter": name, "choices": len(hyperparameter(name).choices), "accuracy": accuracy, "majority": majority})
     for loss in RECONSTRUCTION_LOSSES[1:] + ("perceptual", "kl"):
@@ -117,7 +117,6 @@ def member_means(zoo_dir: str | os.PathLike, model: str) -> tuple[np.ndarray, pd
 
 def main(argv: Sequence[str] | None = None) -> None:
     from fingerprinting.runtime import pin_threads
-    from fingerprinting.zoo import load_zoo
     from flows.bench.report import markdown_table
 
     args = list(sys.argv[1:] if argv is None else argv)
@@ -125,9 +124,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit("usage: python -m flows.bench.identifiability ZOO_DIR [MODEL]")
     pin_threads(int(os.environ.get("GENPRINT_THREADS", "2")))
     model = args[1] if len(args) == 2 else "default"
-    print("### Loss-type F1 ceilings per member (from the labels alone)\n")
-    print(markdown_table(ceiling_table(load_zoo(args[0]).generators)))
     means, generators = member_means(args[0], model)
+    print("### Loss-type F1 ceilings per member (from the labels alone)\n")
+    print(markdown_table(ceiling_table(generators)))
     print(f"\n### Labels from pooled fingerprints ({model}; {len(generators)} members, 5 folds grouped by design)\n")
     print(markdown_table(identifiability_table(means, generators)))
 

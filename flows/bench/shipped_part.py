@@ -73,8 +73,10 @@ def measure(work: Path, threads: int, log: Callable[[str], None], zoo: dict | No
 
 def loss_ceilings(generators: pd.DataFrame) -> str:
     """What issue 3's loss-F1 target asks of a parser on these members: the ceiling under each look-alike assumption."""
-    phrases = [f"{float(identifiability.loss_f1_ceiling(generators['losses'].tolist(), groups).mean()):.3f} if {assumption.removesuffix(' unknown')} cannot be told apart"
-               for assumption, groups in identifiability.LOOK_ALIKES.items()]
+    table = identifiability.ceiling_table(generators)
+    overall = table[table["split"] == "all"]
+    phrases = [f"{ceiling:.3f} if {assumption.removesuffix(' unknown')} cannot be told apart"
+               for assumption, ceiling in zip(overall["assumption"], overall["loss_f1_ceiling"])]
     return ("The best loss F1 per member that any parser could reach on these never-seen members while knowing everything else "
             "about their loss sets (flows/bench/identifiability.py): " + "; ".join(phrases) + ".")
 
