@@ -51,8 +51,12 @@ def test_code_digest_follows_the_stage_code(tmp_path, monkeypatch) -> None:
     before = stages.stage_code_digest()
     (tmp_path / "flows/bench/report.py").write_text("x = 2\n")  # presentation only: the kept results still hold
     assert stages.stage_code_digest() == before
+    trainings_before = stages.stage_code_digest(stages.TRAINING_CODE)
     (tmp_path / "clustering/b.py").write_text("x = 2\n")
     assert stages.stage_code_digest() != before
+    assert stages.stage_code_digest(stages.TRAINING_CODE) == trainings_before  # trainings do not use clustering/
+    (tmp_path / "fingerprinting/a.py").write_text("x = 2\n")
+    assert stages.stage_code_digest(stages.TRAINING_CODE) != trainings_before
 
 
 def test_prepare_reuses_the_trainings_an_earlier_run_finished(part: quality.Partition, tmp_path) -> None:

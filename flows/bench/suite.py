@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from flows.bench.baselines.fen import FenConfig
-from flows.bench.stages import StageStore, stage_code_digest
+from flows.bench.stages import TRAINING_CODE, StageStore, stage_code_digest
 
 if TYPE_CHECKING:  # heavy modules: imported by run_bench when a run starts
     from flows.bench.methods import Method
@@ -107,8 +107,10 @@ def run_bench(config: BenchConfig, work: Path, figures: Path, log: Callable[[str
     part = quality.partition(data)
     lap("zoo")
     # Trainings and quality tables of this configuration that an interrupted run finished are reused.
-    stages = StageStore(work / "stages", {"zoo": zoo_dir.name, "config": asdict(config), "code": stage_code_digest()}, log)
-    methods = methods_module.prepare(part, config.epochs, config.fen, stages, config.steps_per_epoch)
+    key = {"zoo": zoo_dir.name, "config": asdict(config)}
+    trainings = StageStore(work / "stages", key | {"code": stage_code_digest(TRAINING_CODE)}, log)
+    stages = StageStore(work / "stages", key | {"code": stage_code_digest()}, log)
+    methods = methods_module.prepare(part, config.epochs, config.fen, trainings, config.steps_per_epoch)
     lap("training")
     tables, formats, maps = [], [], {}
     for method in methods:
@@ -139,7 +141,7 @@ def run_bench(config: BenchConfig, work: Path, figures: Path, log: Callable[[str
     index, clustering = speed.scale(list(config.scale_sizes), 64, config.threads)
     lap("index and clustering scale")
     return BenchResult(config, seed, pd.DataFrame(flops_rows), quality_table, pd.DataFrame(formats), throughput, memory, incremental,
-                       index, clustering, seconds, stages.reused)
+                       index, clustering, seconds, trainings.reused + stages.reused)
 
 
 def _method_quality(part: Partition, method: Method, stages: StageStore) -> tuple[pd.DataFrame, dict, np.ndarray]:
