@@ -3,7 +3,8 @@
 A paper-scale `genprint bench` takes hours on 2 cores: the zoo build resumes by itself, and this
 keeps the rest that costs most (the two trainings, each method's quality tables) under one folder
 per run configuration and version of the code that computes them (a stage made by other code is
-never mixed in; the trainings' version leaves out clustering/, which they do not use). A stage is written atomically when it finishes and read back instead of redone.
+never mixed in; the trainings' version leaves out clustering/, which they do not use). A stage is
+written atomically when it finishes and read back instead of redone.
 Only results that do not depend on timing are kept: throughput, pipeline runs and the
 scale figures are always measured afresh, so their ratios still come from one run on one machine.
 """
@@ -25,7 +26,7 @@ from clustering.atomic_file import write_atomic
 _ROOT = Path(__file__).resolve().parents[2]
 # The code that decides what a kept stage holds: models, training, clustering, metrics, the compared methods.
 STAGE_CODE = ("fingerprinting", "clustering", "flows/bench/quality.py", "flows/bench/methods.py", "flows/bench/baselines")
-# The trainings import nothing from clustering/: a clustering change redoes the quality tables, not the trainings (20 min at paper scale).
+# The trainings do not call into clustering/: a clustering change redoes the quality tables, not the trainings (22 min at paper scale).
 TRAINING_CODE = tuple(entry for entry in STAGE_CODE if entry != "clustering")
 
 
