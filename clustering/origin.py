@@ -5,12 +5,13 @@ import time
 
 import hdbscan
 import numpy as np
-from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.base import BaseEstimator, ClusterMixin, clone
 from sklearn.decomposition import PCA
 
 from clustering import refine
 from clustering.cohesive_selection import cohesion, cohesive_eom_labels
 from clustering.graph import mutual_reachability_tree
+from clustering.loose_split import split_loose_clusters
 
 # PCA is fitted on at most this many points: the components are stable long before.
 PCA_SAMPLE = 100_000
@@ -73,10 +74,16 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
     HDBSCAN's selection (`clustering.cohesive_selection`): a loose cluster gives way to its
     cohesive sub-clusters instead of becoming noise whole (after a 0.75x rescale of the paper-scale
     zoo, hdbscan's own selection kept one loose cluster of 41,362 images, and 97 % became noise).
-    Leaf selection and refinement are checked afterwards. When no cluster is left, the whole set is tried as one
-    group in the input space (PCA centring would remove the very fingerprint that one origin's
-    images share) and refined (merge, re-assign; whatever `refine` says): a batch from one
-    generator, with a few strays, becomes one cluster. Measured on the 24-member default zoo
+    Leaf selection and refinement are checked afterwards.
+
+    A cluster that passes the bound but stays below `split_cohesion` is clustered again on its own,
+    in a PCA fitted to its members (`clustering.loose_split`): after JPEG re-encoding, generators
+    of one design merge in the batch's projection and come apart in their own.
+
+    When no cluster is left, the whole set is tried as one group in the input space (PCA centring
+    would remove the very fingerprint that one origin's images share) and refined (merge,
+    re-assign; whatever `refine` says): a batch from one generator, with a few strays, becomes one
+    cluster. Measured on the 24-member default zoo
     (64 px): a member's images have cohesion 0.57 to 0.94 with the learned fingerprint (clean or
     JPEG 50) and 0.62 to 0.96 with the spectral one; 30 real photographs at most 0.19 (learned) and
     0.26 (spectral; JPEG-compressed photographs share the codec's trace there: up to 0.54).
@@ -87,7 +94,8 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
     183 / 92 / 46 clusters and ARI 0.65 / 0.69 / 0.76. `min_samples` is how conservative density
     estimation is (higher = more noise);
     `min_cohesion` how much of a fingerprint a cluster's members must share (None: no check, and
-    no single-group try).
+    no single-group try); `split_cohesion` below which a cluster is tried as several origins (None:
+    never).
 
     Learned state: `labels_` (-1 noise, clusters numbered by decreasing size), `probabilities_`
     (1 = at least as close to the pooled fingerprint as the median member, falling to 0 at the
@@ -107,6 +115,7 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
         split_evidence: float | None = None,
         assign_mads: float = 3.0,
         min_cohesion: float | None = 0.3,
+        split_cohesion: float | None = 0.7,
         graph_threshold: int = 5_000,
         n_neighbors: int = 15,
         cluster_selection_method: str = "eom",
@@ -120,6 +129,7 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
         self.split_evidence = split_evidence
         self.assign_mads = assign_mads
         self.min_cohesion = min_cohesion
+        self.split_cohesion = split_cohesion
         self.graph_threshold = graph_threshold
         self.n_neighbors = n_neighbors
         self.cluster_selection_method = cluster_selection_method
@@ -140,6 +150,8 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
         if self.refine:
             labels = self._refine(reduced, labels, clock)
         labels = self._drop_loose(X, labels)
+        labels = self._split_loose(X, labels)
+        clock.lap("split_loose")
         if labels.max(initial=-1) < 0:
             labels, reduced = self._one_group(X, labels, reduced, clock)
         self._set_clusters(X, reduced, refine.compact(labels))
@@ -220,11 +232,22 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
         loose = np.r_[cohesion(X, labels) < self.min_cohesion, True]  # the last entry stands for noise
         return refine.compact(np.where(loose[labels], -1, labels))
 
+    def _split_loose(self, X: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Labels with the clusters less cohesive than `split_cohesion` clustered again on their own
+        (`clustering.loose_split`), by a clusterer with these parameters that does not recurse itself."""
+        if self.split_cohesion is None or labels.max(initial=-1) < 0:
+            return labels
+        inner = clone(self).set_params(split_cohesion=None)
+        return split_loose_clusters(
+            X, refine.compact(labels), self.split_cohesion, self.min_cluster_size, inner.fit_predict
+        )
+
     def _one_group(
         self, X: np.ndarray, labels: np.ndarray, reduced: np.ndarray, clock: _Clock
     ) -> tuple[np.ndarray, np.ndarray]:
         """With no cluster found: every point as one cluster in the input space, refined (split if
-        asked, merge, re-assign), loose parts dropped; (labels, space clustered in), unchanged if nothing stays."""
+        asked, merge, re-assign), loose parts dropped; (labels, space clustered in), unchanged if
+        nothing stays."""
         if self.min_cohesion is None or len(X) < self.min_cluster_size:
             return labels, reduced
         grouped = self._drop_loose(X, self._refine(X, np.zeros(len(X), np.int64), clock))

@@ -21,9 +21,11 @@ def test_section_has_both_models_every_table_and_the_verdicts(tmp_path) -> None:
         assert f"| {method} | clean | unseen seed + architecture |" in grouping
         assert f"| {method} | jpeg75 | held_out (OriginClusterer defaults) |" in grouping
     assert shipped_part.LENT not in grouping  # lent designs change parsing only
-    steps = markdown.split("### Refinement steps")[1].split("###")[0]
+    steps = markdown.split("### Steps after HDBSCAN")[1].split("###")[0]
     for step in shipped_part.REFINEMENT_STEPS:
-        assert f"| genprint learned (shipped) | {step} |" in steps and f"| spectral | {step} |" in steps
+        assert f"| genprint learned (shipped) | clean | {step} |" in steps and f"| spectral | clean | {step} |" in steps
+    for step in (shipped_part.NO_LOOSE_SPLIT, shipped_part.DEFAULT_STEP):  # the defaults' own steps after re-encoding too
+        assert f"| genprint learned (shipped) | jpeg75 | {step} |" in steps
     verdict = next(line for line in markdown.splitlines() if line.startswith("Against the issues' targets"))
     assert verdict.count("target") >= 5 and all(word in ("met", "NOT") for word in _verdict_words(verdict))
     assert "Parsing per member beats the majority class on " in verdict
