@@ -59,6 +59,22 @@ def test_code_digest_follows_the_stage_code(tmp_path, monkeypatch) -> None:
     assert stages.stage_code_digest(stages.TRAINING_CODE) != trainings_before
 
 
+def test_code_digest_ignores_docstrings_comments_and_layout(tmp_path, monkeypatch) -> None:
+    module = tmp_path / "clustering" / "a.py"
+    module.parent.mkdir()
+    module.write_text('"""Old words."""\n\n\ndef f(x):\n    """Old words."""\n    return x + 1\n')
+    monkeypatch.setattr(stages, "_ROOT", tmp_path)
+    before = stages.stage_code_digest(("clustering",))
+    module.write_text('"""New words,\non two lines."""\n# a comment\n\ndef f(x):  # why\n    """New."""\n\n    return (x\n            + 1)\n')
+    assert stages.stage_code_digest(("clustering",)) == before
+    module.write_text('"""New words."""\n\n\ndef f(x):\n    return x + 2\n')
+    assert stages.stage_code_digest(("clustering",)) != before
+    module.write_text('def f(x):\n    "a string that is the whole body is still a docstring"\n')
+    docstring_only = stages.stage_code_digest(("clustering",))
+    module.write_text("def f(x):\n    pass\n")
+    assert stages.stage_code_digest(("clustering",)) == docstring_only
+
+
 def test_prepare_reuses_the_trainings_an_earlier_run_finished(part: quality.Partition, tmp_path) -> None:
     fen = FenConfig(layers=3, channels=8, hidden_dim=16, batch_size=16, crop=32)
     first_store = StageStore(tmp_path, {"zoo": "tiny"}, log=lambda _: None)

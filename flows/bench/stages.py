@@ -3,13 +3,14 @@
 A paper-scale `genprint bench` takes hours on 2 cores: the zoo build resumes by itself, and this
 keeps the rest that costs most (the two trainings, each method's quality tables) under one folder
 per run configuration and version of the code that computes them (a stage made by other code is
-never mixed in; the trainings' version leaves out clustering/, which they do not use). A stage is
+never mixed in, though edits to docstrings, comments and layout alone keep it; the trainings' version leaves out clustering/, which they do not use). A stage is
 written atomically when it finishes and read back instead of redone.
 Only results that do not depend on timing are kept: throughput, pipeline runs and the
 scale figures are always measured afresh, so their ratios still come from one run on one machine.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import re
@@ -31,13 +32,27 @@ TRAINING_CODE = tuple(entry for entry in STAGE_CODE if entry != "clustering")
 
 
 def stage_code_digest(entries: tuple[str, ...] = STAGE_CODE) -> str:
-    """sha256 over the Python source under ``entries`` that decides the stages' results (any edit there starts them afresh)."""
+    """sha256 over the code under ``entries`` that decides the stages' results: any edit to what runs starts them afresh."""
     digest = hashlib.sha256()
     for entry in entries:
         path = _ROOT / entry
         for source in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            digest.update(source.relative_to(_ROOT).as_posix().encode() + b"\0" + source.read_bytes())
+            digest.update(source.relative_to(_ROOT).as_posix().encode() + b"\0" + _syntax_without_docstrings(source.read_bytes()))
     return digest.hexdigest()[:16]
+
+
+def _syntax_without_docstrings(source: bytes) -> bytes:
+    """The module's syntax tree, docstrings dropped, line numbers left out: what runs, not how it reads.
+
+    Comments, docstrings and layout then cost no rerun (a paper-scale suite redoes hours of
+    tables for any change it sees). The dump's format can change between Python versions: that
+    costs a rerun, never a wrong reuse.
+    """
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and ast.get_docstring(node, clean=False) is not None:
+            node.body = node.body[1:] or [ast.Pass()]
+    return ast.dump(tree).encode()
 
 
 class StageStore:
