@@ -96,6 +96,11 @@ def test_side_by_side_tables(part: quality.Partition, fen: FenFingerprinter) -> 
     assert summary.loc[summary["method"] == "fen", ["image: discrete accuracy", "image: macro-F1", "member: loss F1"]].stack().between(0, 1).all()
     detail = report.parsing_detail(combined)
     assert len(detail) and {"fen accuracy", "fen macro-F1", "majority accuracy", "majority macro-F1"} <= set(detail.columns)
+    per_member = report.parsing_detail(combined, unit="member").set_index("hyperparameter")
+    assert list(per_member.index) == list(detail["hyperparameter"])
+    held = fen_clean.loc["held_out"]
+    for name, row in per_member.iterrows():
+        assert row["fen accuracy"] == held[f"member_{name}_accuracy"] and row["majority accuracy"] == held[f"member_{name}_majority"]
 
 
 def test_throughput_table(tmp_path) -> None:
