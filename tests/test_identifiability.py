@@ -50,6 +50,13 @@ def test_a_label_the_features_carry_is_found_and_one_they_lack_falls_to_the_majo
     upsampling = pd.get_dummies(generators["upsampling"]).to_numpy(float)
     table = identifiability.identifiability_table(upsampling, generators).set_index("hyperparameter")
     assert table.loc["upsampling", "accuracy"] == 1.0
+    confusion = identifiability.confusion_table(upsampling, generators).set_index("true upsampling")
+    assert np.diag(confusion.loc[:, confusion.index].to_numpy()).sum() == len(generators) == confusion.to_numpy().sum()
+    # Features that cannot tell nearest from bilinear: every mistake is one of the two for the other.
+    blurred = pd.get_dummies(generators["upsampling"].replace({"bilinear": "nearest"})).to_numpy(float)
+    confusion = identifiability.confusion_table(blurred, generators).set_index("true upsampling")
+    mistakes = confusion.stack()[[true != predicted for true, predicted in confusion.stack().index]]
+    assert mistakes.sum() > 0 and set(mistakes[mistakes > 0].index) <= {("nearest", "bilinear"), ("bilinear", "nearest")}
     labels = np.array(["a"] * 9 + ["b"] * 3)
     accuracy, majority = identifiability.pooled_identifiability(np.zeros((12, 3)), labels, np.arange(12).astype(str))
     assert (accuracy, majority) == (0.75, 0.75)

@@ -11,7 +11,9 @@ mean fingerprint and fits a linear classifier on the other members' means, five 
 are grouped by design, so an unseen-seed member never tests on its own parent's design. Compare the
 results with the majority class.
 
-Run ``python -m flows.bench.identifiability ZOO_DIR [MODEL]`` for both tables of one zoo. MODEL is
+``confusion_table`` shows which values of one label those classifiers mistake for each other.
+
+Run ``python -m flows.bench.identifiability ZOO_DIR [MODEL]`` for the three tables of one zoo. MODEL is
 ``default`` (the shipped checkpoint), ``spectral`` or a checkpoint path.
 """
 from __future__ import annotations
@@ -58,12 +60,25 @@ def _f1(named: frozenset[str], truth: frozenset[str]) -> float:
     return 2 * len(named & truth) / (len(named) + len(truth))
 
 
-def pooled_identifiability(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, folds: int = 5) -> tuple[float, float]:
-    """(accuracy, majority share) of a logistic regression on per-member features, cross-validated in folds grouped by design."""
+def grouped_predictions(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, folds: int = 5) -> np.ndarray:
+    """Each member's label as predicted by a logistic regression fitted on the other folds' members, folds grouped by design."""
     model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=3000))
-    predicted = cross_val_predict(model, features, labels, groups=groups, cv=GroupKFold(min(folds, len(np.unique(groups)))))
+    return cross_val_predict(model, features, labels, groups=groups, cv=GroupKFold(min(folds, len(np.unique(groups)))))
+
+
+def pooled_identifiability(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, folds: int = 5) -> tuple[float, float]:
+    """(accuracy, majority share) of ``grouped_predictions``."""
+    predicted = grouped_predictions(features, labels, groups, folds)
     _, counts = np.unique(labels, return_counts=True)
     return float(np.mean(predicted == labels)), float(counts.max() / len(labels))
+
+
+def confusion_table(member_features: np.ndarray, generators: pd.DataFrame, name: str = "upsampling") -> pd.DataFrame:
+    """Members per (true, predicted) value of one discrete hyperparameter under ``grouped_predictions``: which values look alike."""
+    labels = generators[name].to_numpy(str)
+    predicted = grouped_predictions(member_features, labels, design_groups(generators))
+    table = pd.crosstab(pd.Series(labels, name=f"true {name}"), pd.Series(predicted, name="predicted"))
+    return table.reset_index().rename_axis(columns=None)
 
 
 def design_groups(generators: pd.DataFrame) -> np.ndarray:
@@ -129,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(markdown_table(ceiling_table(generators)))
     print(f"\n### Labels from pooled fingerprints ({model}; {len(generators)} members, 5 folds grouped by design)\n")
     print(markdown_table(identifiability_table(means, generators)))
+    print("\n### Upsampling types the same classifier confuses (members)\n")
+    print(markdown_table(confusion_table(means, generators)))
 
 
 if __name__ == "__main__":
