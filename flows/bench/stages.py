@@ -2,9 +2,10 @@
 
 A paper-scale `genprint bench` takes hours on 2 cores: the zoo build resumes by itself, and this
 keeps the rest that costs most (the two trainings, each method's quality tables) under one folder
-per run configuration and version of the code that computes them (a stage made by other code is
-never mixed in, though edits to docstrings, comments and layout alone keep it; the trainings' version leaves out clustering/, which they do not use). A stage is
-written atomically when it finishes and read back instead of redone.
+per run configuration and version of the code that computes them. A stage made by other code is
+never mixed in, though edits to docstrings, comments and layout alone keep it; the trainings'
+version leaves out clustering/, which they do not use. A stage is written atomically when it
+finishes and read back instead of redone.
 Only results that do not depend on timing are kept: throughput, pipeline runs and the
 scale figures are always measured afresh, so their ratios still come from one run on one machine.
 """
