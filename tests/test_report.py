@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from flows.report import render_report
+from flows.report import cluster_cards, render_report
 
 
 def _chromium() -> str:
@@ -52,6 +52,17 @@ def test_report_is_self_contained_with_one_card_per_cluster(tiny_store: SimpleNa
     assert html.count('class="spectrum" src="data:image/png;base64,') == len(clusters)
     assert not re.search(r'(src|href)="(https?:|file:|/)', html)  # nothing to fetch: readable offline
     assert f"{len(store.images())}</b>images" in html
+
+
+def test_parsed_designs_come_with_how_far_to_trust_them(tiny_store: SimpleNamespace) -> None:
+    store = tiny_store.store
+    images, clusters = store.images(), store.clusters()
+    cards = cluster_cards(images, clusters)
+    assert not any(card["design"]["discrete"] for card in cards)  # the tiny store's spectral fingerprint parses nothing
+    assert 'id="parsing-caveat"' not in render_report(store, images, clusters, store.errors(), tiny_store.summary, cards)
+    cards[0]["design"]["discrete"] = [("upsampling", "nearest", 0.9)]
+    html = render_report(store, images, clusters, store.errors(), tiny_store.summary, cards)
+    assert 'id="parsing-caveat"' in html and "upsampling: nearest (90 %)" in html
 
 
 def test_screenshot_shows_the_clusters(tiny_store: SimpleNamespace, tmp_path: Path) -> None:
