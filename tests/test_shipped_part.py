@@ -29,14 +29,18 @@ def test_section_has_both_models_every_table_and_the_verdicts(tmp_path) -> None:
     verdict = next(line for line in markdown.splitlines() if line.startswith("Against the issues' targets"))
     assert verdict.count("target") >= 5 and all(word in ("met", "NOT") for word in _verdict_words(verdict))
     assert "Parsing per member beats the majority class on " in verdict
+    assert " After JPEG 75: Parsing per member beats the majority class on " in verdict  # issue 3: the same after re-encoding
     lent = next(line for line in markdown.splitlines() if line.startswith("With the train members registered with their designs"))
     assert "member_upsampling_accuracy" in lent and "member_loss_f1" in lent and "Designs lent: " in lent
     parsing = markdown.split("### Parsing")[1]
     for split in ("unseen seed", "unseen architecture", "unseen seed + architecture"):
         assert f"| {shipped_part.LENT} | clean | {split} |" in parsing
     assert "| genprint learned (shipped) | jpeg75 | unseen seed + architecture |" in parsing  # parsing after re-encoding too
+    majority_table = markdown.split("against always answering the majority class")[1]
+    assert "| member_accuracy after JPEG 75 | member after JPEG 75: beats majority |" in majority_table
     for name in discrete_names():
-        assert f"| {name} | " in markdown.split("against always answering the majority class")[1]
+        row = next(line for line in majority_table.splitlines() if line.startswith(f"| {name} | "))
+        assert sum(cell.strip() in ("yes", "no") for cell in row.split("|")) == 2  # a verdict for clean images and one after JPEG 75
     ceilings = next(line for line in markdown.splitlines() if line.startswith("The best loss F1 per member that any parser could reach"))
     assert "if L1 vs L2 cannot be told apart" in ceilings and "if L1 vs L2 and which GAN loss cannot be told apart" in ceilings
 
@@ -50,6 +54,9 @@ def test_majority_verdict_names_the_hyperparameters_that_fall_short() -> None:
     table = shipped_part.against_majority(clean)
     assert table.set_index("hyperparameter").loc["norm", "member: beats majority"] == "no"
     assert shipped_part.majority_verdict(clean).endswith(f"{len(discrete_names()) - 2} of {len(discrete_names())} discrete hyperparameters (NOT met: norm, skip).")
+    both = shipped_part.with_jpeg75(table, shipped_part.against_majority(pd.DataFrame([held | {"member_norm_accuracy": 0.6, "member_skip_accuracy": 0.3}])))
+    assert both.set_index("hyperparameter").loc[["norm", "skip"], "member after JPEG 75: beats majority"].tolist() == ["yes", "no"]
+    assert both.set_index("hyperparameter").loc["norm", "member_accuracy after JPEG 75"] == 0.6
     for name in discrete_names():
         held[f"member_{name}_accuracy"] = 0.9
     assert shipped_part.majority_verdict(pd.DataFrame([held])).endswith("every discrete hyperparameter (met).")
