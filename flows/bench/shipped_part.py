@@ -163,6 +163,7 @@ def render(table: pd.DataFrame, steps: pd.DataFrame, parsing_rows: pd.DataFrame,
     fakes = table[table["split"] != SPLIT_NAMES["real"]]
     learned_clean = table[(table["method"] == "genprint learned (shipped)") & (table["view"] == "clean")]
     learned_jpeg75 = parsing_rows[(parsing_rows["method"] == "genprint learned (shipped)") & (parsing_rows["view"] == "jpeg75")]
+    after_jpeg75 = majority_verdict(learned_jpeg75)
     lent = parsing_rows[(parsing_rows["method"] == LENT) & (parsing_rows["split"] == SPLIT_NAMES["held_out"])]
     return "\n".join([
         "## The shipped model on a zoo it never saw",
@@ -178,7 +179,7 @@ def render(table: pd.DataFrame, steps: pd.DataFrame, parsing_rows: pd.DataFrame,
         "also counts an image the calibrated threshold calls unknown as wrong.",
         "",
         "Against the issues' targets (clean, shipped model): " + verdicts(learned_clean) + " " + majority_verdict(learned_clean)
-        + " After JPEG 75: " + majority_verdict(learned_jpeg75),
+        + (f" After JPEG 75: {after_jpeg75}" if after_jpeg75 else ""),
         "",
         "With the train members registered with their designs, which a run lends to clusters attributed to a registered "
         "generator or lying close to its references (`genprint known add ... --design`; flows/designs.py), never-seen members: "
