@@ -28,7 +28,8 @@ from flows.bench.methods import shipped_training_seed
 from flows.bench.report import SPLIT_NAMES, markdown_table
 from flows.designs import MIN_SIMILARITY, design_row, lend_designs, match_designs, zoo_member_design
 
-LENT = "genprint learned (shipped) + registered designs"
+SHIPPED = "genprint learned (shipped)"
+LENT = f"{SHIPPED} + registered designs"
 NEVER_SEEN = {"unseen_seed": ["unseen_seed"], "unseen_arch": ["unseen_arch"], "held_out": ["unseen_seed", "unseen_arch"]}
 # Seed 99 is used by no shipped checkpoint (checked below); 30 members give a handful per unseen split.
 ZOO = dict(members=30, images_per_member=100, size=64, seed=99)
@@ -58,7 +59,7 @@ def measure(work: Path, threads: int, log: Callable[[str], None], zoo: dict | No
     for name in ("default", "spectral"):
         fingerprinter = load_fingerprinter(name)
         table, _, _ = quality.evaluate_method(part, fingerprinter, views=VIEWS)
-        label = "genprint learned (shipped)" if name == "default" else "spectral"
+        label = SHIPPED if name == "default" else "spectral"
         tables.append(table.assign(method=label))
         if name == "default":  # the only one with parsing heads
             parsing_tables.append(degraded_parsing(part, fingerprinter, "jpeg75").assign(method=label))
@@ -161,8 +162,8 @@ def render(table: pd.DataFrame, steps: pd.DataFrame, parsing_rows: pd.DataFrame,
     detection = ["method", "view", "split", "auc", "auc_content_matched", "average_precision", "brier"]
     parsing = ["method", "view", "split", "member_upsampling_accuracy", "member_upsampling_majority", "member_loss_f1", "image_upsampling_accuracy", "image_loss_f1", "designs_lent"]
     fakes = table[table["split"] != SPLIT_NAMES["real"]]
-    learned_clean = table[(table["method"] == "genprint learned (shipped)") & (table["view"] == "clean")]
-    learned_jpeg75 = parsing_rows[(parsing_rows["method"] == "genprint learned (shipped)") & (parsing_rows["view"] == "jpeg75")]
+    learned_clean = table[(table["method"] == SHIPPED) & (table["view"] == "clean")]
+    learned_jpeg75 = parsing_rows[(parsing_rows["method"] == SHIPPED) & (parsing_rows["view"] == "jpeg75")]
     after_jpeg75 = majority_verdict(learned_jpeg75)
     lent = parsing_rows[(parsing_rows["method"] == LENT) & (parsing_rows["split"] == SPLIT_NAMES["held_out"])]
     return "\n".join([
