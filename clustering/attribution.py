@@ -68,7 +68,7 @@ class OpenSetAttributor(BaseEstimator):
     generator hardly varies. Acceptance stays unwhitened: a whitening learned from the registered
     generators shrinks directions in which a new generator may differ from them. Whether whitening
     helps depends on the fingerprint's space, so each fingerprinter states it (see
-    `fingerprinting.models.attributor_params`). Three tuning zoos (never the benchmark's), five splits
+    `fingerprinting.fingerprinter.attributor_params`). Three tuning zoos (never the benchmark's), five splits
     of references each, shipped model, naming errors plain -> whitened: 73 -> 28 of 3300 (30-member
     seed-5 zoo), 36 -> 17 of 2400 (seed-0), 6 -> 2 of 720 (128 px seed-3), open-set AUROC unchanged;
     whitening acceptance too cost AUROC (0.940 -> 0.933 on the first). The spectral fingerprint

@@ -13,16 +13,13 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
 from fingerprinting.network import FingerprintNet, NetworkConfig
-
-if TYPE_CHECKING:
-    from fingerprinting.learned import LearnedFingerprinter
 
 FORMAT = "genprint-fingerprint-checkpoint"
 FORMAT_VERSION = 1
@@ -173,9 +170,3 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         spectral_options=dict(config.get("spectral_options", {})),
     )
 
-
-def load_learned(path: str | os.PathLike) -> LearnedFingerprinter:
-    """A ``Fingerprinter`` from a checkpoint file (the .safetensors or its .json)."""
-    from fingerprinting.learned import LearnedFingerprinter
-
-    return LearnedFingerprinter(load_checkpoint(path))

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
-from fingerprinting.models import Fingerprinter
+from fingerprinting.fingerprinter import Fingerprinter
 from fingerprinting.network import HeadSpec
 from fingerprinting.parsing import LOSS_TYPES_COLUMN, aggregate_parsed_by
 from fingerprinting.training_data import LabelledImages

@@ -6,7 +6,7 @@ import pandas as pd
 import torch
 
 from fingerprinting.checkpoint import Checkpoint
-from fingerprinting.models import FingerprintOutput
+from fingerprinting.fingerprinter import FingerprintOutput
 from fingerprinting.network import HeadSpec, NetworkOutput, inference_copy, to_unshuffled_input
 from fingerprinting.parsing import LOSS_TYPES_COLUMN, conform_parsed, decode_loss_types
 from fingerprinting.runtime import map_batches

@@ -1,60 +1,15 @@
-"""The fingerprinter interface every model implements, and ``load_fingerprinter`` to pick one."""
+"""``load_fingerprinter``: a fingerprint model by name ("spectral", "default") or checkpoint path."""
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
-import numpy as np
-import pandas as pd
+from fingerprinting.fingerprinter import Fingerprinter
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "default.safetensors"
-
-
-@dataclass(frozen=True)
-class FingerprintOutput:
-    """What a fingerprinter says about n crops.
-
-    ``vectors``: (n, dim) float32, L2-normalised. ``fake_scores``: (n,) float32 in [0, 1], or None
-    without a detection head. ``parsed``: n rows of ``parsed_*`` columns (see ``parsing``), or None
-    without parsing heads.
-    """
-
-    vectors: np.ndarray
-    fake_scores: np.ndarray | None = None
-    parsed: pd.DataFrame | None = None
-
-
-@runtime_checkable
-class Fingerprinter(Protocol):
-    """A fingerprint model. ``fingerprint`` takes uint8 RGB crops (n, s, s, 3), s == ``crop_size``.
-
-    A fingerprinter that also accepts smaller square crops (an image smaller than ``crop_size``,
-    taken at its own size rather than padded) sets a class attribute ``size_agnostic = True``;
-    without it the embedder pads such images (see ``crops``). One whose space calls for another
-    attribution rule than ``clustering.attribution.OpenSetAttributor``'s defaults sets a class
-    attribute ``attributor_params`` (keyword arguments of that class).
-    """
-
-    name: str
-    version: str
-    dim: int
-    crop_size: int
-
-    def fingerprint(self, crops: np.ndarray) -> FingerprintOutput: ...
-
-
-def is_size_agnostic(fingerprinter: Fingerprinter) -> bool:
-    return bool(getattr(fingerprinter, "size_agnostic", False))
-
-
-def attributor_params(fingerprinter: Fingerprinter) -> dict[str, object]:
-    """Keyword arguments of ``OpenSetAttributor`` that suit this fingerprinter's vectors (empty: its defaults)."""
-    return dict(getattr(fingerprinter, "attributor_params", {}))
 
 
 def load_fingerprinter(name: str | os.PathLike = "default") -> Fingerprinter:
@@ -75,7 +30,9 @@ def load_fingerprinter(name: str | os.PathLike = "default") -> Fingerprinter:
 
 
 def _load_checkpoint(path: Path) -> Fingerprinter:
+    """A ``LearnedFingerprinter`` from a checkpoint file (the .safetensors or its .json)."""
     # Imported here so loading, cropping and the spectral fingerprint work without the learned model.
-    from fingerprinting.checkpoint import load_learned
+    from fingerprinting.checkpoint import load_checkpoint
+    from fingerprinting.learned import LearnedFingerprinter
 
-    return load_learned(path)
+    return LearnedFingerprinter(load_checkpoint(path))

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fingerprinting.zoo.space import HYPERPARAMETERS, LOSS_TYPES
+from fingerprinting.design import HYPERPARAMETERS, LOSS_TYPES
 
 
 @dataclass(frozen=True)

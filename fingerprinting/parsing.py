@@ -1,6 +1,6 @@
 """The parsed-design columns (``parsed_*``) every fingerprinter emits, and their aggregation.
 
-Columns follow ``fingerprinting.zoo.space``:
+Columns follow ``fingerprinting.design``:
 - discrete hyperparameter ``h``: ``parsed_h`` (string, the predicted choice) and
   ``parsed_h_confidence`` (float32, its probability);
 - continuous ``h``: ``parsed_h`` (float32, natural units, e.g. layers, not the min-max scale);
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from fingerprinting.zoo.space import HYPERPARAMETERS, LOSS_TYPES
+from fingerprinting.design import HYPERPARAMETERS, LOSS_TYPES
 
 LOSS_TYPES_COLUMN = "parsed_loss_types"
 

@@ -27,7 +27,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from fingerprinting.models import FingerprintOutput
+from fingerprinting.fingerprinter import FingerprintOutput
 
 _CHANNELS = 3
 _BLOCK = 16

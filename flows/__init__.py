@@ -8,14 +8,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from flows.store import Store
+    from flows.api import Store
 
 __all__ = ["Store"]
 
 
 def __getattr__(name: str):
     if name == "Store":
-        from flows.store import Store
+        from flows.api import Store
 
         return Store
     raise AttributeError(f"module 'flows' has no attribute {name!r}")

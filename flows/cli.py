@@ -125,27 +125,6 @@ def _user_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def _preflight(store: Path, sources: list[str], model: str | None, wait: float, allowed_roots: list[str] | None = None) -> str:
-    """The checks a run makes, done before Prefect starts, so user errors get a plain message; returns the model."""
-    from flows.errors import UserError
-    from flows.runs import check_model, resolve_model
-    from flows.shards import cached_fingerprinter
-    from flows.sources import check_sources
-    from flows.store import Store
-
-    check_sources(sources, allowed_roots)
-    target = Store(store)
-    model = resolve_model(target, model)
-    try:
-        fingerprinter = cached_fingerprinter(model)
-    except ValueError as exc:
-        raise UserError(str(exc)) from exc
-    check_model(target.meta(), fingerprinter)
-    with target.lock("genprint run (starting)", timeout=wait):
-        pass
-    return model
-
-
 @app.command()
 def run(
     sources: list[str] = typer.Argument(
@@ -179,15 +158,12 @@ def run(
       genprint run /shared/incoming --store /shared/store --dask-address tcp://scheduler:8786
     """
     _start(threads, quiet)
-    with _user_errors():
-        allowed_roots = [str(p) for p in allow_root] if allow_root else None
-        model = _preflight(store, sources, model, wait, allowed_roots)
-        from flows.flows import run_flow
+    from flows.api import Store
 
-        summary = run_flow(
-            store=str(store.absolute()), sources=sources, model=model, shard_size=shard_size, wait=wait,
-            recluster=recluster, min_cluster_size=min_cluster_size, progress=not quiet, dask_address=dask_address,
-            allowed_roots=allowed_roots,
+    with _user_errors():
+        summary = Store(store).run(
+            sources, model=model, shard_size=shard_size, wait=wait, recluster=recluster, min_cluster_size=min_cluster_size,
+            progress=not quiet, dask_address=dask_address, allowed_roots=allow_root or None,
         )
     typer.echo(summary.describe())
 
@@ -210,9 +186,9 @@ def investigate(
       genprint investigate a.jpg b.png --store data/store -k 20 --json > answer.json
     """
     _start(threads, quiet=True)
+    from flows.api import Store
     from flows.atomic import write_text
     from flows.errors import UserError
-    from flows.store import Store
 
     with _user_errors():
         target = Store(store)
@@ -279,17 +255,26 @@ def known_add(
 ) -> None:
     """Register reference images of a named generator; runs from the next one on attribute to it.
 
+    Runs as a Prefect flow when PREFECT_API_URL points to a Prefect server (so it shows in its UI); otherwise directly, without starting a temporary one.
+
     Examples:
       genprint known add stylegan-lab refs/stylegan/ --store data/store
       genprint known add inhouse-vae refs.csv --store data/store --design inhouse-vae.json
     """
     _start(threads, quiet)
+    from flows.api import Store
+
     with _user_errors():
         known_design = _read_design(design) if design is not None else None
-        model = _preflight(store, sources, model, wait)
-        from flows.flows import known_add_flow
+        if os.environ.get("PREFECT_API_URL"):
+            from flows.flows import known_add_flow
 
-        unusable = known_add_flow(str(store.absolute()), name, sources, model, wait, known_design)
+            unusable = known_add_flow(str(store.absolute()), name, sources, model, wait, known_design)
+        else:
+            errors = Store(store).known.add(name, sources, model=model, wait=wait, design=known_design)
+            for row in errors.itertuples(index=False):
+                typer.secho(f"reference not usable: {row.path}: {row.error}", err=True, fg=typer.colors.YELLOW)
+            unusable = len(errors)
     typer.echo(f"registered {name}" + (f" ({unusable} inputs not usable)" if unusable else ""))
     known_list(store)
 
@@ -297,7 +282,7 @@ def known_add(
 @known_app.command("list")
 def known_list(store: StoreOption = ...) -> None:
     """List the registered generators and their number of reference images."""
-    from flows.store import Store
+    from flows.api import Store
 
     table = Store(store).known.list()
     if table.empty:
@@ -330,8 +315,8 @@ def known_remove(
     wait: WaitOption = 0.0,
 ) -> None:
     """Unregister a generator (its references are forgotten; the next run re-attributes every image)."""
+    from flows.api import Store
     from flows.errors import UserError
-    from flows.store import Store
 
     with _user_errors():
         if not Store(store).known.remove(name, wait=wait):
@@ -358,15 +343,20 @@ def serve(
     """
     _start(threads, quiet=False)
     from flows.prefect_env import scheduling_server
+    from flows.runs import RunOptions, begin_run
+    from flows.store import StoreFolder
 
     with _user_errors():
-        model = _preflight(store, sources, model, 0.0)
+        # The checks each scheduled run makes, once now: a mistake shows before the server starts.
+        with begin_run(StoreFolder(store), sources, RunOptions(model=model)) as checked:
+            pass
+        options = RunOptions(model=checked.model, shard_size=shard_size, wait=600.0, dask_address=dask_address)
         _check_cron(cron)
         with scheduling_server() as api:
             typer.echo(f"Prefect API (and UI) for the schedule: {api.removesuffix('/api')}")
             from flows.flows import serve as serve_runs
 
-            serve_runs(str(store.absolute()), sources, cron, model=model, shard_size=shard_size, dask_address=dask_address)
+            serve_runs(str(store.absolute()), sources, cron, options)
 
 
 def _check_cron(cron: str) -> None:
@@ -382,7 +372,7 @@ def _check_cron(cron: str) -> None:
 def rebuild_index(store: StoreOption = ..., wait: WaitOption = 0.0, threads: ThreadsOption = 0) -> None:
     """Rebuild the FAISS index from the stored fingerprint vectors (after a damaged index file)."""
     _start(threads, quiet=True)
-    from flows.store import Store
+    from flows.api import Store
 
     with _user_errors():
         count = Store(store).rebuild_index(wait=wait)

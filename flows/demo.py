@@ -8,7 +8,7 @@ import pandas as pd
 
 from flows.progress import progress_bar
 from flows.runs import RunSummary
-from flows.store import Store
+from flows.api import Store
 
 # Small enough for a few minutes on two cores (the zoo build dominates), broad enough to show clusters.
 DEMO_ZOO = dict(members=8, images_per_member=30, size=64, seed=2026, steps=40)
@@ -47,7 +47,7 @@ def run_demo(out: Path, model: str = "default", progress: bool = True) -> DemoRe
 
     from fingerprinting.zoo import build_zoo, load_zoo
     from flows.designs import zoo_member_design
-    from flows.flows import known_add_flow, run_flow
+    from flows.flows import known_add_flow
 
     started = time.perf_counter()
     zoo_dir = Path(out) / "zoo"
@@ -62,7 +62,7 @@ def run_demo(out: Path, model: str = "default", progress: bool = True) -> DemoRe
         if name not in set(store.known.list()["name"]):  # registered with the design the zoo knows it has
             known_add_flow(str(store.root), name, paths, model, design=zoo_member_design(generators.loc[member]))
         known.append(name)
-    summary = run_flow(store=str(store.root), sources=[str(zoo_dir)], model=model, progress=progress)
+    summary = store.run([zoo_dir], model=model, progress=progress)
     return DemoResult(zoo_dir, store, known, summary, time.perf_counter() - started)
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from clustering.refine import pooled_centroids
 from fingerprinting.parsing import LOSS_TYPES_COLUMN, conform_parsed, empty_parsed, parsed_columns
-from fingerprinting.zoo.space import HYPERPARAMETERS, LOSS_TYPES
+from fingerprinting.design import HYPERPARAMETERS, LOSS_TYPES
 from flows.errors import UserError
 
 LOSS_TYPES_KEY = "loss_types"
@@ -38,7 +38,7 @@ MIN_SHARE = 0.5
 def design_row(design: Mapping[str, object]) -> pd.DataFrame:
     """A known design as one row of ``parsed_*`` columns, certain (confidence 1, loss probabilities 0 or 1).
 
-    Keys: the hyperparameters of ``fingerprinting.zoo.space`` (discrete ones take one of their
+    Keys: the hyperparameters of ``fingerprinting.design`` (discrete ones take one of their
     choices, continuous ones a number in natural units) and ``loss_types`` (a list); a key left out
     stays unknown (null), so a partial design only overrides what it says.
     """

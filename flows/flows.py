@@ -16,23 +16,29 @@ prefect_env.configure()
 
 import re  # noqa: E402
 import time  # noqa: E402
-from dataclasses import replace  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from dataclasses import asdict, replace  # noqa: E402
+from functools import lru_cache  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
-from prefect import flow, get_run_logger, task, unmapped  # noqa: E402
+from prefect import Task, flow, get_run_logger, task, unmapped  # noqa: E402
 from prefect.artifacts import create_markdown_artifact, create_table_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.futures import as_completed  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
+from prefect.utilities.annotations import quote  # noqa: E402
 
 from flows.progress import progress_bar  # noqa: E402
 from flows.runners import pin_this_thread, shard_runner  # noqa: E402
-from flows.runs import Prepared, RunContext, RunSummary, check_model, prepare, resolve_model  # noqa: E402
-from flows.shards import cached_fingerprinter, fingerprint_shard  # noqa: E402
+from flows.investigate import investigate  # noqa: E402
+from flows.known import KnownGenerators  # noqa: E402
+from flows.model import cached_fingerprinter  # noqa: E402
+from flows.runs import Prepared, RunContext, RunOptions, RunSummary, begin_run, prepare  # noqa: E402
+from flows.shards import fingerprint_shard  # noqa: E402
 from flows.stage_memory import StagePeaks  # noqa: E402
-from flows.store import Store  # noqa: E402
+from flows.store import StoreFolder  # noqa: E402
 from flows.update import update  # noqa: E402
 
 def _is_io_error(task, task_run, state) -> bool:
@@ -45,12 +51,10 @@ _NO_RESULTS = dict(cache_policy=NO_CACHE, persist_result=False)
 
 
 @task(name="discover", **_IO_RETRIES, **_NO_RESULTS)
-def discover_task(
-    store: str, sources: list[str], model: str, shard_size: int, progress: bool, allowed_roots: list[str] | None = None
-) -> Prepared:
-    fingerprinter = cached_fingerprinter(model)
-    with progress_bar("discovering", enabled=progress) as on_progress:
-        return prepare(Store(store), sources, fingerprinter, shard_size, on_progress, allowed_roots)
+def discover_task(store: str, sources: list[str], options: RunOptions) -> Prepared:
+    fingerprinter = cached_fingerprinter(options.model)
+    with progress_bar("discovering", enabled=options.progress) as on_progress:
+        return prepare(StoreFolder(store), sources, fingerprinter, options.shard_size, on_progress, options.allowed_roots)
 
 
 @task(name="fingerprint-shard", tags=["genprint-fingerprint"], **_IO_RETRIES, **_NO_RESULTS)
@@ -59,66 +63,55 @@ def fingerprint_shard_task(store: str, key: str, paths: list[str], model: str) -
     return fingerprint_shard(store, key, paths, model)
 
 
-@task(name="update-store", **_NO_RESULTS)
-def update_task(
-    store: str,
-    context: RunContext,
-    prepared: Prepared,
-    shard_dirs: list[str],
-    model: str,
-    recluster: bool | None,
-    min_cluster_size: int | None,
-    seconds: dict[str, float],
-) -> RunSummary:
-    return update(
-        Store(store), context, prepared, shard_dirs, cached_fingerprinter(model), model, recluster, min_cluster_size, seconds
-    )
-
-
 @flow(name="genprint-run", task_runner=ThreadPoolTaskRunner(max_workers=1), validate_parameters=False)
-def run_flow(
-    store: str,
-    sources: list[str],
-    model: str | None = None,
-    shard_size: int = 256,
-    wait: float = 0.0,
-    recluster: bool | None = None,
-    min_cluster_size: int | None = None,
-    progress: bool = False,
-    dask_address: str | None = None,
-    allowed_roots: list[str] | None = None,
-) -> RunSummary:
+def run_flow(store: str, sources: list[str], options: RunOptions) -> RunSummary:
     """One incremental batch run over `sources` into `store` (see flows.update for the clustering rule).
 
-    `dask_address`: the scheduler of an existing Dask cluster (tcp://HOST:PORT) whose workers run the
-    fingerprint shards; left out, they run in this process. `allowed_roots`: folders every source and
-    manifest row must lie under (flows.sources).
+    Called inside `flows.runs.begin_run` (by `Store.run` and `scheduled_run_flow`): the checks are
+    made and the store's lock is held, `options.model` is resolved.
     """
     logger = get_run_logger()
-    target = Store(store)
-    parameters = dict(model=model, shard_size=shard_size, recluster=recluster, min_cluster_size=min_cluster_size)
-    with target.lock("genprint run", timeout=wait):
-        model = resolve_model(target, model)
-        parameters["model"] = model
-        context = RunContext.start(sources, parameters)
-        check_model(target.meta(), cached_fingerprinter(model))
-        logger.info("run %s into %s", context.run_id, target.root)
-        # Each stage's peak on its own: fingerprinting works on bounded shards, the update holds every stored fingerprint.
-        peaks = StagePeaks()
-        with peaks.stage("fingerprint"):
-            prepared = discover_task(store, sources, model, shard_size, progress, allowed_roots)
-            started = time.perf_counter()
-            shard_dirs = _fingerprint_shards(store, prepared, model, progress, dask_address)
-            seconds = {"discover": prepared.seconds, "fingerprint": time.perf_counter() - started}
-        with peaks.stage("update"):
-            summary = update_task(store, context, prepared, shard_dirs, model, recluster, min_cluster_size, seconds)
-        summary = replace(summary, peak_memory_mb=peaks.mb)
+    parameters = dict(
+        model=options.model, shard_size=options.shard_size, recluster=options.recluster, min_cluster_size=options.min_cluster_size
+    )
+    context = RunContext.start(sources, parameters)
+    logger.info("run %s into %s", context.run_id, store)
+    # Each stage's peak on its own: fingerprinting works on bounded shards, the update holds every stored fingerprint.
+    peaks = StagePeaks()
+    with peaks.stage("fingerprint"):
+        prepared = discover_task(store, sources, options)
+        started = time.perf_counter()
+        shard_dirs = _fingerprint_shards(store, prepared, options)
+        seconds = {"discover": prepared.seconds, "fingerprint": time.perf_counter() - started}
+    with peaks.stage("update"):
+        summary = update(StoreFolder(store), context, prepared, shard_dirs, options, seconds, stage=_stage_task)
+    summary = replace(summary, peak_memory_mb=peaks.mb)
     _publish_artifacts(summary)
     logger.info(summary.describe())
     return summary
 
 
-def _fingerprint_shards(store: str, prepared: Prepared, model: str, progress: bool, dask_address: str | None) -> list[str]:
+@flow(name="genprint-scheduled-run", validate_parameters=False)
+def scheduled_run_flow(store: str, sources: list[str], options: dict) -> RunSummary:
+    """A run that `serve`'s schedule starts (its options come back as JSON): `begin_run`'s checks and lock, then `run_flow`."""
+    with begin_run(StoreFolder(store), sources, RunOptions(**options)) as checked:
+        return run_flow(store, sources, checked)
+
+
+@lru_cache(maxsize=None)
+def _task_of(name: str, step: Callable) -> Task:
+    return task(step, name=name, **_NO_RESULTS)
+
+
+def _stage_task(name: str, step: Callable, *args):
+    """One stage of the update as a Prefect task of its name, so a run shows where its time went.
+
+    Arguments are quoted: Prefect would otherwise walk every list and dict in them (a million image ids).
+    """
+    return _task_of(name, step)(*(quote(a) for a in args))
+
+
+def _fingerprint_shards(store: str, prepared: Prepared, options: RunOptions) -> list[str]:
     """Fingerprint the run's shards as mapped tasks; their folders in the order of `prepared.shards`."""
     todo = sum(len(s.paths) for s in prepared.shards)
     get_run_logger().info(
@@ -126,10 +119,10 @@ def _fingerprint_shards(store: str, prepared: Prepared, model: str, progress: bo
         prepared.inputs, prepared.images_known, todo, len(prepared.shards), prepared.shards_done, len(prepared.errors),
     )
     done: dict[str, str] = {}
-    with shard_runner(dask_address) as runner, progress_bar("fingerprinting", enabled=progress and todo > 0) as on_progress:
+    with shard_runner(options.dask_address) as runner, progress_bar("fingerprinting", enabled=options.progress and todo > 0) as on_progress:
         futures = runner.map(fingerprint_shard_task, dict(
             store=unmapped(store), key=[s.key for s in prepared.shards],
-            paths=[list(s.paths) for s in prepared.shards], model=unmapped(model),
+            paths=[list(s.paths) for s in prepared.shards], model=unmapped(options.model),
         ))
         size_of = {s.key: len(s.paths) for s in prepared.shards}
         for future in as_completed(list(futures)):
@@ -150,7 +143,7 @@ def _publish_artifacts(summary: RunSummary) -> None:
         f"- store now: {summary.images_total} images, {summary.clusters} clusters, {summary.unassigned} unassigned ({summary.clustering})",
         f"- seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in summary.seconds.items()),
         f"- peak memory (MiB): " + ", ".join(f"{k} {v:.0f}" for k, v in summary.peak_memory_mb.items()),
-        f"- report: `{summary.store}/{Store.REPORT}`",
+        f"- report: `{summary.store}/{StoreFolder.REPORT}`",
     ]
     create_markdown_artifact("\n".join(lines), key=f"{key}-run-summary", description="genprint run summary")
     if summary.largest_clusters:
@@ -166,7 +159,7 @@ def _artifact_key(store: str) -> str:
 @flow(name="genprint-investigate", validate_parameters=False)
 def investigate_flow(store: str, images: list[str], k: int = 10) -> dict:
     """Investigate query images against a store; the result as JSON-ready data (also a markdown artifact)."""
-    investigation = Store(store).investigate(images, k=k)
+    investigation = investigate(StoreFolder(store), images, k=k)
     table = investigation.queries[["query", "cluster_id", "cluster_size", "fake_score", "attributed_generator"]]
     create_markdown_artifact(
         _markdown_table(table),
@@ -188,20 +181,17 @@ def known_add_flow(
     store: str, name: str, sources: list[str], model: str | None = None, wait: float = 0.0, design: dict[str, object] | None = None
 ) -> int:
     """Register `sources` as reference images of generator `name` (and its known `design`); returns the number of unusable inputs."""
-    errors = Store(store).known.add(name, sources, model=model, wait=wait, design=design)
+    errors = KnownGenerators(StoreFolder(store)).add(name, sources, model=model, wait=wait, design=design)
     for row in errors.itertuples(index=False):
         get_run_logger().warning("reference not usable: %s: %s", row.path, row.error)
     return len(errors)
 
 
-def serve(
-    store: str, sources: list[str], cron: str, model: str = "default", shard_size: int = 256, dask_address: str | None = None
-) -> None:
-    """Run `run_flow` on a cron schedule until interrupted (a Prefect deployment served by this process)."""
-    parameters = {"store": store, "sources": sources, "model": model, "shard_size": shard_size, "wait": 600.0}
-    run_flow.serve(
+def serve(store: str, sources: list[str], cron: str, options: RunOptions) -> None:
+    """Run `scheduled_run_flow` on a cron schedule until interrupted (a Prefect deployment served by this process)."""
+    scheduled_run_flow.serve(
         name=f"{_artifact_key(store)}-schedule",
         cron=cron,
-        parameters=parameters | ({"dask_address": dask_address} if dask_address else {}),
+        parameters={"store": store, "sources": sources, "options": asdict(options)},
         pause_on_shutdown=False,
     )

@@ -11,7 +11,6 @@ import html
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -19,14 +18,13 @@ import pandas as pd
 from clustering.index import FingerprintIndex, IndexCorruptError
 from fingerprinting.embed import embed_images
 from fingerprinting.images import ImageLoadError, load_image
-from fingerprinting.models import attributor_params
+from fingerprinting.fingerprinter import attributor_params
 from fingerprinting.parsing import parsed_columns
 from flows.clustering_step import CLUSTERER_STATE, assign_new
+from flows.known import KnownGenerators
+from flows.model import open_model
 from flows.schemas import NO_CLUSTER
-from flows.shards import cached_fingerprinter
-
-if TYPE_CHECKING:
-    from flows.store import Store
+from flows.store import StoreError, StoreFolder
 
 CLUSTER_MEMBERS_SHOWN = 20
 
@@ -75,11 +73,8 @@ class Investigation:
         return "\n".join(parts)
 
 
-def investigate(store: Store, images: Sequence[str], k: int = 10) -> Investigation:
+def investigate(store: StoreFolder, images: Sequence[str], k: int = 10) -> Investigation:
     """See the module docstring; raises `StoreError` for an empty or damaged store."""
-    from flows.runs import check_model
-    from flows.store import StoreError
-
     meta = store.meta()
     if not meta.get("next_int_id"):
         raise StoreError(f"the store {store.root} holds no fingerprints yet: run `genprint run SOURCE --store {store.root}` first")
@@ -87,8 +82,7 @@ def investigate(store: Store, images: Sequence[str], k: int = 10) -> Investigati
         index = FingerprintIndex.load(store / store.INDEX)
     except IndexCorruptError as exc:
         raise StoreError(str(exc)) from exc
-    fingerprinter = cached_fingerprinter(meta["model"])
-    check_model(meta, fingerprinter)
+    _, fingerprinter = open_model(store, None)
     loaded, failed = [], []
     for path in images:
         try:
@@ -127,8 +121,8 @@ def investigate(store: Store, images: Sequence[str], k: int = 10) -> Investigati
     return Investigation(queries=queries, neighbours=neighbours, clusters=shown.reset_index(drop=True))
 
 
-def _attribute(store: Store, queries: pd.DataFrame, vectors: np.ndarray, rule: dict[str, object]) -> pd.DataFrame:
-    names, scores = store.known.attribute(vectors, rule)
+def _attribute(store: StoreFolder, queries: pd.DataFrame, vectors: np.ndarray, rule: dict[str, object]) -> pd.DataFrame:
+    names, scores = KnownGenerators(store).attribute(vectors, rule)
     return queries.assign(attributed_generator=names, attribution_score=scores)
 
 

@@ -6,7 +6,6 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -17,11 +16,11 @@ from flows import schemas
 from flows.atomic import Transaction
 from flows.designs import design_row
 from flows.errors import UserError
-from flows.shards import cached_fingerprinter, vectors_from_table, vectors_table
+from flows.model import open_model
+from flows.runs import new_meta
+from flows.schemas import vectors_from_table, vectors_table
 from flows.sources import discover
-
-if TYPE_CHECKING:
-    from flows.store import Store
+from flows.store import StoreFolder
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
@@ -29,7 +28,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 class KnownGenerators:
     """The store's registry of named generators (`known/references.parquet`, `known/vectors.parquet`)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: StoreFolder) -> None:
         self.store = store
 
     def references(self) -> pd.DataFrame:
@@ -59,7 +58,7 @@ class KnownGenerators:
     def attribute(self, vectors: np.ndarray, rule: Mapping[str, object]) -> tuple[list[str | None], np.ndarray]:
         """(names, scores) of open-set attribution against the registered generators; None and NaN when none is.
 
-        `rule`: the fingerprinter's `attributor_params` (fingerprinting.models), the attributor's parameters for its space.
+        `rule`: the fingerprinter's `attributor_params` (fingerprinting.fingerprinter), the attributor's parameters for its space.
         """
         references, names = self.training_set()
         if not names or not len(vectors):
@@ -92,14 +91,10 @@ class KnownGenerators:
         if not _NAME.match(name):
             raise UserError(f"invalid generator name {name!r}: use letters, digits, '_', '.', '-' (at most 64)")
         known_design = design_row(design).assign(name=name) if design is not None else None
-        from flows.runs import check_model, new_meta, resolve_model
-
         with self.store.lock(f"known add {name}", timeout=wait):
             paths, input_errors = discover(sources, exclude=[self.store.root])
             meta = self.store.meta()
-            model = resolve_model(self.store, model)
-            fingerprinter = cached_fingerprinter(model)
-            check_model(meta, fingerprinter)
+            model, fingerprinter = open_model(self.store, model)
             records, vectors, errors = [], [], [input_errors]
             for chunk in embed_paths(paths, fingerprinter):
                 records.append(chunk.records[["image_id", "path"]])

@@ -13,7 +13,7 @@ from flows.pictures import data_uri, mean_spectrum, montage
 
 if TYPE_CHECKING:
     from flows.runs import RunSummary
-    from flows.store import Store
+    from flows.store import StoreFolder
 
 CLUSTERS_SHOWN = 60  # clusters drawn with pictures; the rest are listed in a table
 SPECTRUM_MEMBERS = 16
@@ -34,7 +34,7 @@ def cluster_cards(images: pd.DataFrame, clusters: pd.DataFrame) -> list[dict]:
 
 
 def render_report(
-    store: Store,
+    store: StoreFolder,
     images: pd.DataFrame,
     clusters: pd.DataFrame,
     errors: pd.DataFrame,

@@ -1,18 +1,74 @@
-"""A batch run's plain steps before and around fingerprinting: context, model check, discovery, shard plan."""
+"""A batch run's plain steps before and around fingerprinting: options, checks, context, discovery, shard plan."""
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
-from fingerprinting.models import Fingerprinter
+from fingerprinting.fingerprinter import Fingerprinter
+from flows.model import open_model
 from flows.shards import Shard, is_done, model_key, plan_shards
-from flows.sources import ProgressCallback, discover, identify
-from flows.store import FORMAT_VERSION, Store, StoreError, is_in
+from flows.sources import ProgressCallback, check_sources, discover, identify
+from flows.store import FORMAT_VERSION, StoreFolder, is_in
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a batch run goes: the keyword arguments of `Store.run`, the options of `genprint run`.
+
+    Attributes
+    ----------
+    model : str or None
+        Fingerprint model; left out, the store's own ("default" for a new store).
+    shard_size : int
+        Images per fingerprinting task (a unit of retry and resume).
+    wait : float
+        Seconds to wait for the store's lock (0: fail at once).
+    recluster : bool or None
+        True/False forces a full re-clustering or assignment only; None applies the rule of flows.update.
+    min_cluster_size : int or None
+        Smallest group reported as a cluster (None: OriginClusterer's).
+    progress : bool
+        Terminal progress bars.
+    dask_address : str or None
+        Fingerprint on the workers of the Dask cluster with this scheduler (tcp://HOST:PORT).
+    allowed_roots : list of str or None
+        Folders every source and manifest row must lie under (flows.sources).
+    """
+
+    model: str | None = None
+    shard_size: int = 256
+    wait: float = 0.0
+    recluster: bool | None = None
+    min_cluster_size: int | None = None
+    progress: bool = False
+    dask_address: str | None = None
+    allowed_roots: Sequence[str | os.PathLike] | None = None
+
+    def __post_init__(self) -> None:
+        # Plain strings: the options travel as a Prefect flow parameter (JSON for a scheduled run).
+        if self.allowed_roots is not None:
+            object.__setattr__(self, "allowed_roots", [os.fspath(r) for r in self.allowed_roots])
+
+
+@contextlib.contextmanager
+def begin_run(store: StoreFolder, sources: list[str], options: RunOptions) -> Iterator[RunOptions]:
+    """A run's checks, in one place and before any work; the store's lock is held until the block ends.
+
+    The sources exist (and lie under `allowed_roots`), the lock is taken (waiting `wait` seconds),
+    and the model is known and fits the store's fingerprints. Yields the options with the model resolved.
+    """
+    check_sources(sources, options.allowed_roots)
+    with store.lock("genprint run", timeout=options.wait):
+        model, _ = open_model(store, options.model)
+        yield replace(options, model=model)
 
 
 @dataclass(frozen=True)
@@ -78,8 +134,8 @@ class RunSummary:
             f"({self.images_known} already stored), {self.errors} unusable",
             f"store: {self.images_total} images in {self.clusters} clusters, {self.unassigned} unassigned "
             f"({self.clustering}); {self.seconds.get('total', 0):.1f} s",
-            f"tables: {store / Store.IMAGES}, {store / Store.CLUSTERS}, {store / Store.ERRORS}",
-            f"report: {store / Store.REPORT}",
+            f"tables: {store / StoreFolder.IMAGES}, {store / StoreFolder.CLUSTERS}, {store / StoreFolder.ERRORS}",
+            f"report: {store / StoreFolder.REPORT}",
         ]
         if self.peak_memory_mb:
             lines.append("peak memory: " + ", ".join(f"{stage} {mb:.0f} MiB" for stage, mb in self.peak_memory_mb.items()))
@@ -103,32 +159,8 @@ def new_meta(fingerprinter: Fingerprinter, model: str) -> dict:
     }
 
 
-def resolve_model(store: Store, model: str | None) -> str:
-    """The model asked for, else the store's own, else "default" (a new store)."""
-    return model or store.meta().get("model") or "default"
-
-
-def check_model(meta: dict, fingerprinter: Fingerprinter) -> None:
-    """Fingerprints of two models cannot be compared: a store keeps the model it started with."""
-    if not meta:
-        return
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise StoreError(f"store format {meta.get('format_version')} is not {FORMAT_VERSION}: use a new store")
-    name, version = meta["model_name"], meta["model_version"]
-    if name != fingerprinter.name:
-        raise StoreError(
-            f"this store holds fingerprints of model {name}, not {fingerprinter.name}: "
-            f"run with --model {meta['model']}, or use a new --store"
-        )
-    if version != fingerprinter.version:
-        raise StoreError(
-            f"this store holds fingerprints of {name} version {version}, but this genprint's {name} is version "
-            f"{fingerprinter.version}: fingerprints of two versions cannot be compared; run the sources into a new --store"
-        )
-
-
 def prepare(
-    store: Store,
+    store: StoreFolder,
     sources: list[str],
     fingerprinter: Fingerprinter,
     shard_size: int,

@@ -1,6 +1,7 @@
 """Explicit arrow schemas of every table the store writes (no types guessed from pandas)."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -109,6 +110,22 @@ def vectors_schema(dim: int) -> pa.Schema:
             pa.field("vector", pa.list_(pa.float32(), dim), nullable=False),
         ]
     )
+
+
+def vectors_table(image_ids: list[str], vectors: np.ndarray) -> pa.Table:
+    """Image ids and their fingerprints as a fixed-size float32 list column."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    dim = vectors.shape[1]
+    column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), type=pa.float32()), dim)
+    return pa.Table.from_arrays([pa.array(image_ids, type=pa.string()), column], schema=vectors_schema(dim))
+
+
+def vectors_from_table(table: pa.Table) -> tuple[list[str], np.ndarray]:
+    """The inverse of `vectors_table`: (image ids, (n, dim) float32)."""
+    column = table.column("vector").combine_chunks()
+    dim = column.type.list_size
+    flat = column.flatten().to_numpy(zero_copy_only=False)
+    return table.column("image_id").to_pylist(), flat.astype(np.float32, copy=False).reshape(-1, dim)
 
 
 def ids_schema() -> pa.Schema:

@@ -12,7 +12,6 @@ import hashlib
 import os
 import shutil
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +20,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fingerprinting.embed import embed_paths
-from fingerprinting.models import Fingerprinter, load_fingerprinter
+from fingerprinting.fingerprinter import Fingerprinter
 from flows.atomic import fsync_dir
-from flows.schemas import shard_errors_schema, shard_records_schema, to_table, vectors_schema
+from flows.model import cached_fingerprinter
+from flows.schemas import shard_errors_schema, shard_records_schema, to_table, vectors_table
 
 SHARDS_DIR = Path("work") / "shards"
 RECORDS_FILE, VECTORS_FILE, ERRORS_FILE = "records.parquet", "vectors.parquet", "errors.parquet"
@@ -58,12 +58,6 @@ def is_done(store_root: Path, key: str) -> bool:
     return shard_dir(store_root, key).is_dir()
 
 
-@lru_cache(maxsize=4)
-def cached_fingerprinter(model: str) -> Fingerprinter:
-    """One fingerprinter per model and process: shard tasks reuse it instead of reloading weights."""
-    return load_fingerprinter(model)
-
-
 def model_key(fingerprinter: Fingerprinter) -> str:
     return f"{fingerprinter.name}:{fingerprinter.version}"
 
@@ -91,22 +85,6 @@ def fingerprint_shard(store_root: str | os.PathLike, key: str, paths: list[str],
     os.rename(tmp, out)  # atomic: the shard is complete or absent
     fsync_dir(out.parent)
     return str(out)
-
-
-def vectors_table(image_ids: list[str], vectors: np.ndarray) -> pa.Table:
-    """Image ids and their fingerprints as a fixed-size float32 list column."""
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    dim = vectors.shape[1]
-    column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), type=pa.float32()), dim)
-    return pa.Table.from_arrays([pa.array(image_ids, type=pa.string()), column], schema=vectors_schema(dim))
-
-
-def vectors_from_table(table: pa.Table) -> tuple[list[str], np.ndarray]:
-    """The inverse of `vectors_table`: (image ids, (n, dim) float32)."""
-    column = table.column("vector").combine_chunks()
-    dim = column.type.list_size
-    flat = column.flatten().to_numpy(zero_copy_only=False)
-    return table.column("image_id").to_pylist(), flat.astype(np.float32, copy=False).reshape(-1, dim)
 
 
 def read_shard(folder: Path) -> tuple[pd.DataFrame, pa.Table, pd.DataFrame]:

@@ -33,10 +33,10 @@ import numpy as np
 import pandas as pd
 
 from clustering.peak_memory import peak_rss_mb
+from flows.api import Store
 from flows.runs import RunSummary
 from flows.schemas import NO_CLUSTER
 from flows.sources import IMAGE_SUFFIXES
-from flows.store import Store
 
 HostileMaker = Callable[[Path, int], object]  # writes a hostile corpus into a folder; returns its description
 

@@ -1,13 +1,7 @@
-"""The store: one folder holding every table, fingerprint, index and report genprint writes (data/README.md).
+"""The store's persistence: one folder holding every table, fingerprint, index and report genprint writes (data/README.md).
 
-`Store(path)` is also the Python entry point for notebooks:
-
-    from flows import Store
-    store = Store("data/demo/store")
-    store.run(["incoming/"])            # a batch run (a Prefect flow), incremental
-    store.images(); store.clusters(); store.errors()
-    store.investigate(["query.png"], k=10)
-    store.known.add("stylegan-lab", ["refs/stylegan/"])
+`StoreFolder` knows the layout, reads the tables and takes the write lock; the work that writes
+(runs, registrations) lives above it, and `flows.api.Store` adds the notebook verbs.
 """
 from __future__ import annotations
 
@@ -15,7 +9,6 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -27,12 +20,7 @@ from flows import schemas
 from flows.atomic import recover
 from flows.errors import UserError
 from flows.lock import StoreLock
-from flows.shards import vectors_from_table
-
-if TYPE_CHECKING:
-    from flows.investigate import Investigation
-    from flows.known import KnownGenerators
-    from flows.runs import RunSummary
+from flows.schemas import vectors_from_table
 
 FORMAT_VERSION = 1
 
@@ -47,7 +35,7 @@ class StoreError(UserError, RuntimeError):
     """A store that cannot be used as asked (wrong model, damaged file, empty); the message says what to do."""
 
 
-class Store:
+class StoreFolder:
     """A genprint store folder: `current/` tables, `runs/` history, `index/`, `known/` and work space."""
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -76,7 +64,7 @@ class Store:
         return self.root / rel
 
     def __repr__(self) -> str:
-        return f"Store({str(self.root)!r})"
+        return f"{type(self).__name__}({str(self.root)!r})"
 
     # ---- state --------------------------------------------------------------------------------
 
@@ -159,67 +147,6 @@ class Store:
         except (pa.ArrowInvalid, OSError) as exc:
             raise StoreError(f"{path} is damaged ({exc}); restore it, or delete the store and run again") from exc
         return table.to_pandas()
-
-    # ---- work ---------------------------------------------------------------------------------
-
-    def run(
-        self,
-        sources: Sequence[str | os.PathLike],
-        model: str | None = None,
-        shard_size: int = 256,
-        wait: float = 0.0,
-        recluster: bool | None = None,
-        min_cluster_size: int | None = None,
-        progress: bool = False,
-        dask_address: str | None = None,
-        allowed_roots: Sequence[str | os.PathLike] | None = None,
-    ) -> RunSummary:
-        """One incremental batch run over `sources` (folders, files, csv/parquet manifests), as a Prefect flow.
-
-        `model`: left out, the store's own ("default" for a new store); `wait`: seconds to wait for
-        the store's lock; `recluster`: True/False forces the choice,
-        None applies the documented rule (flows.update); `progress`: a terminal progress bar;
-        `dask_address`: fingerprint on the workers of the Dask cluster with this scheduler (tcp://HOST:PORT);
-        `allowed_roots`: folders every source and manifest row must lie under (flows.sources).
-        """
-        from flows.flows import run_flow
-
-        return run_flow(
-            store=str(self.root), sources=[os.fspath(s) for s in sources], model=model, shard_size=shard_size,
-            wait=wait, recluster=recluster, min_cluster_size=min_cluster_size, progress=progress,
-            dask_address=dask_address,
-            allowed_roots=None if allowed_roots is None else [os.fspath(r) for r in allowed_roots],
-        )
-
-    def investigate(self, images: Sequence[str | os.PathLike], k: int = 10) -> Investigation:
-        """Nearest stored fingerprints, cluster, attribution, fake score and parsed design of each query image.
-
-        Queries are not added to the store.
-        """
-        from flows.investigate import investigate
-
-        return investigate(self, [os.fspath(i) for i in images], k=k)
-
-    def rebuild_index(self, wait: float = 0.0) -> int:
-        """Rebuild `index/` from the stored vectors (after a damaged index file); returns the vectors indexed."""
-        from clustering.index import FingerprintIndex
-        from flows.atomic import Transaction
-
-        with self.lock("rebuild index", timeout=wait):
-            ids = self.ids()
-            _, vectors = self.vectors(ids["image_id"].tolist())
-            index = FingerprintIndex.from_vectors(vectors, ids["id"].to_numpy())
-            transaction = Transaction(self.root)
-            index.save(transaction.path(self.INDEX))
-            transaction.commit()
-        return len(ids)
-
-    @property
-    def known(self) -> KnownGenerators:
-        """Registered generators: `.add(name, sources)`, `.list()`, `.remove(name)`."""
-        from flows.known import KnownGenerators
-
-        return KnownGenerators(self)
 
 
 class _RecoveringLock(StoreLock):

@@ -8,6 +8,9 @@ Clustering rule (see data/README.md): the whole store is re-clustered on its fir
 (`recluster=True`), and when the images added since the last full clustering exceed
 `RECLUSTER_FRACTION` of those it clustered; otherwise new images are only assigned to the existing
 clusters, and a run without new images leaves every cluster as it was.
+
+`update` calls its stages in order (index, clustering, attribution, tables, design lending, report
+pictures, commit), each a named function; the flow runs each as a Prefect task of that name.
 """
 from __future__ import annotations
 
@@ -16,35 +19,38 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from clustering.index import FingerprintIndex, IndexCorruptError
-from fingerprinting.models import Fingerprinter, attributor_params
+from fingerprinting.fingerprinter import Fingerprinter, attributor_params
 from fingerprinting.parsing import aggregate_parsed_by, parsed_columns
 from flows import schemas
 from flows.atomic import COMMIT_MARKER, STAGING, Transaction
 from flows.clustering_step import CLUSTERER_STATE, Clustered, assign_new, recluster, save_state
 from flows.designs import MIN_SIMILARITY, lend_designs, match_designs
 from flows.known import KnownGenerators
-from flows.runs import Prepared, RunContext, RunSummary, new_meta
+from flows.model import cached_fingerprinter
 from flows.report import cluster_cards, render_report
-from flows.schemas import NO_CLUSTER
-from flows.shards import SHARDS_DIR, VECTORS_FILE, read_shard, vectors_from_table, vectors_table
-from flows.store import Store, StoreError, is_in
+from flows.runs import Prepared, RunContext, RunOptions, RunSummary, new_meta
+from flows.schemas import NO_CLUSTER, vectors_from_table, vectors_table
+from flows.shards import SHARDS_DIR, VECTORS_FILE, read_shard
+from flows.store import StoreError, StoreFolder, is_in
 
 RECLUSTER_FRACTION = 0.10
 REPORT_CARDS = "index/report_cards.json"  # the report's cluster pictures, reused while clusters stay the same
+IMAGES, CLUSTERS, ERRORS, PATHS = StoreFolder.IMAGES, StoreFolder.CLUSTERS, StoreFolder.ERRORS, StoreFolder.PATHS
 SCHEMAS = {
-    Store.IMAGES: schemas.images_schema(),
-    Store.CLUSTERS: schemas.clusters_schema(),
-    Store.ERRORS: schemas.errors_schema(),
-    Store.PATHS: schemas.paths_schema(),
+    IMAGES: schemas.images_schema(),
+    CLUSTERS: schemas.clusters_schema(),
+    ERRORS: schemas.errors_schema(),
+    PATHS: schemas.paths_schema(),
 }
 EXEMPLARS = 8
 LARGEST_SHOWN = 10
@@ -57,6 +63,30 @@ class _NewImages:
     vectors: np.ndarray  # aligned with records
     errors: pd.DataFrame  # path, error (from fingerprinting)
     parts: list[tuple[str, str, list[str] | None]]  # (shard key, folder, ids kept: None = all of them)
+
+
+@dataclass
+class _Pass:
+    """What this run's clustering covered: every stored image (a full pass) or only the new ones."""
+
+    mode: str  # "recluster", "assign" or "unchanged"
+    image_ids: list[str]  # every stored image, previous ones first
+    vectors: np.ndarray  # every image's (in `image_ids` order) when `every_vector`, else the new images'
+    full: bool  # re-clustered, or the registry changed: everything is attributed and designs are matched again
+    every_vector: bool  # a full pass, or the store's first images
+    clustered: Clustered
+    known_digest: str
+
+
+@dataclass
+class _Tables:
+    """The analyst tables as this run leaves them (clusters before design lending)."""
+
+    images: pd.DataFrame
+    paths: pd.DataFrame
+    clusters: pd.DataFrame
+    errors: pd.DataFrame
+    errors_met: int  # unusable inputs this run met
 
 
 @dataclass
@@ -75,107 +105,166 @@ class _RunResult:
     cards: list[dict]
 
 
+StageRunner = Callable[..., Any]
+
+
+def run_stage(name: str, step: Callable[..., Any], *args: Any) -> Any:
+    """Run one stage of the update (the flow passes a runner that makes each a Prefect task of this name)."""
+    return step(*args)
+
+
 def update(
-    store: Store,
+    store: StoreFolder,
     context: RunContext,
     prepared: Prepared,
     shard_dirs: Sequence[str],
-    fingerprinter: Fingerprinter,
-    model: str,
-    recluster_mode: bool | None = None,
-    min_cluster_size: int | None = None,
+    options: RunOptions,
     seconds: dict[str, float] | None = None,
+    stage: StageRunner = run_stage,
 ) -> RunSummary:
-    """Fold the finished shards into the store and commit the new state (tables, index, report, run record)."""
+    """Fold the finished shards into the store and commit the new state (tables, index, report, run record).
+
+    `options.model` is resolved (flows.runs.begin_run); its `recluster` and `min_cluster_size` steer the clustering.
+    """
     started = time.perf_counter()
-    meta = store.meta() or new_meta(fingerprinter, model)
-    previous = store.images()
-    new = _collect(shard_dirs, set(previous["image_id"]), fingerprinter.dim)
+    fingerprinter = cached_fingerprinter(options.model)
+    known = KnownGenerators(store)
+    meta = store.meta() or new_meta(fingerprinter, options.model)
+    before = {IMAGES: store.images(), CLUSTERS: store.clusters(), ERRORS: store.errors(), PATHS: store.paths()}
+    new = _collect(shard_dirs, set(before[IMAGES]["image_id"]), fingerprinter.dim)
+    ids, index = stage("index", _index_stage, store, meta, new)
+    clustering = stage("clustering", _clustering_stage, store, meta, before[IMAGES], new, known.digest(), options)
+    attribution = stage("attribution", _attribution_stage, clustering, new, known, fingerprinter)
+    tables = stage("tables", _tables_stage, before, new, prepared, clustering, attribution, context.run_id)
+    clusters = stage("design-lending", _lend_designs, tables.clusters, before[CLUSTERS], tables.images, clustering, known, fingerprinter)
+    timings = dict(seconds or {})
+    summary = _summary(store, context, prepared, clustering, len(new.records), tables, clusters, timings)
+    cards = stage("report", _report_cards, store, tables.images, clusters, clustering)
+    timings["update"] = time.perf_counter() - started  # all but the final write
+    timings["total"] = sum(v for k, v in timings.items() if k != "total")
+    changed = _changed_tables(store, before, {IMAGES: tables.images, CLUSTERS: clusters, ERRORS: tables.errors, PATHS: tables.paths})
+    if len(new.records):
+        changed[StoreFolder.IDS] = schemas.to_table(ids, schemas.ids_schema())
+    report = render_report(store, tables.images, clusters, tables.errors, summary, cards)
+    meta = _next_meta(meta, clustering, len(new.records), len(tables.images), context.run_id)
+    result = _RunResult(context, summary, meta, changed, index if len(new.records) else None, clustering.clustered, new, report, clusters, cards)
+    stage("commit", _commit, store, result)
+    shutil.rmtree(store / str(SHARDS_DIR), ignore_errors=True)  # committed: the shards are history now
+    return summary
 
-    ids = store.ids()
+
+def _index_stage(store: StoreFolder, meta: dict, new: _NewImages) -> tuple[pd.DataFrame, FingerprintIndex]:
+    """The new images' int64 ids (counted on from the store's) and the index with their vectors added."""
     new_int_ids = np.arange(meta["next_int_id"], meta["next_int_id"] + len(new.records), dtype=np.int64)
-    ids = pd.concat([ids, pd.DataFrame({"id": new_int_ids, "image_id": new.records["image_id"]})], ignore_index=True)
-    index = _load_index(store, meta, fingerprinter.dim)
+    ids = pd.concat([store.ids(), pd.DataFrame({"id": new_int_ids, "image_id": new.records["image_id"]})], ignore_index=True)
+    index = _load_index(store, meta, new.vectors.shape[1])
     index.add(new.vectors, new_int_ids)
+    return ids, index
 
-    known_digest = store.known.digest()
-    mode = _clustering_mode(meta, len(previous), len(new.records), recluster_mode)
+
+def _clustering_stage(
+    store: StoreFolder, meta: dict, previous: pd.DataFrame, new: _NewImages, known_digest: str, options: RunOptions
+) -> _Pass:
+    """Re-cluster the whole store or assign the new images to its clusters, by the rule of the module docstring."""
+    mode = _clustering_mode(meta, len(previous), len(new.records), options.recluster)
     image_ids = previous["image_id"].tolist() + new.records["image_id"].tolist()
-    needs_all = mode == "recluster" or known_digest != meta["known_digest"]
-    if needs_all and len(previous):
+    full = mode == "recluster" or known_digest != meta["known_digest"]
+    if full and len(previous):
         _, old_vectors = store.vectors(previous["image_id"].tolist())
         vectors = np.concatenate([old_vectors, new.vectors])
     else:
         vectors = new.vectors
     prior = dict(zip(previous["image_id"], previous["cluster_id"]))
     if mode == "recluster":
-        clustered = recluster(image_ids, vectors, prior, meta["next_cluster_id"], min_cluster_size)
+        clustered = recluster(image_ids, vectors, prior, meta["next_cluster_id"], options.min_cluster_size)
     else:
         clustered = assign_new(store.root, new.records["image_id"].tolist(), new.vectors, meta["next_cluster_id"])
+    # A store's first run holds no previous images: its new vectors are every image's.
+    return _Pass(mode, image_ids, vectors, full, full or not len(previous), clustered, known_digest)
 
-    before = {Store.IMAGES: previous, Store.CLUSTERS: store.clusters(), Store.ERRORS: store.errors(), Store.PATHS: store.paths()}
-    paths = _paths_table(before[Store.PATHS], prepared.identified, set(image_ids), context.run_id)
-    images = _images_table(previous, new.records, paths, clustered, context.run_id)
-    attributed = image_ids if needs_all else new.records["image_id"].tolist()
-    images = _attribute(images, attributed, vectors, store.known, attributor_params(fingerprinter))
-    clusters = _clusters_table(images, before[Store.CLUSTERS], context.run_id)
-    every_vector = needs_all or not len(previous)  # `vectors` then holds every image's, in `image_ids` order
-    clusters = _lend_designs(clusters, before[Store.CLUSTERS], images, image_ids, vectors if every_vector else None, store.known, fingerprinter)
-    errors, errors_met = _errors_table(before[Store.ERRORS], prepared, new.errors, paths, context.run_id)
 
+def _attribution_stage(
+    clustering: _Pass, new: _NewImages, known: KnownGenerators, fingerprinter: Fingerprinter
+) -> tuple[list[str], list[str | None], np.ndarray]:
+    """Open-set attribution against the registered generators: of every image on a full pass, else of the new ones.
+
+    Returns (image ids, names, scores), aligned.
+    """
+    image_ids = clustering.image_ids if clustering.full else new.records["image_id"].tolist()
+    if not image_ids:
+        return [], [], np.zeros(0, np.float32)
+    names, scores = known.attribute(clustering.vectors, attributor_params(fingerprinter))
+    return image_ids, names, scores
+
+
+def _tables_stage(
+    before: dict[str, pd.DataFrame], new: _NewImages, prepared: Prepared, clustering: _Pass,
+    attribution: tuple[list[str], list[str | None], np.ndarray], run_id: str,
+) -> _Tables:
+    """Paths, images (with their clusters and attribution), clusters and errors from the committed ones and this run's."""
+    paths = _paths_table(before[PATHS], prepared.identified, set(clustering.image_ids), run_id)
+    images = _images_table(before[IMAGES], new.records, paths, clustering.clustered, run_id)
+    images = _attribute(images, *attribution)
+    clusters = _clusters_table(images, before[CLUSTERS], run_id)
+    errors, errors_met = _errors_table(before[ERRORS], prepared, new.errors, paths, run_id)
+    return _Tables(images, paths, clusters, errors, errors_met)
+
+
+def _next_meta(meta: dict, clustering: _Pass, images_new: int, images_total: int, run_id: str) -> dict:
+    """The store's record after this run: id counters, registry digest, clustering bookkeeping."""
     meta = dict(meta)
     meta.update(
-        next_int_id=int(meta["next_int_id"] + len(new.records)),
-        next_cluster_id=int(clustered.next_id),
-        known_digest=known_digest,
-        last_run_id=context.run_id,
+        next_int_id=int(meta["next_int_id"] + images_new),
+        next_cluster_id=int(clustering.clustered.next_id),
+        known_digest=clustering.known_digest,
+        last_run_id=run_id,
     )
-    if mode == "recluster":
+    if clustering.mode == "recluster":
         # Too few images to cluster leaves nothing to assign to: the next run re-clusters again.
-        meta.update(clustered_images=len(images) if clustered.state else 0, assigned_since_recluster=0)
+        meta.update(clustered_images=images_total if clustering.clustered.state else 0, assigned_since_recluster=0)
     else:
-        meta["assigned_since_recluster"] = int(meta["assigned_since_recluster"] + len(new.records))
+        meta["assigned_since_recluster"] = int(meta["assigned_since_recluster"] + images_new)
+    return meta
 
-    timings = dict(seconds or {})
-    summary = RunSummary(
+
+def _summary(
+    store: StoreFolder, context: RunContext, prepared: Prepared, clustering: _Pass, images_new: int, tables: _Tables,
+    clusters: pd.DataFrame, seconds: dict[str, float],
+) -> RunSummary:
+    return RunSummary(
         run_id=context.run_id,
         store=str(store.root),
-        clustering=mode,
+        clustering=clustering.mode,
         inputs=prepared.inputs,
-        images_new=len(new.records),
+        images_new=images_new,
         images_known=prepared.images_known,
-        images_total=len(images),
-        errors=errors_met,
+        images_total=len(tables.images),
+        errors=tables.errors_met,
         shards=len(prepared.shards),
         shards_reused=prepared.shards_done,
         clusters=len(clusters),
-        unassigned=int((images["cluster_id"] == NO_CLUSTER).sum()),
+        unassigned=int((tables.images["cluster_id"] == NO_CLUSTER).sum()),
         largest_clusters=_largest(clusters),
-        seconds=timings,
+        seconds=seconds,
     )
-    # Pictures are the slow part of a report: a run that changed no cluster reuses the last ones.
-    reuse_cards = mode == "unchanged" and not needs_all
-    cards = _cached_cards(store, clusters) if reuse_cards else None
-    cards = cards if cards is not None else cluster_cards(images, clusters)
-    timings["update"] = time.perf_counter() - started  # all but the final write
-    timings["total"] = sum(v for k, v in timings.items() if k != "total")
-    # Only what changed is rewritten: at a million images a no-op run must not rewrite the index.
-    frames = {Store.IMAGES: images, Store.CLUSTERS: clusters, Store.ERRORS: errors, Store.PATHS: paths}
+
+
+def _report_cards(store: StoreFolder, images: pd.DataFrame, clusters: pd.DataFrame, clustering: _Pass) -> list[dict]:
+    """The report's cluster pictures, the slow part of a report: a run that changed no cluster reuses the last ones."""
+    cards = _cached_cards(store, clusters) if clustering.mode == "unchanged" and not clustering.full else None
+    return cards if cards is not None else cluster_cards(images, clusters)
+
+
+def _changed_tables(store: StoreFolder, before: dict[str, pd.DataFrame], frames: dict[str, pd.DataFrame]) -> dict[str, pa.Table]:
+    """Only what changed is rewritten: at a million images a no-op run must not rewrite the index."""
     tables = {rel: schemas.to_table(frame, SCHEMAS[rel]) for rel, frame in frames.items()}
-    tables = {
+    return {
         rel: table for rel, table in tables.items()
         if not (store / rel).is_file() or not table.equals(schemas.to_table(before[rel], SCHEMAS[rel]))
     }
-    if len(new.records):
-        tables[Store.IDS] = schemas.to_table(ids, schemas.ids_schema())
-    report = render_report(store, images, clusters, errors, summary, cards)
-    index_changed = index if len(new.records) else None
-    _commit(store, _RunResult(context, summary, meta, tables, index_changed, clustered, new, report, clusters, cards))
-    shutil.rmtree(store / str(SHARDS_DIR), ignore_errors=True)  # committed: the shards are history now
-    return summary
 
 
-def _commit(store: Store, result: _RunResult) -> None:
+def _commit(store: StoreFolder, result: _RunResult) -> None:
     """Write the new state in one transaction: changed tables, index, clusterer state, vectors, report, run record.
 
     A full disk while staging leaves the previous state and frees what was staged: the run stops
@@ -197,11 +286,11 @@ def _commit(store: Store, result: _RunResult) -> None:
 
 def _stage_and_commit(transaction: Transaction, result: _RunResult) -> None:
     context, summary, meta, new = result.context, result.summary, result.meta, result.new
-    run_folder = Store.run_folder(context.run_id)
+    run_folder = StoreFolder.run_folder(context.run_id)
     for rel, table in result.tables.items():
         transaction.write_parquet(rel, table)
     if result.index is not None:
-        result.index.save(transaction.path(Store.INDEX))
+        result.index.save(transaction.path(StoreFolder.INDEX))
     if result.clustered.state:
         save_state(result.clustered.state, transaction.path(CLUSTERER_STATE))
     row_of = {image_id: i for i, image_id in enumerate(new.records["image_id"])}
@@ -214,12 +303,12 @@ def _stage_and_commit(transaction: Transaction, result: _RunResult) -> None:
     transaction.write_parquet(
         f"{run_folder}/cluster_events.parquet", schemas.to_table(result.clustered.events, schemas.cluster_events_schema())
     )
-    transaction.write_text(Store.REPORT, result.report)
+    transaction.write_text(StoreFolder.REPORT, result.report)
     transaction.write_text(f"{run_folder}/report.html", result.report)
     transaction.write_json(REPORT_CARDS, {"clusters": _signature(result.clusters), "cards": result.cards})
     transaction.write_parquet(f"{run_folder}/run.parquet", _run_row(context, summary, meta))
     transaction.write_json(f"{run_folder}/run.json", _run_record(context, summary, meta))
-    transaction.write_json(Store.META, meta)
+    transaction.write_json(StoreFolder.META, meta)
     transaction.commit()
 
 
@@ -227,7 +316,7 @@ def _signature(clusters: pd.DataFrame) -> str:
     return hashlib.sha256(clusters.to_json(orient="records", default_handler=str).encode()).hexdigest()
 
 
-def _cached_cards(store: Store, clusters: pd.DataFrame) -> list[dict] | None:
+def _cached_cards(store: StoreFolder, clusters: pd.DataFrame) -> list[dict] | None:
     """The last report's cluster cards, if they were drawn for exactly these clusters."""
     try:
         cached = json.loads((store / REPORT_CARDS).read_text(encoding="utf-8"))
@@ -260,8 +349,8 @@ def _collect(shard_dirs: Sequence[str], stored: set[str], dim: int) -> _NewImage
     return _NewImages(frame.iloc[order].reset_index(drop=True), array[order], pd.concat(errors, ignore_index=True), parts)
 
 
-def _load_index(store: Store, meta: dict, dim: int) -> FingerprintIndex:
-    path = store / Store.INDEX
+def _load_index(store: StoreFolder, meta: dict, dim: int) -> FingerprintIndex:
+    path = store / StoreFolder.INDEX
     if meta["next_int_id"] == 0:
         return FingerprintIndex(dim)
     try:
@@ -304,11 +393,10 @@ def _images_table(
     return images.sort_values("path", ignore_index=True)
 
 
-def _attribute(images: pd.DataFrame, image_ids: list[str], vectors: np.ndarray, known: KnownGenerators, rule: dict[str, object]) -> pd.DataFrame:
-    """Open-set attribution of `image_ids` (aligned with `vectors`) against the registered generators."""
+def _attribute(images: pd.DataFrame, image_ids: list[str], names: list[str | None], scores: np.ndarray) -> pd.DataFrame:
+    """`images` with the attribution of `image_ids` (aligned with `names` and `scores`) set."""
     images = images.set_index("image_id")
     if image_ids:
-        names, scores = known.attribute(vectors, rule)
         images.loc[image_ids, "attributed_generator"] = pd.Series(names, index=image_ids, dtype=object)
         images.loc[image_ids, "attribution_score"] = scores
     # Generated (by the detector's word) and made by no registered generator. Without a fake score
@@ -342,25 +430,25 @@ def _clusters_table(images: pd.DataFrame, previous: pd.DataFrame, run_id: str) -
 
 
 def _lend_designs(
-    clusters: pd.DataFrame, previous: pd.DataFrame, images: pd.DataFrame, image_ids: list[str], vectors: np.ndarray | None,
-    known: KnownGenerators, fingerprinter: Fingerprinter,
+    clusters: pd.DataFrame, previous: pd.DataFrame, images: pd.DataFrame, clustering: _Pass, known: KnownGenerators,
+    fingerprinter: Fingerprinter,
 ) -> pd.DataFrame:
     """``clusters`` with the known design of the registered generator each is close to, where there is one (flows.designs).
 
-    ``vectors`` (every image's, aligned with ``image_ids``) are pooled per cluster; without them (a
-    run that only assigned new images to the clusters it had) each cluster keeps the match the
-    last full pass made: the registry has not changed since, or this would be a full pass.
+    Every image's vectors are pooled per cluster; without them (a run that only assigned new images
+    to the clusters it had) each cluster keeps the match the last full pass made: the registry has
+    not changed since, or this would be a full pass.
     """
     designs, threshold, keys = known.designs(), MIN_SIMILARITY.get(fingerprinter.name), clusters["cluster_id"].tolist()
     if designs.empty or threshold is None or not keys:
         return clusters
-    if vectors is not None:
-        cluster_of = images.set_index("image_id")["cluster_id"].reindex(image_ids).to_numpy()
+    if clustering.every_vector:
+        cluster_of = images.set_index("image_id")["cluster_id"].reindex(clustering.image_ids).to_numpy()
         references, names = known.training_set()
         designed = np.isin(names, designs["name"])
         attributed = [name if isinstance(name, str) else None for name in clusters["attributed_generator"]]
         sources, similarity = match_designs(
-            vectors, cluster_of, keys, references[designed], np.asarray(names)[designed], threshold, attributed=attributed
+            clustering.vectors, cluster_of, keys, references[designed], np.asarray(names)[designed], threshold, attributed=attributed
         )
     else:
         carried = previous.set_index("cluster_id").reindex(keys)

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from fingerprinting.checkpoint import Calibration, Checkpoint, CheckpointError, config_path, load_checkpoint, load_learned, save_checkpoint
+from fingerprinting.checkpoint import Calibration, Checkpoint, CheckpointError, config_path, load_checkpoint, save_checkpoint
 from fingerprinting.models import load_fingerprinter
 from fingerprinting.network import FingerprintNet, NetworkConfig, to_network_input
 from fingerprinting.parsing import parsed_columns
-from fingerprinting.zoo.space import HYPERPARAMETERS
+from fingerprinting.design import HYPERPARAMETERS
 
 
 class _WritesMarker:
@@ -95,7 +95,7 @@ def test_a_crafted_pickle_is_never_unpickled(saved: tuple[Path, FingerprintNet],
     config_path(path).write_text(json.dumps(config))
     path.write_bytes(payload)
     with pytest.raises(CheckpointError, match="not a valid safetensors"):
-        load_learned(path)
+        load_fingerprinter(path)
     for name in ("model.pt", "model.pkl", "model.ckpt"):
         (tmp_path / name).write_bytes(payload)
         with pytest.raises(CheckpointError, match="not a genprint checkpoint"):
@@ -127,11 +127,11 @@ def test_vector_with_a_spectral_share(saved: tuple[Path, FingerprintNet], tmp_pa
     path, net = saved
     plain = load_checkpoint(path)
     mixed_path = save_checkpoint(Checkpoint(net, plain.calibration, {}, "learned-test", spectral_weight=0.5, spectral_options={"grid": [8, 4], "radial_bins": 16}), tmp_path / "mixed.safetensors")
-    mixed = load_learned(mixed_path)
+    mixed = load_fingerprinter(mixed_path)
     assert mixed.version.split("/")[0] != plain.version and "/spectral-" in mixed.version
     crops = np.random.default_rng(1).integers(0, 256, (4, 48, 48, 3), dtype=np.uint8)
     vectors = mixed.fingerprint(crops).vectors
-    learned = load_learned(path).fingerprint(crops).vectors
+    learned = load_fingerprinter(path).fingerprint(crops).vectors
     assert vectors.shape == (4, 16 + mixed.spectral.dim) and mixed.dim == vectors.shape[1]
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert np.allclose(vectors[:, :16], np.sqrt(0.5) * learned, atol=1e-6)

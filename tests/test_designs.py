@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from fingerprinting.parsing import LOSS_TYPES_COLUMN, empty_parsed
-from fingerprinting.zoo.space import HYPERPARAMETERS
+from fingerprinting.design import HYPERPARAMETERS
 from flows import Store
 from flows.designs import MIN_SIMILARITY, design_row, lend_designs, match_designs, zoo_member_design
 from flows.errors import UserError

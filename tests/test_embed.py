@@ -17,7 +17,8 @@ from fingerprinting import models
 from fingerprinting.crops import crop_grid
 from fingerprinting.embed import ERROR_COLUMNS, RECORD_COLUMNS, EmbeddedChunk, embed_images, embed_paths
 from fingerprinting.images import load_image
-from fingerprinting.models import FingerprintOutput, load_fingerprinter
+from fingerprinting.fingerprinter import FingerprintOutput
+from fingerprinting.models import load_fingerprinter
 from fingerprinting.parsing import (
     LOSS_TYPES_COLUMN,
     aggregate_parsed,
@@ -29,7 +30,7 @@ from fingerprinting.parsing import (
     parsed_fields,
 )
 from fingerprinting.spectral import SpectralFingerprinter
-from fingerprinting.zoo.space import HYPERPARAMETERS, LOSS_TYPES
+from fingerprinting.design import HYPERPARAMETERS, LOSS_TYPES
 
 RNG = np.random.default_rng(5)
 

@@ -9,7 +9,7 @@ import pytest
 
 from fingerprinting.zoo.losses import GAN_LOSSES, RECONSTRUCTION_LOSSES
 from fingerprinting.zoo.plan import plan_members
-from fingerprinting.zoo.space import LOSS_TYPES
+from fingerprinting.design import LOSS_TYPES
 from flows.bench import identifiability
 
 

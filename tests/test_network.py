@@ -19,7 +19,7 @@ from fingerprinting.network import (
     to_network_input,
     to_unshuffled_input,
 )
-from fingerprinting.zoo.space import HYPERPARAMETERS, LOSS_TYPES
+from fingerprinting.design import HYPERPARAMETERS, LOSS_TYPES
 
 FEN_FLOPS_PER_128PX = 20e9  # the paper's 17-layer, 64-channel DnCNN
 

@@ -8,7 +8,8 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from fingerprinting.evaluation import nearest_neighbour_same_label_rate
-from fingerprinting.models import DEFAULT_CHECKPOINT, attributor_params, load_fingerprinter
+from fingerprinting.fingerprinter import attributor_params
+from fingerprinting.models import DEFAULT_CHECKPOINT, load_fingerprinter
 from fingerprinting.network import HeadSpec
 from fingerprinting.training_data import load_labelled_images
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fingerprinting.models import FingerprintOutput, Fingerprinter
+from fingerprinting.fingerprinter import FingerprintOutput, Fingerprinter
 from fingerprinting.spectral import SpectralFingerprinter, _median3x3
 
 RNG = np.random.default_rng(11)

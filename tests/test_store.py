@@ -17,7 +17,8 @@ from PIL import Image
 from flows import schemas
 from flows.atomic import COMMIT_MARKER, STAGING, Transaction, recover, write_json
 from flows.lock import StoreLock, StoreLockedError
-from flows.shards import plan_shards, vectors_from_table, vectors_table
+from flows.schemas import vectors_from_table, vectors_table
+from flows.shards import plan_shards
 from flows.sources import SourceError, discover, identify
 
 

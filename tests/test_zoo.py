@@ -13,7 +13,7 @@ from PIL import Image
 from fingerprinting.zoo import ZooOptionsMismatch, build_zoo, load_zoo
 from fingerprinting.zoo.generate import generate
 from fingerprinting.zoo.plan import COMBINATION_KEYS, HELD_OUT_FAMILY, plan_members
-from fingerprinting.zoo.space import HYPERPARAMETERS, LOSS_TYPES
+from fingerprinting.design import HYPERPARAMETERS, LOSS_TYPES
 from fingerprinting.zoo.tables import GENERATORS_SCHEMA, IMAGES_SCHEMA
 from fingerprinting.zoo.training import reproducible_torch, train_member
 

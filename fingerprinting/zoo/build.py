@@ -24,7 +24,7 @@ from fingerprinting.zoo.families import count_convs, count_params
 from fingerprinting.zoo.generate import generate, sample_count
 from fingerprinting.zoo.photos import heldout_regions, sample_crops, usable_photos
 from fingerprinting.zoo.plan import SPLITS, MemberSpec, plan_members
-from fingerprinting.zoo.space import HYPERPARAMETERS, LOSS_TYPES
+from fingerprinting.design import HYPERPARAMETERS, LOSS_TYPES
 from fingerprinting.zoo.tables import GENERATORS_FILE, GENERATORS_SCHEMA, IMAGES_FILE, IMAGES_SCHEMA, write_table
 from fingerprinting.zoo.training import reproducible_torch, train_member
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fingerprinting.zoo.space import HYPERPARAMETERS, LOSS_TYPES
+from fingerprinting.design import HYPERPARAMETERS, LOSS_TYPES
 
 GENERATORS_FILE = "generators.parquet"
 IMAGES_FILE = "images.parquet"

@@ -20,7 +20,7 @@ from clustering.attribution import OpenSetAttributor
 from clustering.origin import OriginClusterer
 from fingerprinting.augment import each_image, jpeg, jpeg_copy
 from fingerprinting.evaluation import detection_figures, nearest_neighbour_same_label_rate, parsing_figures
-from fingerprinting.models import Fingerprinter, attributor_params
+from fingerprinting.fingerprinter import Fingerprinter, attributor_params
 from fingerprinting.network import HeadSpec
 from fingerprinting.training_data import LabelledImages
 

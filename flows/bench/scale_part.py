@@ -132,7 +132,7 @@ def write_vectors_table(n: int, dim: int, path: str) -> dict:
     """The store's fingerprint table (image id, fixed-size float32 vector column) at ``n`` rows: write and read back."""
     import pyarrow.parquet as pq
 
-    from flows.shards import vectors_from_table, vectors_table
+    from flows.schemas import vectors_from_table, vectors_table
 
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((n, dim), dtype=np.float32)
@@ -161,15 +161,16 @@ def seed_store(store: str, n: int, model: str, seed: int = 2) -> dict:
     import pyarrow.parquet as pq
 
     from clustering import metrics
-    from fingerprinting.models import load_fingerprinter
     from flows import schemas
-    from flows.runs import Prepared, RunContext
-    from flows.shards import ERRORS_FILE, RECORDS_FILE, VECTORS_FILE, model_key, plan_shards, shard_dir, vectors_table
-    from flows.store import Store
+    from flows.model import cached_fingerprinter
+    from flows.runs import Prepared, RunContext, RunOptions
+    from flows.schemas import vectors_table
+    from flows.shards import ERRORS_FILE, RECORDS_FILE, VECTORS_FILE, model_key, plan_shards, shard_dir
+    from flows.store import StoreFolder
     from flows.update import update
 
     shutil.rmtree(store, ignore_errors=True)  # a seed that failed half-way is redone from nothing
-    fingerprinter = load_fingerprinter(model)
+    fingerprinter = cached_fingerprinter(model)  # the one `update` uses
     data = store_fingerprints(n, fingerprinter.dim, seed=seed)
     count = len(data.origins)
     records = pd.DataFrame({"image_id": _image_ids(count, "seed")})
@@ -199,10 +200,10 @@ def seed_store(store: str, n: int, model: str, seed: int = 2) -> dict:
     identified = records[["path", "image_id"]].assign(size_bytes=0, mtime_ns=0, cached=False)
     prepared = Prepared(identified, pd.DataFrame(columns=["path", "error"]), shards, 0, 0, 0.0)
     context = RunContext.start([f"{store}-synthetic"], {"model": model, "synthetic_fingerprints": count})
-    target = Store(store)
+    target = StoreFolder(store)
     start = time.perf_counter()
     with target.lock("genprint bench --scale: seed"):
-        summary = update(target, context, prepared, folders, fingerprinter, model, recluster_mode=True)
+        summary = update(target, context, prepared, folders, RunOptions(model=model, recluster=True))
     seconds = time.perf_counter() - start
     labels = target.images().set_index("image_id")["cluster_id"].reindex(records["image_id"]).to_numpy()
     generated = origins >= 0
@@ -216,7 +217,7 @@ def incremental_run(seeded: str, store: str, folder: str, model: str) -> dict:
 
     The copy (not timed) keeps the seeded store as it was, so this step can be measured again alone.
     """
-    from flows.store import Store
+    from flows.api import Store
 
     shutil.rmtree(store, ignore_errors=True)
     shutil.copytree(seeded, store)

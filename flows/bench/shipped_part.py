@@ -17,7 +17,8 @@ from clustering.attribution import OpenSetAttributor
 from clustering.origin import OriginClusterer
 from fingerprinting.augment import jpeg
 from fingerprinting.evaluation import parsing_figures
-from fingerprinting.models import Fingerprinter, load_fingerprinter
+from fingerprinting.fingerprinter import Fingerprinter
+from fingerprinting.models import load_fingerprinter
 from fingerprinting.network import HeadSpec
 from fingerprinting.parsing import discrete_names
 from fingerprinting.runtime import pin_threads

@@ -11,7 +11,7 @@ import numpy as np
 from fingerprinting.runtime import pin_threads
 from fingerprinting.zoo import build_zoo, load_zoo
 from flows.soak import SoakRun, repository_hostile_corpus, restore_permissions, rss_mb, soak, to_markdown
-from flows.store import Store
+from flows.api import Store
 
 # A small zoo: a few generators with clusters of ~20 images, enough for re-clusterings to merge and split.
 ZOO = dict(members=6, images_per_member=20, size=32, seed=7, steps=20)

@@ -22,7 +22,7 @@ from PIL import Image
 
 from fingerprinting.embed import embed_paths
 from fingerprinting.images import load_image
-from fingerprinting.models import Fingerprinter
+from fingerprinting.fingerprinter import Fingerprinter
 
 IMAGE_KINDS = {"png64": "64 px PNG", "jpeg512": "512x427 px JPEG (q90)"}
 

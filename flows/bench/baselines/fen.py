@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from fingerprinting.augment import Augmenter
 from fingerprinting.learned import decode_parsed
 from fingerprinting.losses import parsing_losses, residual_constraints
-from fingerprinting.models import FingerprintOutput
+from fingerprinting.fingerprinter import FingerprintOutput
 from fingerprinting.network import HeadSpec, NetworkOutput, to_network_input
 from fingerprinting.optimiser import OneCycleAdamW
 from fingerprinting.train import LossWeights

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import uniform_filter
 
-from fingerprinting.models import FingerprintOutput
+from fingerprinting.fingerprinter import FingerprintOutput
 
 # Analytic cost per pixel and channel of the 3x3 adaptive Wiener filter and the residual: local
 # mean and mean square (9 + 9 multiply-adds), the gain and its application (~8), the subtraction.

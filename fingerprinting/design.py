@@ -1,4 +1,4 @@
-"""The generator space: every hyperparameter a zoo member has and the parsing heads predict."""
+"""The design vocabulary: the hyperparameters of a generator's design and its loss types (zoo members, parsing heads)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

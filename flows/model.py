@@ -1,0 +1,50 @@
+"""The store's fingerprint model: which one a write uses, loaded once per process, checked against the store.
+
+Fingerprints of two models (or two versions of one) cannot be compared, so a store keeps the model
+it started with; every writer and reader goes through `open_model`.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from fingerprinting.fingerprinter import Fingerprinter
+from fingerprinting.models import load_fingerprinter
+from flows.errors import UserError
+from flows.store import FORMAT_VERSION, StoreError, StoreFolder
+
+
+@lru_cache(maxsize=4)
+def cached_fingerprinter(model: str) -> Fingerprinter:
+    """One fingerprinter per model and process: shard tasks reuse it instead of reloading weights."""
+    return load_fingerprinter(model)
+
+
+def open_model(store: StoreFolder, model: str | None) -> tuple[str, Fingerprinter]:
+    """The model asked for, else the store's own, else "default" (a new store), loaded and checked against the store."""
+    meta = store.meta()
+    model = model or meta.get("model") or "default"
+    try:
+        fingerprinter = cached_fingerprinter(model)
+    except ValueError as exc:  # an unknown model name or a missing checkpoint file
+        raise UserError(str(exc)) from exc
+    _check_model(meta, fingerprinter)
+    return model, fingerprinter
+
+
+def _check_model(meta: dict, fingerprinter: Fingerprinter) -> None:
+    """Fingerprints of two models cannot be compared: a store keeps the model it started with."""
+    if not meta:
+        return
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise StoreError(f"store format {meta.get('format_version')} is not {FORMAT_VERSION}: use a new store")
+    name, version = meta["model_name"], meta["model_version"]
+    if name != fingerprinter.name:
+        raise StoreError(
+            f"this store holds fingerprints of model {name}, not {fingerprinter.name}: "
+            f"run with --model {meta['model']}, or use a new --store"
+        )
+    if version != fingerprinter.version:
+        raise StoreError(
+            f"this store holds fingerprints of {name} version {version}, but this genprint's {name} is version "
+            f"{fingerprinter.version}: fingerprints of two versions cannot be compared; run the sources into a new --store"
+        )
