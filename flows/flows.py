@@ -2,9 +2,11 @@
 
 - `run_flow`: one incremental batch run; fingerprint shards are mapped as tasks whose results stay
   on disk in the store (a task returns its shard folder, never arrays), so the same tasks run on the
-  workers of an existing Dask cluster when the run names its scheduler (`dask_address`, flows.runners).
+  workers of an existing Dask cluster when the run names its scheduler (`dask_address`, flows.runners);
+  the update's stages follow as tasks of their own names. Its callers (`Store.run`,
+  `scheduled_run_flow`) make the run's checks and hold the store's lock (`flows.runs.begin_run`).
 - `investigate_flow`, `known_add_flow`: the ad-hoc commands, visible in the Prefect UI too.
-- `serve`: scheduled runs with `flow.serve(cron=...)`.
+- `serve`: scheduled runs (`scheduled_run_flow`) with `flow.serve(cron=...)`.
 Prefect's own result persistence stays off: the store is where results live, which is also what
 makes a re-run skip finished shards, under any Prefect server or none.
 """

@@ -147,7 +147,8 @@ def update(
         changed[StoreFolder.IDS] = schemas.to_table(ids, schemas.ids_schema())
     report = render_report(store, tables.images, clusters, tables.errors, summary, cards)
     meta = _next_meta(meta, clustering, len(new.records), len(tables.images), context.run_id)
-    result = _RunResult(context, summary, meta, changed, index if len(new.records) else None, clustering.clustered, new, report, clusters, cards)
+    index_changed = index if len(new.records) else None
+    result = _RunResult(context, summary, meta, changed, index_changed, clustering.clustered, new, report, clusters, cards)
     stage("commit", _commit, store, result)
     shutil.rmtree(store / str(SHARDS_DIR), ignore_errors=True)  # committed: the shards are history now
     return summary
