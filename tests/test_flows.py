@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -176,6 +177,21 @@ def test_cluster_ids_are_stable_across_a_reclustering(store_copy: Store, tiny_zo
     events = pq.read_table(next((store_copy / "runs").glob(f"*/run_id={summary.run_id}/cluster_events.parquet"))).to_pandas()
     assert set(events["kind"]) == {"continued"} and set(events["cluster_id"]) == set(store_copy.clusters()["cluster_id"])
 
+
+
+def test_a_scheduled_run_takes_its_options_as_json_and_makes_the_same_checks(
+    store_copy: Store, tiny_zoo: SimpleNamespace, run_options: dict
+) -> None:
+    """`serve` hands its runs their options as a deployment's JSON parameters; each run checks them as `Store.run` does."""
+    from flows.flows import scheduled_run_flow
+    from flows.lock import StoreLockedError
+    from flows.runs import RunOptions
+
+    options = json.loads(json.dumps(asdict(RunOptions(**run_options))))
+    summary = scheduled_run_flow(str(store_copy.root), [str(tiny_zoo.root)], options)
+    assert (summary.clustering, summary.images_new, summary.images_total) == ("unchanged", 0, len(store_copy.images()))
+    with store_copy.lock("another writer"), pytest.raises(StoreLockedError):
+        scheduled_run_flow(str(store_copy.root), [str(tiny_zoo.root)], options)
 
 # ---- attribution -----------------------------------------------------------------------------------
 
