@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from fingerprinting.crops import crop_grid
-from fingerprinting.images import ImageLoadError, LoadedImage, load_image
 from fingerprinting.fingerprinter import Fingerprinter, is_size_agnostic
+from fingerprinting.images import ImageLoadError, LoadedImage, load_image
 from fingerprinting.parsing import aggregate_parsed_by, conform_parsed
 
 RECORD_COLUMNS = ["image_id", "path", "width", "height", "format", "fake_score"]

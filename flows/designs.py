@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from clustering.refine import pooled_centroids
-from fingerprinting.parsing import LOSS_TYPES_COLUMN, conform_parsed, empty_parsed, parsed_columns
 from fingerprinting.design import HYPERPARAMETERS, LOSS_TYPES
+from fingerprinting.parsing import LOSS_TYPES_COLUMN, conform_parsed, empty_parsed, parsed_columns
 from flows.errors import UserError
 
 LOSS_TYPES_KEY = "loss_types"

@@ -32,11 +32,11 @@ from prefect.futures import as_completed  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 from prefect.utilities.annotations import quote  # noqa: E402
 
-from flows.progress import progress_bar  # noqa: E402
-from flows.runners import pin_this_thread, shard_runner  # noqa: E402
 from flows.investigate import investigate  # noqa: E402
 from flows.known import KnownGenerators  # noqa: E402
 from flows.model import cached_fingerprinter  # noqa: E402
+from flows.progress import progress_bar  # noqa: E402
+from flows.runners import pin_this_thread, shard_runner  # noqa: E402
 from flows.runs import Prepared, RunContext, RunOptions, RunSummary, begin_run, prepare  # noqa: E402
 from flows.shards import fingerprint_shard  # noqa: E402
 from flows.stage_memory import StagePeaks  # noqa: E402

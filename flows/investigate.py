@@ -17,8 +17,8 @@ import pandas as pd
 
 from clustering.index import FingerprintIndex, IndexCorruptError
 from fingerprinting.embed import embed_images
-from fingerprinting.images import ImageLoadError, load_image
 from fingerprinting.fingerprinter import attributor_params
+from fingerprinting.images import ImageLoadError, load_image
 from fingerprinting.parsing import parsed_columns
 from flows.clustering_step import CLUSTERER_STATE, assign_new
 from flows.known import KnownGenerators

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from fingerprinting.checkpoint import Calibration, Checkpoint, CheckpointError, config_path, load_checkpoint, save_checkpoint
+from fingerprinting.design import HYPERPARAMETERS
 from fingerprinting.models import load_fingerprinter
 from fingerprinting.network import FingerprintNet, NetworkConfig, to_network_input
 from fingerprinting.parsing import parsed_columns
-from fingerprinting.design import HYPERPARAMETERS
 
 
 class _WritesMarker:

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fingerprinting.parsing import LOSS_TYPES_COLUMN, empty_parsed
 from fingerprinting.design import HYPERPARAMETERS
+from fingerprinting.parsing import LOSS_TYPES_COLUMN, empty_parsed
 from flows import Store
 from flows.designs import MIN_SIMILARITY, design_row, lend_designs, match_designs, zoo_member_design
 from flows.errors import UserError

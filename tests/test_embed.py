@@ -15,9 +15,10 @@ from PIL import Image
 
 from fingerprinting import models
 from fingerprinting.crops import crop_grid
+from fingerprinting.design import HYPERPARAMETERS, LOSS_TYPES
 from fingerprinting.embed import ERROR_COLUMNS, RECORD_COLUMNS, EmbeddedChunk, embed_images, embed_paths
-from fingerprinting.images import load_image
 from fingerprinting.fingerprinter import FingerprintOutput
+from fingerprinting.images import load_image
 from fingerprinting.models import load_fingerprinter
 from fingerprinting.parsing import (
     LOSS_TYPES_COLUMN,
@@ -30,7 +31,6 @@ from fingerprinting.parsing import (
     parsed_fields,
 )
 from fingerprinting.spectral import SpectralFingerprinter
-from fingerprinting.design import HYPERPARAMETERS, LOSS_TYPES
 
 RNG = np.random.default_rng(5)
 

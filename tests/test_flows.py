@@ -121,6 +121,22 @@ def test_vectors_index_map_and_run_history(tiny_store: SimpleNamespace) -> None:
     assert not (store / "work" / "shards").exists()
 
 
+
+def test_the_updates_stages_are_prefect_tasks_of_their_names(tiny_store: SimpleNamespace) -> None:
+    """A user following a run in Prefect's UI sees each stage of the update, the one commit last."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.sorting import TaskRunSort
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["genprint-run"])))
+        (flow_run,) = [run for run in runs if run.parameters.get("store") == str(tiny_store.store.root)]
+        task_runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])), sort=TaskRunSort.EXPECTED_START_TIME_ASC
+        )
+    stages = [run.name.rsplit("-", 1)[0] for run in task_runs if not run.name.startswith(("discover", "fingerprint-shard"))]
+    assert stages == ["index", "clustering", "attribution", "tables", "design-lending", "report", "commit"]
+
 # ---- incremental behaviour -------------------------------------------------------------------------
 
 

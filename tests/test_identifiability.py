@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fingerprinting.design import LOSS_TYPES
 from fingerprinting.zoo.losses import GAN_LOSSES, RECONSTRUCTION_LOSSES
 from fingerprinting.zoo.plan import plan_members
-from fingerprinting.design import LOSS_TYPES
 from flows.bench import identifiability
 
 

@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from fingerprinting.design import HYPERPARAMETERS, LOSS_TYPES
 from fingerprinting.zoo import ZooOptionsMismatch, build_zoo, load_zoo
 from fingerprinting.zoo.generate import generate
 from fingerprinting.zoo.plan import COMBINATION_KEYS, HELD_OUT_FAMILY, plan_members
-from fingerprinting.design import HYPERPARAMETERS, LOSS_TYPES
 from fingerprinting.zoo.tables import GENERATORS_SCHEMA, IMAGES_SCHEMA
 from fingerprinting.zoo.training import reproducible_torch, train_member
 

@@ -20,11 +20,11 @@ from typing import Callable, Iterator
 import numpy as np
 from PIL import Image
 
+from fingerprinting.design import HYPERPARAMETERS, LOSS_TYPES
 from fingerprinting.zoo.families import count_convs, count_params
 from fingerprinting.zoo.generate import generate, sample_count
 from fingerprinting.zoo.photos import heldout_regions, sample_crops, usable_photos
 from fingerprinting.zoo.plan import SPLITS, MemberSpec, plan_members
-from fingerprinting.design import HYPERPARAMETERS, LOSS_TYPES
 from fingerprinting.zoo.tables import GENERATORS_FILE, GENERATORS_SCHEMA, IMAGES_FILE, IMAGES_SCHEMA, write_table
 from fingerprinting.zoo.training import reproducible_torch, train_member
 

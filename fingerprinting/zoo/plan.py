@@ -7,9 +7,9 @@ from typing import Sequence
 
 import numpy as np
 
+from fingerprinting.design import LOSS_TYPES, hyperparameter
 from fingerprinting.zoo.losses import GAN_LOSSES, RECONSTRUCTION_LOSSES
 from fingerprinting.zoo.photos import usable_photos
-from fingerprinting.design import LOSS_TYPES, hyperparameter
 
 SPLITS = ("train", "unseen_seed", "unseen_arch")
 TRAIN_FAMILIES = ("dcgan", "autoencoder", "vae", "unet")

@@ -30,9 +30,9 @@ from sklearn.model_selection import GroupKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from fingerprinting.design import LOSS_TYPES, hyperparameter
 from fingerprinting.parsing import discrete_names
 from fingerprinting.zoo.losses import GAN_LOSSES, RECONSTRUCTION_LOSSES
-from fingerprinting.design import LOSS_TYPES, hyperparameter
 
 # The look-alike groups whose members a parser may be unable to tell apart, from the mildest assumption on.
 LOOK_ALIKES: dict[str, tuple[tuple[str, ...], ...]] = {

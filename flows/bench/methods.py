@@ -10,8 +10,8 @@ import numpy as np
 from safetensors.torch import load_file, save_file
 
 from fingerprinting.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from fingerprinting.learned import LearnedFingerprinter
 from fingerprinting.fingerprinter import Fingerprinter
+from fingerprinting.learned import LearnedFingerprinter
 from fingerprinting.models import DEFAULT_CHECKPOINT, load_fingerprinter
 from fingerprinting.network import HeadSpec, flops_per_crop
 from fingerprinting.spectral import SpectralFingerprinter

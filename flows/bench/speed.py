@@ -21,8 +21,8 @@ import pandas as pd
 from PIL import Image
 
 from fingerprinting.embed import embed_paths
-from fingerprinting.images import load_image
 from fingerprinting.fingerprinter import Fingerprinter
+from fingerprinting.images import load_image
 
 IMAGE_KINDS = {"png64": "64 px PNG", "jpeg512": "512x427 px JPEG (q90)"}
 

@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fingerprinting.augment import Augmenter
+from fingerprinting.fingerprinter import FingerprintOutput
 from fingerprinting.learned import decode_parsed
 from fingerprinting.losses import parsing_losses, residual_constraints
-from fingerprinting.fingerprinter import FingerprintOutput
 from fingerprinting.network import HeadSpec, NetworkOutput, to_network_input
 from fingerprinting.optimiser import OneCycleAdamW
 from fingerprinting.train import LossWeights
