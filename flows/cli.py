@@ -408,33 +408,23 @@ def demo(
     typer.echo(result.describe())
 
 
-@app.command()
-def bench(
-    quick: bool = typer.Option(False, "--quick", help="Minutes instead of hours: a small zoo, short training, small N."),
-    shipped: bool = typer.Option(False, "--shipped", help="Only the shipped checkpoint beside the spectral fingerprint on a 30-member zoo of a seed it never saw (the issues' quality targets)."),
-    zoo: bool = typer.Option(False, "--zoo", help="Only time the paper-size zoo build (100 members x 1000 images, 64 px) and its size on disk."),
-    scale: bool = typer.Option(False, "--scale", help="Only the million-image figures: index, clustering, assignment, table writing and a 10k incremental run on a store of 1e6 synthetic fingerprints."),
-    soak: bool = typer.Option(False, "--soak", help="Only the soak: 20 consecutive incremental runs with new and hostile files mixed in."),
-    out: Path = typer.Option(Path("BENCHMARKS.md"), "--out", help="The markdown report to write; figures go in data/bench_figures/ and each part's markdown in data/bench_sections/ beside it."),
-    work: Path = typer.Option(Path("data/bench"), "--work", help="Scratch folder: zoo, checkpoints, stores. A repeated run reuses the zoo and, while the code is unchanged, the trainings and quality tables an interrupted run finished."),
-    threads: ThreadsOption = 2,
-) -> None:
-    """The benchmark suite: genprint's learned fingerprint beside the spectral, Marra 2019 and FEN-style baselines, speed and scale.
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)
+def bench(ctx: typer.Context) -> None:
+    """The benchmark suite that writes BENCHMARKS.md: `python -m bench` in the checkout genprint runs from, with the same options (--help lists them).
 
-    Without a mode option it runs the paper-scale suite (hours; run it again after an interruption and it resumes); --quick runs the same suite small. --shipped,
-    --zoo, --scale and --soak each measure one more part of BENCHMARKS.md and keep the other parts as they are.
+    The suite lives in a git checkout beside tests/ and is not installed with genprint.
     """
-    _start(threads, quiet=True)
-    from flows.bench import run_and_write, run_part
+    import subprocess
+    import sys
 
-    parts = [name for name, chosen in (("shipped", shipped), ("zoo", zoo), ("scale", scale), ("soak", soak)) if chosen]
-    if len(parts) + quick > 1:
-        raise typer.BadParameter("choose one of --quick, --shipped, --zoo, --scale, --soak (or none for the paper-scale suite)")
-    if parts:
-        written = run_part(parts[0], out=out, work=work, threads=threads, log=typer.echo)
-    else:
-        written = run_and_write(quick=quick, out=out, work=work, threads=threads, log=typer.echo)
-    typer.echo(f"wrote {written}")
+    checkout = Path(__file__).resolve().parents[1]
+    if not (checkout / "bench" / "__main__.py").is_file():
+        typer.secho("genprint bench: the benchmark suite is not installed with genprint; run `python -m bench --help` "
+                    "from the root of a git checkout of genprint", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2)
+    # The checkout first on the path: the suite imports bench wherever this command was started from.
+    path = os.pathsep.join([str(checkout), *filter(None, [os.environ.get("PYTHONPATH")])])
+    raise typer.Exit(subprocess.run([sys.executable, "-m", "bench", *ctx.args], env=os.environ | {"PYTHONPATH": path}).returncode)
 
 
 def main() -> None:
