@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from fingerprinting.calibration import VerdictCalibrator
 from fingerprinting.checkpoint import Checkpoint
 from fingerprinting.models import FingerprintOutput
 from fingerprinting.network import HeadSpec, NetworkOutput, inference_copy, to_unshuffled_input
@@ -34,8 +35,12 @@ class LearnedFingerprinter:
     # naming errors on three tuning zoos (see clustering.attribution.OpenSetAttributor).
     attributor_params = {"whiten": True}
 
-    def __init__(self, checkpoint: Checkpoint, crop_size: int = 64, batch_size: int = 64) -> None:
+    def __init__(
+        self, checkpoint: Checkpoint, crop_size: int = 64, batch_size: int = 64, verdict_calibrator: VerdictCalibrator | None = None
+    ) -> None:
         self.checkpoint = checkpoint
+        # Fake score -> generated / real / unsure (fingerprinting.calibration); None: no verdicts.
+        self.verdict_calibrator = verdict_calibrator
         self.net = inference_copy(checkpoint.net)
         self.crop_size = crop_size
         self.batch_size = batch_size
