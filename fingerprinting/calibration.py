@@ -3,9 +3,13 @@
 A fake score alone is not something an analyst can act on: its scale says nothing about how often
 a real photograph scores as high. ``VerdictCalibrator`` learns, from camera photographs only:
 
-- a ``generated`` threshold: a one-sided upper confidence bound on the photographs' score quantile
-  ``1 - target_fpr``, so that a new photograph's score exceeds it with probability at most
-  ``target_fpr`` (at the stated confidence, for photographs like the calibration ones);
+- a ``generated`` threshold: the larger of a one-sided upper confidence bound on the photographs'
+  score quantile ``1 - target_fpr`` (a new image like the calibration ones exceeds it with
+  probability at most ``target_fpr``, at the stated confidence) and, given the photograph of each
+  sample (``groups``), the lowest score leaving at most ``target_fpr`` of every photograph's
+  samples above it: crops of one photograph are alike, so a photograph that scores high as a whole
+  must not be outvoted by the others (with G photographs exchangeable, a new one keeps at most
+  ``target_fpr`` of its samples above that bound with probability G / (G + 1));
 - a ``real`` threshold: the score below which ``real_share`` of the photographs fall;
 - an out-of-distribution score: the mean distance of a fingerprint to its ``n_neighbors`` nearest
   calibration fingerprints (FAISS), divided by the calibration set's own leave-one-out
@@ -17,10 +21,10 @@ a real photograph scores as high. ``VerdictCalibrator`` learns, from camera phot
 images unlike the calibration photographs says nothing); no verdict (None) without a fake score.
 
 Whole images: the store's fake score and fingerprint of an image are the mean of its crops' (up
-to four, ``embed``), and the same rule is applied to them. Calibrating on single crops is the
-conservative side for the threshold, since a mean of crop scores has a thinner upper tail than one
-crop; the calibration set also holds whole photographs, so that their mean fingerprints are not
-taken for outliers. data/MODEL_CARD.md measures both (leave one photograph out).
+to four, ``embed``), and the same rule is applied to them. The calibration samples
+(``camera_photos``) pool single crops, the conservative side for the threshold (a mean of crop
+scores has a thinner upper tail than one crop), and whole photographs, so that mean fingerprints
+are not taken for outliers. data/MODEL_CARD.md measures both, leaving one photograph out.
 
 Stored as safetensors (the reference fingerprints) with the parameters and thresholds as json in
 its metadata: loading runs no code.
@@ -53,7 +57,8 @@ class VerdictCalibrator:
     confidence : float, default 0.95
         Confidence of the upper bound on the photographs' ``1 - target_fpr`` score quantile. With
         too few scores for that bound (under about 300 at the defaults) the threshold is the
-        highest calibration score.
+        highest calibration score. The threshold is never below the per-photograph bound (module
+        docstring).
     real_share : float, default 0.9
         Share of the calibration photographs at or below the ``real`` threshold.
     n_neighbors : int, default 5
@@ -119,12 +124,14 @@ class VerdictCalibrator:
             raise ValueError("calibration scores must be finite: a fingerprinter without a detection head has no verdict")
         if not 0 < self.target_fpr < 1 or not 0 < self.confidence < 1 or not 0 < self.real_share < 1:
             raise ValueError("target_fpr, confidence and real_share must lie in (0, 1)")
-        groups = np.arange(len(scores)) if groups is None else np.asarray(groups)
+        self.generated_threshold_ = upper_quantile_bound(scores, 1 - self.target_fpr, self.confidence)
+        if groups is None:
+            groups = np.arange(len(scores))
+        else:
+            groups = np.asarray(groups)
+            self.generated_threshold_ = max(self.generated_threshold_, _worst_group_bound(scores, groups, self.target_fpr))
         if len(np.unique(groups)) < 2:
             raise ValueError("calibration needs samples from at least two photographs")
-        self.generated_threshold_ = max(
-            upper_quantile_bound(scores, 1 - self.target_fpr, self.confidence), _worst_group_bound(scores, groups, self.target_fpr)
-        )
         self.real_threshold_ = min(float(np.quantile(scores, self.real_share)), self.generated_threshold_)
         self.reference_vectors_ = vectors
         self.ood_scale_ = float(np.quantile(self._held_out_distances(groups), self.ood_quantile))

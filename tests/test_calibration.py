@@ -123,3 +123,10 @@ def test_the_shipped_checkpoint_ships_its_calibration() -> None:
     calibrator = verdict_calibrator(load_fingerprinter("default"))
     assert calibrator is not None and calibrator.target_fpr == 0.01
     assert 0 < calibrator.real_threshold_ < calibrator.generated_threshold_ <= 1
+
+
+def test_without_groups_each_sample_stands_alone() -> None:
+    scores, vectors, groups = _photos(np.random.default_rng(6), photos=40, crops=30)
+    pooled = VerdictCalibrator().fit(scores, vectors)
+    assert pooled.generated_threshold_ == upper_quantile_bound(scores, 0.99, 0.95) < scores.max()
+    assert VerdictCalibrator().fit(scores, vectors, groups).generated_threshold_ >= pooled.generated_threshold_
