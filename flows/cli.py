@@ -95,14 +95,18 @@ def calibrate(
     from fingerprinting.runtime import pin_threads
 
     pin_threads(threads or None)
+    if model == "spectral":
+        raise typer.BadParameter("the spectral fingerprint has no detector: there is no fake score to calibrate", param_hint="--model")
     weights = DEFAULT_CHECKPOINT if model == "default" else Path(model)
-    with _user_errors():
+    try:
         fingerprinter = load_learned(weights)
-        # The regions the zoo photographs were split into depend on the training zoo's image side.
-        zoo_size = int(fingerprinter.checkpoint.training.get("zoo", {}).get("image_side", 64))
-        samples = camera_samples(bundled_camera_photos(zoo_size) + [str(p) for p in photos], fingerprinter, crops_per_photo, seed)
-        calibrator = fit_calibration(samples, fingerprinter.checkpoint.version, target_fpr=target_fpr)
-        path = calibrator.save(out or sidecar_path(weights))
+    except (ValueError, FileNotFoundError) as exc:  # CheckpointError is a ValueError
+        raise typer.BadParameter(str(exc), param_hint="--model") from None
+    # The regions the zoo photographs were split into depend on the training zoo's image side.
+    zoo_size = int(fingerprinter.checkpoint.training.get("zoo", {}).get("image_side", 64))
+    samples = camera_samples(bundled_camera_photos(zoo_size) + [str(p) for p in photos], fingerprinter, crops_per_photo, seed)
+    calibrator = fit_calibration(samples, fingerprinter.checkpoint.version, target_fpr=target_fpr)
+    path = calibrator.save(out or sidecar_path(weights))
     typer.echo(
         f"{path}: {calibrator.n_samples_} camera images of {calibrator.n_groups_} photographs; generated above "
         f"{calibrator.generated_threshold_:.4f}, real at or below {calibrator.real_threshold_:.4f}, unsure between or where ood_score > 1"

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
-from fingerprinting.calibration import VERDICTS, sidecar_path
+from fingerprinting.calibration import VERDICTS, VerdictCalibrator, sidecar_path
 from fingerprinting.camera_photos import CROP, WHOLE, bundled_camera_photos, calibrate, camera_samples, leave_one_photo_out
 from fingerprinting.checkpoint import load_learned
 from fingerprinting.models import DEFAULT_CHECKPOINT
@@ -34,7 +35,10 @@ def calibrated(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     samples = camera_samples(bundled_camera_photos(), fingerprinter, crops_per_photo=8)
     calibrator = calibrate(samples, fingerprinter.checkpoint.version)
     calibrator.save(sidecar_path(weights))
-    return SimpleNamespace(model=str(weights), calibrator=calibrator, samples=samples)
+    # A photograph to hand over as a file (`--photos`): a quarter of the astronaut.
+    from fingerprinting.zoo.photos import load_photo
+
+    return SimpleNamespace(model=str(weights), calibrator=calibrator, samples=samples, extra_photo=np.ascontiguousarray(load_photo("astronaut")[256:, 256:]))
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +120,18 @@ def test_without_a_calibrated_detector_there_is_no_verdict(tiny_store: SimpleNam
     images = tiny_store.store.images()  # the spectral fingerprint: no fake score
     assert images["verdict"].isna().all() and images["ood_score"].isna().all()
     assert "n/a (no calibrated detector)" in (tiny_store.store / Store.REPORT).read_text()
+
+
+def test_calibrate_command_writes_a_calibration_and_shows_it_left_out(calibrated: SimpleNamespace, tmp_path: Path) -> None:
+    out = tmp_path / "check.verdict.safetensors"
+    photo = tmp_path / "extra.png"
+    Image.fromarray(calibrated.extra_photo).save(photo)
+    result = CliRunner().invoke(
+        app, ["calibrate", "--model", calibrated.model, "--out", str(out), "--crops-per-photo", "4", "--photos", str(photo), "--threads", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    loaded = VerdictCalibrator.load(out)
+    assert loaded.n_groups_ == 13 and loaded.model_version_ == load_learned(calibrated.model).checkpoint.version
+    assert "extra.png" in result.stdout and "crop:" in result.stdout and "called generated" in result.stdout
+    refused = CliRunner().invoke(app, ["calibrate", "--model", "spectral", "--out", str(out)])
+    assert refused.exit_code == 2 and "no detector" in refused.output
