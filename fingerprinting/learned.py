@@ -1,17 +1,21 @@
 """The learned fingerprint as a ``Fingerprinter``: vectors, calibrated fake scores and the parsed design."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 import torch
 
-from fingerprinting.calibration import VerdictCalibrator
 from fingerprinting.checkpoint import Checkpoint
 from fingerprinting.models import FingerprintOutput
 from fingerprinting.network import HeadSpec, NetworkOutput, inference_copy, to_unshuffled_input
 from fingerprinting.parsing import LOSS_TYPES_COLUMN, conform_parsed, decode_loss_types
 from fingerprinting.runtime import map_batches
 from fingerprinting.spectral import SpectralFingerprinter
+
+if TYPE_CHECKING:
+    from fingerprinting.calibration import VerdictCalibrator
 
 
 def combine_vectors(learned: np.ndarray, spectral: np.ndarray | None, spectral_weight: float) -> np.ndarray:

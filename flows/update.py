@@ -7,7 +7,8 @@ shards (a re-run redoes only this step); a crash during it is rolled forward by 
 Clustering rule (see data/README.md): the whole store is re-clustered on its first run, when asked
 (`recluster=True`), and when the images added since the last full clustering exceed
 `RECLUSTER_FRACTION` of those it clustered; otherwise new images are only assigned to the existing
-clusters, and a run without new images leaves every cluster as it was.
+clusters, and a run without new images leaves every cluster as it was. Verdicts: see
+`flows.verdicts` (new images judged once; every image when the calibration changed).
 """
 from __future__ import annotations
 
@@ -119,9 +120,9 @@ def update(
     images = _images_table(previous, new.records, paths, clustered, context.run_id)
     attributed = image_ids if needs_all else new.records["image_id"].tolist()
     images = _attribute(images, attributed, vectors, store.known, attributor_params(fingerprinter))
-    images = _judge(store, images, meta, previous, new, vectors if needs_all or not len(previous) else None, fingerprinter)
-    clusters = _clusters_table(images, before[Store.CLUSTERS], context.run_id)
     every_vector = needs_all or not len(previous)  # `vectors` then holds every image's, in `image_ids` order
+    images = _judge(store, images, meta, previous, new, vectors if every_vector else None, fingerprinter)
+    clusters = _clusters_table(images, before[Store.CLUSTERS], context.run_id)
     clusters = _lend_designs(clusters, before[Store.CLUSTERS], images, image_ids, vectors if every_vector else None, store.known, fingerprinter)
     errors, errors_met = _errors_table(before[Store.ERRORS], prepared, new.errors, paths, context.run_id)
 

@@ -17,6 +17,7 @@ from fingerprinting.calibration import VERDICTS, VerdictCalibrator, sidecar_path
 from fingerprinting.camera_photos import CROP, WHOLE, bundled_camera_photos, calibrate, camera_samples, leave_one_photo_out
 from fingerprinting.checkpoint import load_learned
 from fingerprinting.models import DEFAULT_CHECKPOINT
+from fingerprinting.zoo.photos import load_photo
 from flows import Store, schemas
 from flows.cli import app
 from flows.verdicts import VERDICT_META
@@ -36,8 +37,6 @@ def calibrated(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     calibrator = calibrate(samples, fingerprinter.checkpoint.version)
     calibrator.save(sidecar_path(weights))
     # A photograph to hand over as a file (`--photos`): a quarter of the astronaut.
-    from fingerprinting.zoo.photos import load_photo
-
     return SimpleNamespace(model=str(weights), calibrator=calibrator, samples=samples, extra_photo=np.ascontiguousarray(load_photo("astronaut")[256:, 256:]))
 
 
