@@ -4,8 +4,9 @@
 image: the *training* regions of the zoo's photographs (``zoo.photos``: zoo generators learnt from
 them, while the zoo's real images, which the detector trains on, come from the other regions), and
 matplotlib's photograph whole (never used by the zoo or training). ``camera_samples(photos, ...)``
-takes that list plus any photograph files or arrays (another corpus' photographs) and fingerprints
-each photograph the two ways the store meets images:
+takes that list plus any photograph files or arrays (another corpus' photographs; a
+``CameraPhoto(name, file)`` groups several files of one photograph, as copies at other sizes)
+and fingerprints each photograph the two ways the store meets images:
 
 - crops: ``crop_size`` squares at random positions (corners on the 8 px grid, as ``crops`` puts
   them), from the photograph at its own resolution and from a 0.5x Lanczos copy (uploads are
@@ -40,10 +41,25 @@ CROP, WHOLE = "crop", "whole"
 
 @dataclass(frozen=True)
 class CameraPhoto:
-    """One camera photograph (or one region of it): ``name`` groups the pieces of one photograph."""
+    """One camera photograph, or one region of it: ``name`` groups the pieces (and copies) of one photograph.
+
+    ``source``: the pixels (H, W, 3) uint8, or an image file, read only when it is fingerprinted.
+    """
 
     name: str
-    pixels: np.ndarray  # (H, W, 3) uint8
+    source: np.ndarray | str | os.PathLike
+
+    def pixels(self) -> np.ndarray:
+        if isinstance(self.source, np.ndarray):
+            return np.ascontiguousarray(self.source[..., :3], dtype=np.uint8)
+        return load_image(self.source).pixels
+
+    def area(self) -> int:
+        """Pixels in the photograph, without decoding a file (its header is enough)."""
+        if isinstance(self.source, np.ndarray):
+            return int(self.source.shape[0] * self.source.shape[1])
+        with Image.open(self.source) as image:
+            return int(image.width * image.height)
 
 
 @dataclass(frozen=True)
@@ -71,20 +87,19 @@ def bundled_camera_photos(zoo_size: int = 64) -> list[CameraPhoto]:
             for cell in training
             if cell not in held_out
         ]
-    return photos + as_camera_photos(calibration_photo_files())
+    return photos + [CameraPhoto(Path(path).name, path) for path in calibration_photo_files()]
 
 
 def as_camera_photos(photos: Sequence[CameraPhoto | str | os.PathLike | np.ndarray]) -> list[CameraPhoto]:
-    """Photograph files (named by their file name), arrays (named by their bytes' hash) or ``CameraPhoto``s."""
+    """``CameraPhoto``s as they are; a file is a photograph named by its path, an array one named by its bytes' hash."""
     out = []
     for photo in photos:
         if isinstance(photo, CameraPhoto):
             out.append(photo)
         elif isinstance(photo, np.ndarray):
-            pixels = np.ascontiguousarray(photo[..., :3], dtype=np.uint8)
-            out.append(CameraPhoto(hashlib.sha256(pixels.tobytes()).hexdigest()[:12], pixels))
+            out.append(CameraPhoto(hashlib.sha256(np.ascontiguousarray(photo).tobytes()).hexdigest()[:12], photo))
         else:
-            out.append(CameraPhoto(Path(photo).name, load_image(photo).pixels))
+            out.append(CameraPhoto(os.fspath(photo), photo))
     return out
 
 
@@ -96,40 +111,42 @@ def camera_samples(
 ) -> CameraSamples:
     """Fingerprint ``photos`` as crops and as whole images (module docstring); deterministic for a seed.
 
-    ``crops_per_photo`` crops of each photograph at its resolution (shared among its regions by
-    area), and half as many of its 0.5x copy.
+    ``crops_per_photo`` crops of each photograph at its resolution (shared among its pieces, the
+    ``CameraPhoto``s of one name, by area), and half as many of its 0.5x copy. Photographs are
+    decoded one at a time: memory holds one photograph and the samples.
     """
     rng = np.random.default_rng(seed)
     size = fingerprinter.crop_size
     photos = as_camera_photos(photos)
-    # Each photograph weighs the same, however many regions it comes in: its crops are shared by area.
-    areas = pd.Series([photo.pixels.shape[0] * photo.pixels.shape[1] for photo in photos])
+    # Each photograph weighs the same, however many pieces it comes in.
+    areas = pd.Series([photo.area() for photo in photos], dtype=np.float64)
     shares = areas / areas.groupby([photo.name for photo in photos]).transform("sum").to_numpy()
-    crops, crop_groups, wholes, whole_groups = [], [], [], []
+    scores, vectors, groups, kinds = [], [], [], []
     for photo, share in zip(photos, shares):
+        native = photo.pixels()
         count = max(1, round(crops_per_photo * share))
-        for pixels, n in ((photo.pixels, count), (_half(photo.pixels), max(1, count // 2))):
+        for pixels, n in ((native, count), (_half(native), max(1, count // 2))):
             if min(pixels.shape[:2]) < MIN_SIDE:
                 continue
             if min(pixels.shape[:2]) >= size:
-                taken = _random_crops(pixels, size, n, rng)
-                crops.append(taken)
-                crop_groups += [photo.name] * len(taken)
-            wholes.append(LoadedImage(image_id="", path=photo.name, pixels=pixels, width=pixels.shape[1], height=pixels.shape[0], format="array"))
-            whole_groups.append(photo.name)
-    scores, vectors = [], []
-    if crops:
-        output = fingerprinter.fingerprint(np.concatenate(crops))
-        scores.append(_scores(output.fake_scores, len(output.vectors)))
-        vectors.append(output.vectors)
-    whole = embed_images(wholes, fingerprinter)
-    scores.append(whole.records["fake_score"].to_numpy(np.float32))
-    vectors.append(whole.vectors)
+                output = fingerprinter.fingerprint(_random_crops(pixels, size, n, rng))
+                scores.append(_scores(output.fake_scores, len(output.vectors)))
+                vectors.append(output.vectors)
+                groups += [photo.name] * n
+                kinds += [CROP] * n
+            whole = LoadedImage(image_id="", path=photo.name, pixels=pixels, width=pixels.shape[1], height=pixels.shape[0], format="array")
+            embedded = embed_images([whole], fingerprinter)
+            scores.append(embedded.records["fake_score"].to_numpy(np.float32))
+            vectors.append(embedded.vectors)
+            groups.append(photo.name)
+            kinds.append(WHOLE)
+    if not scores:
+        raise ValueError("no camera photograph large enough to calibrate on")
     return CameraSamples(
         scores=np.concatenate(scores),
         vectors=np.concatenate(vectors).astype(np.float32),
-        groups=np.asarray(crop_groups + whole_groups, dtype=object),
-        kinds=np.asarray([CROP] * len(crop_groups) + [WHOLE] * len(whole_groups), dtype=object),
+        groups=np.asarray(groups, dtype=object),
+        kinds=np.asarray(kinds, dtype=object),
     )
 
 
