@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
 from fingerprinting.network import FingerprintNet, NetworkConfig
+
+if TYPE_CHECKING:
+    from fingerprinting.calibration import VerdictCalibrator
+
+log = logging.getLogger(__name__)
 
 FORMAT = "genprint-fingerprint-checkpoint"
 FORMAT_VERSION = 1
@@ -170,3 +176,23 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         spectral_options=dict(config.get("spectral_options", {})),
     )
 
+
+def load_verdict_calibration(path: str | os.PathLike, version: str) -> VerdictCalibrator | None:
+    """The sidecar calibration (``calibration.sidecar_path``) of the checkpoint at ``path``, if there is one made for this version.
+
+    A calibration made for other weights (a retrained checkpoint beside an old sidecar) would give
+    verdicts of thresholds that do not fit its scores: it is left out with a warning.
+    """
+    from fingerprinting.calibration import VerdictCalibrator, sidecar_path
+
+    path = sidecar_path(_weights_path(path))
+    if not path.is_file():
+        return None
+    try:
+        calibrator = VerdictCalibrator.load(path)
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
+    if calibrator.model_version_ != version:
+        log.warning("%s was calibrated for %s, not %s: no verdicts until `genprint calibrate` is run again", path, calibrator.model_version_, version)
+        return None
+    return calibrator

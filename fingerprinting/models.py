@@ -4,8 +4,12 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fingerprinting.fingerprinter import Fingerprinter
+
+if TYPE_CHECKING:
+    from fingerprinting.learned import LearnedFingerprinter
 
 log = logging.getLogger(__name__)
 
@@ -20,19 +24,20 @@ def load_fingerprinter(name: str | os.PathLike = "default") -> Fingerprinter:
         return SpectralFingerprinter()
     if name == "default":
         if DEFAULT_CHECKPOINT.is_file():
-            return _load_checkpoint(DEFAULT_CHECKPOINT)
+            return load_learned(DEFAULT_CHECKPOINT)
         log.warning("no shipped checkpoint at %s: using the training-free spectral fingerprint", DEFAULT_CHECKPOINT)
         return load_fingerprinter("spectral")
     path = Path(name)
     if path.is_file():
-        return _load_checkpoint(path)
+        return load_learned(path)
     raise ValueError(f"unknown fingerprinter {str(name)!r}: use 'spectral', 'default' or a checkpoint file path")
 
 
-def _load_checkpoint(path: Path) -> Fingerprinter:
-    """A ``LearnedFingerprinter`` from a checkpoint file (the .safetensors or its .json)."""
+def load_learned(path: str | os.PathLike) -> LearnedFingerprinter:
+    """A ``Fingerprinter`` from a checkpoint file (the .safetensors or its .json), with its verdict calibration if it has one."""
     # Imported here so loading, cropping and the spectral fingerprint work without the learned model.
-    from fingerprinting.checkpoint import load_checkpoint
+    from fingerprinting.checkpoint import load_checkpoint, load_verdict_calibration
     from fingerprinting.learned import LearnedFingerprinter
 
-    return LearnedFingerprinter(load_checkpoint(path))
+    checkpoint = load_checkpoint(path)
+    return LearnedFingerprinter(checkpoint, verdict_calibrator=load_verdict_calibration(path, checkpoint.version))

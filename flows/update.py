@@ -7,10 +7,11 @@ shards (a re-run redoes only this step); a crash during it is rolled forward by 
 Clustering rule (see data/README.md): the whole store is re-clustered on its first run, when asked
 (`recluster=True`), and when the images added since the last full clustering exceed
 `RECLUSTER_FRACTION` of those it clustered; otherwise new images are only assigned to the existing
-clusters, and a run without new images leaves every cluster as it was.
+clusters, and a run without new images leaves every cluster as it was. Verdicts: see
+`flows.verdicts` (new images judged once; every image when the calibration changed).
 
-`update` calls its stages in order (index, clustering, attribution, tables, design lending, report
-pictures, commit), each a named function; the flow runs each as a Prefect task of that name.
+`update` calls its stages in order (index, clustering, attribution, images, verdicts, tables,
+design lending, report pictures, commit), each a named function; the flow runs each as a Prefect task of that name.
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ from flows.runs import Prepared, RunContext, RunOptions, RunSummary, new_meta
 from flows.schemas import NO_CLUSTER, vectors_from_table, vectors_table
 from flows.shards import SHARDS_DIR, VECTORS_FILE, read_shard
 from flows.store import StoreError, StoreFolder, is_in
+from flows.verdicts import VERDICT_META, calibration_digest, judge, needs_rejudging
 
 RECLUSTER_FRACTION = 0.10
 REPORT_CARDS = "index/report_cards.json"  # the report's cluster pictures, reused while clusters stay the same
@@ -135,7 +137,9 @@ def update(
     ids, index = stage("index", _index_stage, store, meta, new)
     clustering = stage("clustering", _clustering_stage, store, meta, before[IMAGES], new, known.digest(), options)
     attribution = stage("attribution", _attribution_stage, clustering, new, known, fingerprinter)
-    tables = stage("tables", _tables_stage, before, new, prepared, clustering, attribution, context.run_id)
+    images, paths = stage("images", _images_stage, before, new, prepared, clustering, attribution, context.run_id)
+    images = stage("verdicts", _judge, store, images, meta, before[IMAGES], new, clustering, fingerprinter)
+    tables = stage("tables", _tables_stage, images, paths, before, new, prepared, context.run_id)
     clusters = stage("design-lending", _lend_designs, tables.clusters, before[CLUSTERS], tables.images, clustering, known, fingerprinter)
     timings = dict(seconds or {})
     summary = _summary(store, context, prepared, clustering, len(new.records), tables, clusters, timings)
@@ -146,7 +150,7 @@ def update(
     if len(new.records):
         changed[StoreFolder.IDS] = schemas.to_table(ids, schemas.ids_schema())
     report = render_report(store, tables.images, clusters, tables.errors, summary, cards)
-    meta = _next_meta(meta, clustering, len(new.records), len(tables.images), context.run_id)
+    meta = _next_meta(meta, clustering, fingerprinter, len(new.records), len(tables.images), context.run_id)
     index_changed = index if len(new.records) else None
     result = _RunResult(context, summary, meta, changed, index_changed, clustering.clustered, new, report, clusters, cards)
     stage("commit", _commit, store, result)
@@ -198,27 +202,48 @@ def _attribution_stage(
     return image_ids, names, scores
 
 
-def _tables_stage(
+def _images_stage(
     before: dict[str, pd.DataFrame], new: _NewImages, prepared: Prepared, clustering: _Pass,
     attribution: tuple[list[str], list[str | None], np.ndarray], run_id: str,
-) -> _Tables:
-    """Paths, images (with their clusters and attribution), clusters and errors from the committed ones and this run's."""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The images table (with clusters and attribution) and the paths table, from the committed ones and this run's."""
     paths = _paths_table(before[PATHS], prepared.identified, set(clustering.image_ids), run_id)
     images = _images_table(before[IMAGES], new.records, paths, clustering.clustered, run_id)
-    images = _attribute(images, *attribution)
+    return _attribute(images, *attribution), paths
+
+
+def _judge(
+    store: StoreFolder, images: pd.DataFrame, meta: dict, previous: pd.DataFrame, new: _NewImages, clustering: _Pass,
+    fingerprinter: Fingerprinter,
+) -> pd.DataFrame:
+    """Verdicts of the new images; of every image when the calibration changed (flows.verdicts)."""
+    if not needs_rejudging(meta, fingerprinter):
+        return judge(images, new.records["image_id"].tolist(), new.vectors, fingerprinter)
+    every_vector = clustering.vectors if clustering.every_vector else None
+    if every_vector is None:
+        _, old_vectors = store.vectors(previous["image_id"].tolist())
+        every_vector = np.concatenate([old_vectors, new.vectors])
+    return judge(images, previous["image_id"].tolist() + new.records["image_id"].tolist(), every_vector, fingerprinter)
+
+
+def _tables_stage(
+    images: pd.DataFrame, paths: pd.DataFrame, before: dict[str, pd.DataFrame], new: _NewImages, prepared: Prepared, run_id: str
+) -> _Tables:
+    """The clusters and errors tables beside the images and paths tables."""
     clusters = _clusters_table(images, before[CLUSTERS], run_id)
     errors, errors_met = _errors_table(before[ERRORS], prepared, new.errors, paths, run_id)
     return _Tables(images, paths, clusters, errors, errors_met)
 
 
-def _next_meta(meta: dict, clustering: _Pass, images_new: int, images_total: int, run_id: str) -> dict:
-    """The store's record after this run: id counters, registry digest, clustering bookkeeping."""
+def _next_meta(meta: dict, clustering: _Pass, fingerprinter: Fingerprinter, images_new: int, images_total: int, run_id: str) -> dict:
+    """The store's record after this run: id counters, registry digest, verdict calibration, clustering bookkeeping."""
     meta = dict(meta)
     meta.update(
         next_int_id=int(meta["next_int_id"] + images_new),
         next_cluster_id=int(clustering.clustered.next_id),
         known_digest=clustering.known_digest,
         last_run_id=run_id,
+        **{VERDICT_META: calibration_digest(fingerprinter)},
     )
     if clustering.mode == "recluster":
         # Too few images to cluster leaves nothing to assign to: the next run re-clusters again.
@@ -381,7 +406,9 @@ def _paths_table(previous: pd.DataFrame, identified: pd.DataFrame, stored_ids: s
 def _images_table(
     previous: pd.DataFrame, records: pd.DataFrame, paths: pd.DataFrame, clustered: Clustered, run_id: str
 ) -> pd.DataFrame:
-    fresh = records.assign(first_seen_run=run_id, attributed_generator=None, attribution_score=np.nan, unknown_generator=False)
+    fresh = records.assign(
+        first_seen_run=run_id, attributed_generator=None, attribution_score=np.nan, unknown_generator=False, verdict=None, ood_score=np.nan
+    )
     columns = schemas.images_schema().names
     fresh = fresh.assign(n_paths=0, cluster_id=NO_CLUSTER, cluster_probability=0.0)[columns]
     images = pd.concat([previous[columns], fresh], ignore_index=True) if len(previous) else fresh

@@ -135,7 +135,7 @@ def test_the_updates_stages_are_prefect_tasks_of_their_names(tiny_store: SimpleN
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])), sort=TaskRunSort.EXPECTED_START_TIME_ASC
         )
     stages = [run.name.rsplit("-", 1)[0] for run in task_runs if not run.name.startswith(("discover", "fingerprint-shard"))]
-    assert stages == ["index", "clustering", "attribution", "tables", "design-lending", "report", "commit"]
+    assert stages == ["index", "clustering", "attribution", "images", "verdicts", "tables", "design-lending", "report", "commit"]
 
 # ---- incremental behaviour -------------------------------------------------------------------------
 
