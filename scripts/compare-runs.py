@@ -35,12 +35,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("other", type=Path, help="The checkout to compare with this one (e.g. a worktree of the base commit).")
     parser.add_argument("--work", type=Path, default=None, help="Scratch folder (default: a temporary one).")
+    parser.add_argument("--model", default="spectral", help="Fingerprint model of both runs ('default' also gives verdicts).")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # internal: the checkout whose code writes --store
     parser.add_argument("--store", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _write_store(args.child, args.corpus, args.store)
+        _write_store(args.child, args.corpus, args.store, args.model)
         return 0
     work = args.work or Path(tempfile.mkdtemp(prefix="genprint-compare-"))
     corpus = work / "corpus"
@@ -59,12 +60,13 @@ def main() -> int:
         shutil.rmtree(stores[name], ignore_errors=True)
         env = dict(os.environ, PREFECT_HOME=str(work / f"prefect-{name}"), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         env.pop("PREFECT_API_URL", None)
-        command = [sys.executable, __file__, str(checkout), "--child", str(checkout), "--corpus", str(corpus), "--store", str(stores[name])]
+        command = [sys.executable, __file__, str(checkout), "--child", str(checkout), "--corpus", str(corpus), "--store", str(stores[name]),
+                   "--model", args.model]
         subprocess.run(command, env=env, check=True)
     return _compare(stores["this"], stores["other"])
 
 
-def _write_store(checkout: Path, corpus: Path, store_dir: Path) -> None:
+def _write_store(checkout: Path, corpus: Path, store_dir: Path, model: str) -> None:
     """In this process, with `checkout`'s code: the sequence of writes of the module docstring."""
     sys.path.insert(0, str(checkout))
     from datetime import datetime, timezone
@@ -87,11 +89,12 @@ def _write_store(checkout: Path, corpus: Path, store_dir: Path) -> None:
     references = [str(corpus / p) for p in fakes.loc[fakes["member_id"] == member, "path"].head(6)]
     first, second = (corpus.parent / name for name in ("first.csv", "second.csv"))  # written by the parent, shared
     store = Store(store_dir)
-    summaries = [store.run([str(first)], **RUN)]  # a first run: clusters half the images
-    store.known.add("gen-a", references, model="spectral", design=DESIGN)
-    summaries.append(store.run([str(second)], **RUN, recluster=False))  # assigns, attributes all again (registry changed)
-    summaries.append(store.run([str(corpus), str(corpus.parent / "extra")], **RUN))  # grew past 10 %: re-clusters
-    summaries.append(store.run([str(corpus), str(corpus.parent / "extra")], **RUN))  # nothing new
+    run = dict(RUN, model=model)
+    summaries = [store.run([str(first)], **run)]  # a first run: clusters half the images
+    store.known.add("gen-a", references, model=model, design=DESIGN)
+    summaries.append(store.run([str(second)], **run, recluster=False))  # assigns, attributes all again (registry changed)
+    summaries.append(store.run([str(corpus), str(corpus.parent / "extra")], **run))  # grew past 10 %: re-clusters
+    summaries.append(store.run([str(corpus), str(corpus.parent / "extra")], **run))  # nothing new
     for summary in summaries:
         print(f"{checkout}: {summary.clustering}, {summary.images_total} images, {summary.clusters} clusters, {summary.errors} unusable")
 
