@@ -263,7 +263,7 @@ def _collect(shard_dirs: Sequence[str], stored: set[str], dim: int) -> _NewImage
 def _load_index(store: Store, meta: dict, dim: int) -> FingerprintIndex:
     path = store / Store.INDEX
     if meta["next_int_id"] == 0:
-        return FingerprintIndex(dim)
+        return FingerprintIndex(dim=dim)
     try:
         return FingerprintIndex.load(path)
     except IndexCorruptError as exc:
