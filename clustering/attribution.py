@@ -109,7 +109,7 @@ class OpenSetAttributor(BaseEstimator):
     >>> attributor.predict(np.array([[1, 0, 0], [0, 0, 1]], np.float32)).tolist()
     ['a', None]
     >>> names, scores = attributor.predict_with_scores(np.array([[0, 1, 0]], np.float32))
-    >>> names.tolist(), scores.round(3).tolist()
+    >>> names.tolist(), [round(float(score), 3) for score in scores]
     (['b'], [0.995])
     """
 
