@@ -1,9 +1,10 @@
 """Re-clustering with stable ids, and assignment of new images between re-clusterings.
 
-After a re-clustering the fitted clusterer's assignment state (its PCA projection, pooled
-fingerprints in the reduced space, acceptance bounds, and the stable id of each cluster) is kept in
-`index/clusterer.npz` (plain arrays, loaded with allow_pickle=False), so a later run can assign new
-images exactly as `OriginClusterer.assign` would, without refitting.
+After a re-clustering the fitted clusterer's state (`OriginClusterer.assignment_state`: its
+parameters, PCA projection, labels, pooled fingerprints, acceptance bounds, with the stable id of
+each cluster as its `cluster_ids`) is kept in `index/clusterer.npz` (plain arrays, loaded with
+allow_pickle=False), so a later run can assign new images exactly as `OriginClusterer.assign`
+would, without refitting.
 """
 from __future__ import annotations
 
