@@ -96,7 +96,7 @@ class OpenSetAttributor(BaseEstimator):
     threshold_ : float
         The acceptance threshold in use.
     genuine_scores_ : ndarray of shape (n_held_out,), float32
-        The leave-one-out scores the threshold was calibrated on (only when calibrated on some).
+        The leave-one-out scores the threshold was calibrated on (empty when it was not).
     n_features_in_ : int
         Number of features seen during fit.
 
@@ -158,15 +158,15 @@ class OpenSetAttributor(BaseEstimator):
         # Naming's references and prototypes: in the whitened space when there is one.
         self.naming_references_ = self.references_ if whitening is None else normalise(self.references_ @ whitening)
         self.naming_prototypes_ = self.prototypes_ if whitening is None else normalise(np.add.reduceat(self.naming_references_, self.slices_[:-1]))
-        self.threshold_ = float(self.threshold) if self.threshold is not None else self._calibrate()
+        self.genuine_scores_ = np.empty(0, np.float32)
+        if self.threshold is not None:
+            self.threshold_ = float(self.threshold)
+        else:
+            genuine = [self._leave_one_out(j) for j in range(len(self.names_)) if self.reference_counts_[j] > 1]
+            if genuine:
+                self.genuine_scores_ = np.concatenate(genuine)
+            self.threshold_ = float(np.quantile(self.genuine_scores_, self.target_false_reject)) if genuine else UNCALIBRATED_THRESHOLD
         return self
-
-    def _calibrate(self) -> float:
-        genuine = [self._leave_one_out(j) for j in range(len(self.names_)) if self.reference_counts_[j] > 1]
-        if not genuine:
-            return UNCALIBRATED_THRESHOLD
-        self.genuine_scores_ = np.concatenate(genuine)
-        return float(np.quantile(self.genuine_scores_, self.target_false_reject))
 
     def _leave_one_out(self, name: int) -> np.ndarray:
         """Each of the name's references scored against the name without itself."""
