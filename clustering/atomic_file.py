@@ -1,7 +1,8 @@
 """Crash-safe writes (write aside under a unique name, fsync, rename): the one place genprint does them.
 
-Used by the index, the store's commits and shards (`flows/`), checkpoints and the zoo's tables
-(`fingerprinting/`): clustering imports nothing from either, so both may import this.
+Used by the index, the store's commits and shards (`flows/`), checkpoints, verdict calibrations
+and the zoo's tables (`fingerprinting/`): clustering imports nothing from either, so both may
+import this.
 """
 from __future__ import annotations
 
