@@ -11,7 +11,6 @@ from contextlib import contextmanager
 import faiss
 import numpy as np
 import scipy.sparse as sp
-from scipy import stats
 
 # Median absolute deviation to standard deviation for a normal distribution.
 MAD_TO_STD = 1.4826
@@ -92,6 +91,8 @@ def _robust_fit(x: np.ndarray) -> tuple[float, float]:
 
 
 def _log_density(x: np.ndarray, fit: tuple[float, float]) -> np.ndarray:
+    from scipy import stats  # a second to import: only refinement needs it, not a store's plain update
+
     return stats.norm.logpdf(x, loc=fit[0], scale=fit[1])
 
 
