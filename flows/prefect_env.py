@@ -2,7 +2,8 @@
 
 Defaults (each can be overridden by setting the variable yourself):
 - without PREFECT_API_URL, flows run in Prefect's ephemeral mode (a temporary local API, no server
-  to install), keeping their history under PREFECT_HOME = ~/.genprint/prefect;
+  to install), keeping their history under PREFECT_HOME = ~/.genprint/prefect (the command line then
+  runs its steps without Prefect at all, flows.batch; Dask runs and flows called from Python do not);
 - with PREFECT_API_URL set, runs report to that Prefect server or Prefect Cloud instead;
 - scheduling needs a real server: `scheduling_server()` starts a local one when none is configured;
 - a temporary API (or a scheduling server) this process started ends with it, even after a SIGKILL:
