@@ -1,6 +1,6 @@
 """A batch run's steps in order (lock, model check, discovery, fingerprint shards, update), with or without Prefect.
 
-`run` picks how they execute. With a Prefect server configured (PREFECT_API_URL) or shards sent to a
+`run` (and `add_known`) picks how they execute. With a Prefect server configured (PREFECT_API_URL) or shards sent to a
 Dask cluster, as the Prefect flow `flows.flows.run_flow`, whose tasks are these steps. Otherwise the
 same steps run directly in this process: Prefect has nothing to report to then, and its temporary
 server would cost seconds of start-up on every run. Both write the same store. Nothing here imports
@@ -56,6 +56,21 @@ def run(
 
         return run_flow(**options, dask_address=dask_address)
     return execute(**options, steps=DIRECT, logger=logging.getLogger("genprint"))
+
+
+def add_known(
+    store: str, name: str, sources: list[str], model: str | None = None, wait: float = 0.0, design: dict[str, object] | None = None
+) -> int:
+    """Register `sources` as references of generator `name` (KnownGenerators.add), as a Prefect flow when
+    `uses_prefect`, else directly; returns the number of unusable inputs (each logged as a warning)."""
+    if uses_prefect():
+        from flows.flows import known_add_flow
+
+        return known_add_flow(store, name, sources, model, wait, design)
+    errors = Store(store).known.add(name, sources, model=model, wait=wait, design=design)
+    for row in errors.itertuples(index=False):
+        logging.getLogger("genprint").warning("reference not usable: %s: %s", row.path, row.error)
+    return len(errors)
 
 
 @dataclass(frozen=True)

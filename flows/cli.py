@@ -304,17 +304,9 @@ def known_add(
     with _user_errors():
         known_design = _read_design(design) if design is not None else None
         model = _preflight(store, sources, model, wait)
-        if os.environ.get("PREFECT_API_URL"):
-            from flows.flows import known_add_flow
+        from flows.batch import add_known
 
-            unusable = known_add_flow(str(store.absolute()), name, sources, model, wait, known_design)
-        else:
-            from flows.store import Store
-
-            errors = Store(store).known.add(name, sources, model=model, wait=wait, design=known_design)
-            for row in errors.itertuples(index=False):
-                typer.secho(f"reference not usable: {row.path}: {row.error}", err=True, fg=typer.colors.YELLOW)
-            unusable = len(errors)
+        unusable = add_known(str(store.absolute()), name, sources, model, wait, known_design)
     typer.echo(f"registered {name}" + (f" ({unusable} inputs not usable)" if unusable else ""))
     known_list(store)
 
