@@ -109,7 +109,7 @@ _guarded: dict[int, tuple[subprocess.Popen, int]] = {}
 # the child (SIGTERM, then SIGKILL after 5 s). It also exits when the child ends on its own. The
 # child is held by a pidfd, so a reused pid is never signalled.
 _WATCHDOG = """
-import os, select, signal, sys
+import select, signal, sys
 parent, child = int(sys.argv[1]), int(sys.argv[2])
 ready, _, _ = select.select([parent, child], [], [])
 if child not in ready:
