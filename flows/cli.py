@@ -174,10 +174,23 @@ def _start(threads: int, quiet: bool) -> None:
     from flows import prefect_env
 
     prefect_env.configure(quiet=quiet)
+    _log_to_terminal(quiet)
     from clustering.index import set_threads
     from fingerprinting.runtime import pin_threads
 
     set_threads(pin_threads(threads or None))
+
+
+def _log_to_terminal(quiet: bool) -> None:
+    """The progress lines of steps run without Prefect (flows.batch) on stderr, as Prefect's console shows a flow's."""
+    import logging
+
+    logger = logging.getLogger("genprint")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)-7s | %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
 @contextlib.contextmanager
@@ -238,6 +251,8 @@ def run(
 
     Images already in the store (same bytes) are skipped; a run that was interrupted resumes its finished shards. The full store is re-clustered when it grew by more than 10 % since the last re-clustering, otherwise new images are assigned to the existing clusters.
 
+    Runs as a Prefect flow when PREFECT_API_URL points to a Prefect server (so it shows in its UI) or with --dask-address; otherwise directly, without starting a temporary one.
+
     Examples:
       genprint run incoming/ --store data/store
       genprint run uploads.csv more/ --store data/store --wait 600
@@ -249,9 +264,9 @@ def run(
     with _user_errors():
         allowed_roots = [str(p) for p in allow_root] if allow_root else None
         model = _preflight(store, sources, model, wait, allowed_roots)
-        from flows.flows import run_flow
+        from flows.batch import run as run_batch
 
-        summary = run_flow(
+        summary = run_batch(
             store=str(store.absolute()), sources=sources, model=model, shard_size=shard_size, wait=wait,
             recluster=recluster, min_cluster_size=min_cluster_size, progress=not quiet, dask_address=dask_address,
             allowed_roots=allowed_roots,
@@ -348,6 +363,8 @@ def known_add(
 ) -> None:
     """Register reference images of a named generator; runs from the next one on attribute to it.
 
+    Runs as a Prefect flow when PREFECT_API_URL points to a Prefect server; otherwise directly, without starting a temporary one.
+
     Examples:
       genprint known add stylegan-lab refs/stylegan/ --store data/store
       genprint known add inhouse-vae refs.csv --store data/store --design inhouse-vae.json
@@ -356,9 +373,9 @@ def known_add(
     with _user_errors():
         known_design = _read_design(design) if design is not None else None
         model = _preflight(store, sources, model, wait)
-        from flows.flows import known_add_flow
+        from flows.batch import add_known
 
-        unusable = known_add_flow(str(store.absolute()), name, sources, model, wait, known_design)
+        unusable = add_known(str(store.absolute()), name, sources, model, wait, known_design)
     typer.echo(f"registered {name}" + (f" ({unusable} inputs not usable)" if unusable else ""))
     known_list(store)
 

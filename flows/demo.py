@@ -47,7 +47,7 @@ def run_demo(out: Path, model: str = "default", progress: bool = True) -> DemoRe
 
     from fingerprinting.zoo import build_zoo, load_zoo
     from flows.designs import zoo_member_design
-    from flows.flows import known_add_flow, run_flow
+    from flows.batch import add_known
 
     started = time.perf_counter()
     zoo_dir = Path(out) / "zoo"
@@ -60,9 +60,9 @@ def run_demo(out: Path, model: str = "default", progress: bool = True) -> DemoRe
     for member, paths in _references(zoo.images, zoo_dir).items():
         name = f"zoo-member-{member}"
         if name not in set(store.known.list()["name"]):  # registered with the design the zoo knows it has
-            known_add_flow(str(store.root), name, paths, model, design=zoo_member_design(generators.loc[member]))
+            add_known(str(store.root), name, paths, model, design=zoo_member_design(generators.loc[member]))
         known.append(name)
-    summary = run_flow(store=str(store.root), sources=[str(zoo_dir)], model=model, progress=progress)
+    summary = store.run([str(zoo_dir)], model=model, progress=progress)
     return DemoResult(zoo_dir, store, known, summary, time.perf_counter() - started)
 
 

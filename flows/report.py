@@ -10,7 +10,6 @@ import pandas as pd
 
 from fingerprinting.calibration import VERDICTS
 from fingerprinting.parsing import LOSS_TYPES_COLUMN, continuous_names, discrete_names, loss_columns
-from flows.pictures import data_uri, mean_spectrum, montage
 
 if TYPE_CHECKING:
     from flows.runs import RunSummary
@@ -74,6 +73,8 @@ def verdict_counts(images: pd.DataFrame) -> dict[str, int]:
 
 
 def _cluster_card(row, images: pd.DataFrame, path_of: dict[str, str]) -> dict:
+    from flows.pictures import data_uri, mean_spectrum, montage  # matplotlib and scipy: only when cards are drawn
+
     exemplars = [path_of[i] for i in row.exemplar_image_ids if i in path_of]
     members = images.loc[images["cluster_id"] == row.cluster_id].sort_values("cluster_probability", ascending=False)
     spectrum = mean_spectrum(members["path"].head(SPECTRUM_MEMBERS).tolist())

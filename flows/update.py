@@ -26,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 
 from clustering.index import FingerprintIndex, IndexCorruptError
+from clustering.votes import cluster_votes
 from fingerprinting.models import Fingerprinter, attributor_params
 from fingerprinting.parsing import aggregate_parsed_by, parsed_columns
 from flows import schemas
@@ -396,10 +397,8 @@ def _lend_designs(
 
 def _cluster_attribution(members: pd.DataFrame, keys: list[int]) -> pd.DataFrame:
     """A cluster's generator: the name a majority of its members are attributed to, that share, their mean score."""
-    from clustering.attribution import OpenSetAttributor
-
     names = [n if isinstance(n, str) else None for n in members["attributed_generator"]]
-    votes = OpenSetAttributor.attribute_clusters(members["cluster_id"].to_numpy(), names)
+    votes = cluster_votes(members["cluster_id"].to_numpy(), names)
     winners = [votes[k][0] for k in keys]
     mean_score = members.groupby(["cluster_id", "attributed_generator"])["attribution_score"].mean()
     return pd.DataFrame(
