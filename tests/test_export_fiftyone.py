@@ -23,6 +23,7 @@ print(json.dumps({
     "persistent": dataset.persistent,
     "count": len(dataset),
     "fields": sorted(dataset.get_field_schema()),
+    "loss_types_field": type(dataset.get_field("parsed_loss_types")).__name__,
     "image_ids": dataset.values("image_id"),
     "cluster_ids": dataset.values("cluster_id"),
     "verdicts": dataset.values("verdict"),
@@ -60,6 +61,7 @@ def test_export_writes_samples_embeddings_and_brain_results(tiny_store: SimpleNa
     for field in ("filepath", "image_id", "cluster_id", "cluster", "verdict", "fake_score", "attributed_generator",
                   "attribution_score", "unknown_generator", "fingerprint", "parsed_upsampling", "parsed_loss_types"):
         assert field in got["fields"]
+    assert got["loss_types_field"] == "ListField"
     assert got["cluster_ids"] == images.loc[got["image_ids"], "cluster_id"].tolist()
     assert set(got["verdicts"]) == {"unsure"}  # the spectral fingerprint has no detector
     assert {label for label, c in zip(got["labels"], got["cluster_ids"]) if c < 0} <= {"unassigned"}
