@@ -86,7 +86,7 @@ def _field_type(fo: Any, column: pd.Series) -> tuple[Any, dict]:
         return fo.IntField, {}
     if pa.types.is_floating(kind):
         return fo.FloatField, {}
-    return (fo.StringField,)
+    return fo.StringField, {}
 
 
 def _import_fiftyone() -> tuple[Any, Any]:
