@@ -39,6 +39,7 @@ SPECTRUM_MEMBERS = 16
 ERRORS_SHOWN = 50
 MEMBERS_PER_PAGE = 200
 MEMBERS_LISTED = 5000  # per cluster (and for the unassigned); the rest: a query on images.parquet
+MEMBER_ROWS = 100_000  # listed on all member pages of a report together, largest clusters first after the unassigned
 MEMBER_PICTURES = 3000  # thumbnails on member pages per report: the first page of each, unassigned first
 MAP_POINTS = 4000  # images drawn on the map: those with the smallest image ids (a uniform, stable sample)
 FAKE_THRESHOLD = 0.5
@@ -107,7 +108,7 @@ def report_pictures(
         cards = cluster_cards(images, clusters)
         batch_map = _batch_map(store, sample, len(images), list(new_ids), new_vectors)
     old = cached.get("thumbnails", {}) if cached else {}
-    wanted = _pictured_members(images, clusters)
+    wanted = _pictured_members(_members_by_cluster(images), clusters)
     thumbnails = {i: old[i] if i in old else thumbnail_uri(p) for i, p in wanted.items()}
     return Pictures(cards, batch_map, thumbnails, signature)
 
@@ -135,12 +136,11 @@ def _batch_map(
             "cluster": sample["cluster_id"].astype(int).tolist(), "total": total}
 
 
-def _pictured_members(images: pd.DataFrame, clusters: pd.DataFrame) -> dict[str, str]:
+def _pictured_members(members: dict[int, pd.DataFrame], clusters: pd.DataFrame) -> dict[str, str]:
     """image id -> path of the members whose page rows carry a thumbnail (see MEMBER_PICTURES)."""
     wanted: dict[str, str] = {}
-    groups = [NO_CLUSTER, *clusters["cluster_id"].tolist()]
-    for cluster_id in groups:
-        first_page = _members(images, cluster_id).head(MEMBERS_PER_PAGE)
+    for cluster_id in [NO_CLUSTER, *clusters["cluster_id"].tolist()]:
+        first_page = members.get(int(cluster_id), pd.DataFrame(columns=["image_id", "path"])).head(MEMBERS_PER_PAGE)
         for image_id, path in zip(first_page["image_id"], first_page["path"]):
             if len(wanted) == MEMBER_PICTURES:
                 return wanted
@@ -148,12 +148,13 @@ def _pictured_members(images: pd.DataFrame, clusters: pd.DataFrame) -> dict[str,
     return wanted
 
 
-def _members(images: pd.DataFrame, cluster_id: int) -> pd.DataFrame:
-    """A cluster's members, most typical first (the unassigned: most likely generated first)."""
-    members = images.loc[images["cluster_id"] == cluster_id]
-    if cluster_id == NO_CLUSTER:
-        return members.sort_values(["fake_score", "path"], ascending=[False, True], na_position="last")
-    return members.sort_values(["cluster_probability", "path"], ascending=[False, True])
+def _members_by_cluster(images: pd.DataFrame) -> dict[int, pd.DataFrame]:
+    """Each cluster's members (one pass over the table), most typical first; the unassigned most likely generated first."""
+    ordered = images.sort_values(["cluster_probability", "path"], ascending=[False, True])
+    members = {int(cluster_id): group for cluster_id, group in ordered.groupby("cluster_id", sort=False)}
+    if NO_CLUSTER in members:
+        members[NO_CLUSTER] = members[NO_CLUSTER].sort_values(["fake_score", "path"], ascending=[False, True], na_position="last")
+    return members
 
 
 def _signature(clusters: pd.DataFrame, sample: pd.DataFrame) -> str:
@@ -211,8 +212,13 @@ def render_report(
     common = dict(store=str(store.root), summary=summary, generated_at=generated_at)
 
     pages: dict[str, str] = {}
-    for cluster_id, title in [(NO_CLUSTER, "Unassigned images"), *((c, f"Cluster {c}") for c in clusters["cluster_id"])]:
-        pages.update(_member_pages(images, verdicts, int(cluster_id), title, pictures.thumbnails, investigations, common))
+    members = _members_by_cluster(images)
+    rows_left = MEMBER_ROWS
+    for cluster_id, title in [(NO_CLUSTER, "Unassigned images"), *((int(c), f"Cluster {c}") for c in clusters["cluster_id"])]:
+        group = members.get(cluster_id, images.head(0))
+        limit = min(MEMBERS_LISTED, rows_left)
+        rows_left -= min(limit, len(group))
+        pages.update(_member_pages(group, verdicts, cluster_id, title, limit, pictures.thumbnails, investigations, common))
 
     run_new = images["first_seen_run"] == summary.run_id
     context = dict(
@@ -265,7 +271,6 @@ def _cluster_rows(images: pd.DataFrame, clusters: pd.DataFrame, verdicts: pd.Ser
             "attributed_generator": row.attributed_generator if isinstance(row.attributed_generator, str) else None,
             "first_seen_run": row.first_seen_run,
             "last_seen_run": row.last_seen_run,
-            "pages": -(-min(int(row.size), MEMBERS_LISTED) // MEMBERS_PER_PAGE),
         })
     return rows
 
@@ -300,16 +305,16 @@ def page_name(cluster_id: int, page: int = 0) -> str:
 
 
 def _member_pages(
-    images: pd.DataFrame,
+    members: pd.DataFrame,
     verdicts: pd.Series,
     cluster_id: int,
     title: str,
+    limit: int,
     thumbnails: dict[str, str],
     investigations: dict[str, list[str]],
     common: dict,
 ) -> dict[str, str]:
-    members = _members(images, cluster_id)
-    listed = members.head(MEMBERS_LISTED)
+    listed = members.head(limit)
     count = max(1, -(-len(listed) // MEMBERS_PER_PAGE))
     template = _environment.get_template("members.html.j2")
     pages = {}
