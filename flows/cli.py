@@ -475,6 +475,39 @@ def rebuild_index(store: StoreOption = ..., wait: WaitOption = 0.0, threads: Thr
     typer.echo(f"index rebuilt from {count} stored fingerprints")
 
 
+export_app = typer.Typer(help="Open the store in other tools.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("fiftyone")
+def export_fiftyone(
+    store: StoreOption = ...,
+    name: Optional[str] = typer.Option(None, "--name", help="The FiftyOne dataset to write (replaced if it exists; default: genprint-<store folder>)."),
+    method: str = typer.Option("pca", "--method", help="How FiftyOne Brain maps the fingerprints to 2-D: pca, or umap (needs umap-learn)."),
+) -> None:
+    """The store as a persistent FiftyOne dataset: one sample per image, fingerprints as embeddings, a Brain similarity index and map.
+
+    Needs the optional extra: pip install 'genprint[fiftyone]'. FiftyOne keeps its datasets in its own database (FIFTYONE_DATABASE_DIR, default ~/.fiftyone/var/lib/mongo).
+
+    Examples:
+      genprint export fiftyone --store data/demo/store
+      fiftyone app launch genprint-store
+    """
+    from flows.errors import UserError
+    from flows.export_fiftyone import export_fiftyone as export
+    from flows.store import Store
+
+    with _user_errors():
+        target = Store(store)
+        if not target.exists():
+            raise UserError(f"no store at {store}: create one with `genprint run SOURCE --store {store}`")
+        if method not in ("pca", "umap"):
+            raise UserError(f"unknown --method {method!r}: pca or umap")
+        dataset = export(target, name, method)
+    typer.echo(f"FiftyOne dataset {dataset.name}: {len(dataset)} samples, brain runs {', '.join(dataset.list_brain_runs())}")
+    typer.echo(f"open it: fiftyone app launch {dataset.name}")
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(DEMO_DIR, "--out", help="Where the demo zoo and store go."),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from flows.export_fiftyone import default_name
 from flows.progress import progress_bar
 from flows.runs import RunSummary
 from flows.store import Store
@@ -37,6 +38,9 @@ class DemoResult:
             f"zoo:    {self.zoo} (generators.parquet, images.parquet: the true origin of every image)\n"
             f"known:  {', '.join(self.known)} (registered from {REFERENCES_PER_MEMBER} images each, with their designs)\n"
             f"vectors: {self.store.root}/runs/*/*/vectors/*.parquet; index: {self.store.root / Store.INDEX}\n"
+            f"open:   {self.store.root / Store.REPORT} (verdicts, map, every cluster; member pages in {self.store.root / Store.CURRENT}/report/)\n"
+            f"fiftyone: genprint export fiftyone --store {self.store.root}  (pip install 'genprint[fiftyone]'), "
+            f"then fiftyone app launch {default_name(self.store)}\n"
             f"demo finished in {self.seconds:.0f} s" + example
         )
 

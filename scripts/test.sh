@@ -3,7 +3,7 @@
 # there for the report's screenshot test, then run pytest (extra arguments pass through).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-"$root/scripts/setup-venv.sh" "test,dask"
+"$root/scripts/setup-venv.sh" "test,dask,fiftyone"
 
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
