@@ -14,6 +14,7 @@ pytest.importorskip("ncnn", reason="the external extra is not installed (pip ins
 
 from fingerprinting.zoo import ZooOptionsMismatch  # noqa: E402
 from fingerprinting.zoo.external import GENERATORS, build_external, camera_photos  # noqa: E402
+from fingerprinting.zoo.external.photographs import load_camera_photo  # noqa: E402
 from fingerprinting.zoo.external.catalogue import generator  # noqa: E402
 from fingerprinting.zoo.external.packages import ExternalPackagesMissing, model_root  # noqa: E402
 from fingerprinting.zoo.external.param_file import design_facts  # noqa: E402
@@ -42,7 +43,7 @@ def test_network_output_is_its_input_upscaled(member_id):
     upscaler = network.load()
     correlations = []
     for patch in _patches(4, 28):
-        raw, _ = upscaler.raw(patch)
+        raw = upscaler.raw(patch)
         assert raw.shape == (3, 28 * network.scale, 28 * network.scale)
         # the 0..1 scale after the tool's post-processing; sharpening overshoots a little at edges
         assert -0.5 <= raw.min() and raw.max() <= 1.5 and np.mean((raw < -0.1) | (raw > 1.1)) < 0.01
@@ -151,3 +152,28 @@ def test_cli_builds_the_corpus(tmp_path):
     assert result.exit_code == 0, result.output
     assert "generators: 25 (realcugan 17, span 8)" in result.output
     assert len(pq.read_table(tmp_path / "cli" / "images.parquet")) == (25 + 2) * 3
+
+
+def test_wallpapers_missing_or_changed_are_reported_not_used(tmp_path, monkeypatch):
+    from fingerprinting.zoo.external import photographs
+
+    for name in photographs.PLASMA_PHOTOS:  # a wallpaper folder whose files are not the package's
+        path = tmp_path / name / photographs.PLASMA_FILE
+        path.parent.mkdir(parents=True)
+        Image.new("RGB", (64, 40)).save(path)
+    monkeypatch.setenv(photographs.WALLPAPERS_ENV, str(tmp_path))
+    photos, problems = camera_photos()
+    assert {p.source for p in photos} == {"matplotlib", "skimage", "sklearn"}
+    assert len(problems) == len(photographs.PLASMA_PHOTOS) and all("not the file" in p for p in problems)
+
+    monkeypatch.setattr(photographs, "plasma_folder", lambda: None)
+    photos, problems = camera_photos()
+    assert len(photos) == len(photographs.MATPLOTLIB_PHOTOS) + len(photographs.PACKAGE_PHOTOS)
+    assert len(problems) == 1 and "fetch-wallpapers.sh" in problems[0]
+
+
+def test_every_camera_photograph_loads():
+    photos, _ = camera_photos()
+    for photo in photos:
+        pixels = load_camera_photo(photo.name)
+        assert pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] == 3 and min(pixels.shape[:2]) >= 256

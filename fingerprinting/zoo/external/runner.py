@@ -61,8 +61,8 @@ class Upscaler:
         if self.net.load_param(str(param)) != 0 or self.net.load_model(str(weights)) != 0:
             raise UpscaleCheckFailed(f"ncnn could not load {param} / {weights}")
 
-    def raw(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(network output as float (3, H, W) on the 0..1 scale with any residual added, its input in 0..1)."""
+    def raw(self, pixels: np.ndarray) -> np.ndarray:
+        """The network's output as float (3, H, W) on the 0..1 scale, any residual added, before clamping."""
         layout, scale = self.layout, self.scale
         height, width = pixels.shape[:2]
         pad, multiple = layout.pad[scale], layout.pad_multiple[scale]
@@ -81,14 +81,14 @@ class Upscaler:
         result = result[:, offset : offset + height * scale, offset : offset + width * scale]
         if result.shape[1:] != (height * scale, width * scale):
             raise UpscaleCheckFailed(f"output {result.shape[1:]} from a {width}x{height} input at {scale}x")
-        source = pixels.astype(np.float32).transpose(2, 0, 1) / 255
         if scale in layout.residual_scales:
+            source = pixels.astype(np.float32).transpose(2, 0, 1) / 255
             result = result + source.repeat(scale, axis=1).repeat(scale, axis=2)
-        return result, source
+        return result
 
     def upscale(self, pixels: np.ndarray) -> np.ndarray:
         """The network's image of `pixels`, checked (in range, like a bicubic upscale of the input)."""
-        result, _ = self.raw(pixels)
+        result = self.raw(pixels)
         outside = np.mean((result < -RANGE_SLACK) | (result > 1 + RANGE_SLACK))
         if outside > MAX_OUT_OF_RANGE:
             raise UpscaleCheckFailed(f"{outside:.1%} of the output is far outside 0..1 (range {result.min():.2f}..{result.max():.2f})")
