@@ -32,6 +32,7 @@ from fingerprinting.zoo.external.catalogue import FAMILY_SKIP, GENERATORS, Exter
 from fingerprinting.zoo.external.packages import PINNED
 from fingerprinting.zoo.external.param_file import design_facts
 from fingerprinting.zoo.external.photographs import CameraPhoto, camera_photos, load_camera_photo
+from fingerprinting.zoo.external.runner import Upscaler
 from fingerprinting.zoo.external.tables import EXTERNAL_GENERATORS_SCHEMA, EXTERNAL_IMAGES_SCHEMA, EXTERNAL_SPLIT
 from fingerprinting.zoo.external.views import VIEW_SUFFIX, VIEWS, save_views, view_side
 from fingerprinting.zoo.photos import MIN_CROP_STD, Region, checkerboard
@@ -224,7 +225,7 @@ def _build_reals(out: Path, photos: tuple[CameraPhoto, ...], size: int, options:
         (folder / MARKER).write_text(json.dumps({"images": records}))
 
 
-def _build_fakes(out: Path, generator: ExternalGenerator, upscaler, photos: tuple[CameraPhoto, ...], size: int, options: dict) -> None:
+def _build_fakes(out: Path, generator: ExternalGenerator, upscaler: Upscaler, photos: tuple[CameraPhoto, ...], size: int, options: dict) -> None:
     scale = generator.scale
     side = low_res_side(size, scale)
     pool = {p.name: [c for c in _cells(p, _cell_side(size))[0] if _fits(c, scale * side)] for p in photos}
