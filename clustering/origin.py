@@ -57,7 +57,7 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
 
     Refinement is off by default (`refine=False`; with it on, splitting stays off unless
     `split_evidence` is given). Its steps pay on synthetic origins in pairs sharing a design
-    (`python -m clustering.bench refine`), not on zoo fingerprints: a generator's images fall in a
+    (`python -m bench.clustering_scale refine`), not on zoo fingerprints: a generator's images fall in a
     few output modes, which the split step cuts apart, while re-assignment and merging draw
     photographs into generated clusters. Measured with `min_cluster_size` 10 on two tuning zoos
     (never the benchmark's; 100 images a member, 400 reals), ARI for HDBSCAN only / + merge +

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -22,7 +23,10 @@ from safetensors.torch import save as save_safetensors_bytes
 from fingerprinting.network import FingerprintNet, NetworkConfig
 
 if TYPE_CHECKING:
+    from fingerprinting.calibration import VerdictCalibrator
     from fingerprinting.learned import LearnedFingerprinter
+
+log = logging.getLogger(__name__)
 
 FORMAT = "genprint-fingerprint-checkpoint"
 FORMAT_VERSION = 1
@@ -175,7 +179,29 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
 
 
 def load_learned(path: str | os.PathLike) -> LearnedFingerprinter:
-    """A ``Fingerprinter`` from a checkpoint file (the .safetensors or its .json)."""
+    """A ``Fingerprinter`` from a checkpoint file (the .safetensors or its .json), with its verdict calibration if it has one."""
     from fingerprinting.learned import LearnedFingerprinter
 
-    return LearnedFingerprinter(load_checkpoint(path))
+    checkpoint = load_checkpoint(path)
+    return LearnedFingerprinter(checkpoint, verdict_calibrator=load_verdict_calibration(_weights_path(path), checkpoint.version))
+
+
+def load_verdict_calibration(weights_path: Path, version: str) -> VerdictCalibrator | None:
+    """The checkpoint's sidecar calibration (``calibration.sidecar_path``), if there is one made for this version.
+
+    A calibration made for other weights (a retrained checkpoint beside an old sidecar) would give
+    verdicts of thresholds that do not fit its scores: it is left out with a warning.
+    """
+    from fingerprinting.calibration import VerdictCalibrator, sidecar_path
+
+    path = sidecar_path(weights_path)
+    if not path.is_file():
+        return None
+    try:
+        calibrator = VerdictCalibrator.load(path)
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
+    if calibrator.model_version_ != version:
+        log.warning("%s was calibrated for %s, not %s: no verdicts until `genprint calibrate` is run again", path, calibrator.model_version_, version)
+        return None
+    return calibrator

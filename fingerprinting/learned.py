@@ -1,6 +1,8 @@
 """The learned fingerprint as a ``Fingerprinter``: vectors, calibrated fake scores and the parsed design."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 import torch
@@ -11,6 +13,9 @@ from fingerprinting.network import HeadSpec, NetworkOutput, inference_copy, to_u
 from fingerprinting.parsing import LOSS_TYPES_COLUMN, conform_parsed, decode_loss_types
 from fingerprinting.runtime import map_batches
 from fingerprinting.spectral import SpectralFingerprinter
+
+if TYPE_CHECKING:
+    from fingerprinting.calibration import VerdictCalibrator
 
 
 def combine_vectors(learned: np.ndarray, spectral: np.ndarray | None, spectral_weight: float) -> np.ndarray:
@@ -34,8 +39,12 @@ class LearnedFingerprinter:
     # naming errors on three tuning zoos (see clustering.attribution.OpenSetAttributor).
     attributor_params = {"whiten": True}
 
-    def __init__(self, checkpoint: Checkpoint, crop_size: int = 64, batch_size: int = 64) -> None:
+    def __init__(
+        self, checkpoint: Checkpoint, crop_size: int = 64, batch_size: int = 64, verdict_calibrator: VerdictCalibrator | None = None
+    ) -> None:
         self.checkpoint = checkpoint
+        # Fake score -> generated / real / unsure (fingerprinting.calibration); None: no verdicts.
+        self.verdict_calibrator = verdict_calibrator
         self.net = inference_copy(checkpoint.net)
         self.crop_size = crop_size
         self.batch_size = batch_size

@@ -5,10 +5,13 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from fingerprinting.calibration import VerdictCalibrator
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +40,8 @@ class Fingerprinter(Protocol):
     taken at its own size rather than padded) sets a class attribute ``size_agnostic = True``;
     without it the embedder pads such images (see ``crops``). One whose space calls for another
     attribution rule than ``clustering.attribution.OpenSetAttributor``'s defaults sets a class
-    attribute ``attributor_params`` (keyword arguments of that class).
+    attribute ``attributor_params`` (keyword arguments of that class). One with a calibrated verdict
+    (``fingerprinting.calibration``) has an attribute ``verdict_calibrator``.
     """
 
     name: str
@@ -50,6 +54,15 @@ class Fingerprinter(Protocol):
 
 def is_size_agnostic(fingerprinter: Fingerprinter) -> bool:
     return bool(getattr(fingerprinter, "size_agnostic", False))
+
+
+def verdict_calibrator(fingerprinter: Fingerprinter) -> VerdictCalibrator | None:
+    """The fingerprinter's verdict calibration (``fingerprinting.calibration``), or None: no verdicts.
+
+    None for a fingerprinter without a detection head (the spectral one: no fake score to judge) and
+    for a checkpoint without a calibration made for it (``genprint calibrate`` makes one).
+    """
+    return getattr(fingerprinter, "verdict_calibrator", None)
 
 
 def attributor_params(fingerprinter: Fingerprinter) -> dict[str, object]:

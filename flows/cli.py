@@ -102,6 +102,73 @@ def train(
     )
 
 
+@app.command()
+def calibrate(
+    model: str = typer.Option("default", "--model", help="'default' (the shipped checkpoint) or a checkpoint file."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Calibration file to write (default: NAME.verdict.safetensors beside the checkpoint, where genprint reads it)."
+    ),
+    photos: list[Path] = typer.Option([], "--photos", help="More camera photographs to calibrate on (files; repeatable), beside the packages' ones."),
+    crops_per_photo: int = typer.Option(96, "--crops-per-photo", help="Crops of each photograph at its resolution (half as many of its 0.5x copy)."),
+    target_fpr: float = typer.Option(0.01, "--target-fpr", help="Share of camera photographs that may be called generated."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the crop positions."),
+    check_zoo: Optional[Path] = typer.Option(None, "--check-zoo", help="A zoo corpus whose images are judged afterwards (shares called generated / unsure / real)."),
+    threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: all cores, at most 8)."),
+) -> None:
+    """Calibrate a checkpoint's verdicts (generated / real / unsure) on camera photographs, and show them left out one at a time."""
+    from fingerprinting.calibration import VERDICTS, sidecar_path
+    from fingerprinting.camera_photos import bundled_camera_photos, calibrate as fit_calibration, camera_samples, leave_one_photo_out
+    from fingerprinting.checkpoint import load_learned
+    from fingerprinting.models import DEFAULT_CHECKPOINT
+    from fingerprinting.runtime import pin_threads
+
+    pin_threads(threads or None)
+    if model == "spectral":
+        raise typer.BadParameter("the spectral fingerprint has no detector: there is no fake score to calibrate", param_hint="--model")
+    weights = DEFAULT_CHECKPOINT if model == "default" else Path(model)
+    try:
+        fingerprinter = load_learned(weights)
+    except (ValueError, FileNotFoundError) as exc:  # CheckpointError is a ValueError
+        raise typer.BadParameter(str(exc), param_hint="--model") from None
+    # The regions the zoo photographs were split into depend on the training zoo's image side.
+    zoo_size = int(fingerprinter.checkpoint.training.get("zoo", {}).get("image_side", 64))
+    samples = camera_samples(bundled_camera_photos(zoo_size) + [str(p) for p in photos], fingerprinter, crops_per_photo, seed)
+    calibrator = fit_calibration(samples, fingerprinter.checkpoint.version, target_fpr=target_fpr)
+    path = calibrator.save(out or sidecar_path(weights))
+    typer.echo(
+        f"{path}: {calibrator.n_samples_} camera images of {calibrator.n_groups_} photographs; generated above "
+        f"{calibrator.generated_threshold_:.4f}, real at or below {calibrator.real_threshold_:.4f}, unsure between or where ood_score > 1"
+    )
+    table = leave_one_photo_out(samples, target_fpr=target_fpr)
+    typer.echo("leaving each photograph out in turn (calibrated on the others):")
+    typer.echo(table.to_string(index=False))
+    for kind, rows in table.groupby("kind"):
+        worst = (rows["generated"] / rows["images"].clip(lower=1)).max()
+        typer.echo(f"  {kind}: {rows['generated'].sum()} of {rows['images'].sum()} called generated "
+                   f"({rows['generated'].sum() / max(1, rows['images'].sum()):.2%}; worst photograph {worst:.2%})")
+    if check_zoo is not None:
+        typer.echo(_zoo_verdicts(check_zoo, fingerprinter, calibrator, VERDICTS))
+
+
+def _zoo_verdicts(zoo_dir: Path, fingerprinter, calibrator, verdicts: tuple[str, ...]) -> str:
+    """Shares of a zoo's fakes and reals, per split, given each verdict."""
+    import numpy as np
+    import pandas as pd
+
+    from fingerprinting.embed import embed_paths
+    from fingerprinting.zoo.tables import load_zoo
+
+    zoo = load_zoo(zoo_dir)
+    chunks = list(embed_paths(zoo.images["path"].tolist(), fingerprinter))
+    records = pd.concat([chunk.records for chunk in chunks], ignore_index=True)
+    vectors = np.concatenate([chunk.vectors for chunk in chunks])
+    judged = zoo.images.merge(records[["path", "fake_score"]].assign(verdict=calibrator.predict(records["fake_score"].to_numpy(), vectors)), on="path")
+    judged["class"] = np.where(judged["is_fake"], "fake", "real")
+    shares = pd.crosstab([judged["class"], judged["split"]], judged["verdict"], normalize="index").reindex(columns=list(verdicts), fill_value=0.0)
+    shares["images"] = judged.groupby(["class", "split"]).size()
+    return f"{zoo_dir}: verdicts per class and split (shares)\n" + shares.round(3).to_string()
+
+
 # ---- the pipeline: run, investigate, known, serve, demo -------------------------------------------
 
 StoreOption = Annotated[
@@ -276,7 +343,9 @@ def _print_investigation(result) -> None:
         fake = "n/a" if entry["fake_score"] is None else f"{entry['fake_score']:.2f}"
         name = entry["attributed_generator"] or "no registered generator"
         stored = ", already stored" if entry["in_store"] else ""
-        console.print(f"[bold]{entry['query']}[/]: {where}, fake score {fake}, {name}{stored}")
+        verdict = entry["verdict"] or "no verdict (no calibrated detector)"
+        ood = "" if entry["ood_score"] is None else f", ood {entry['ood_score']:.2f}"
+        console.print(f"[bold]{entry['query']}[/]: {verdict} (fake score {fake}{ood}), {where}, {name}{stored}")
         table = Table(show_edge=False)
         for column in ("rank", "similarity", "cluster", "generator", "path"):
             table.add_column(column)
@@ -436,33 +505,23 @@ def demo(
     typer.echo(result.describe())
 
 
-@app.command()
-def bench(
-    quick: bool = typer.Option(False, "--quick", help="Minutes instead of hours: a small zoo, short training, small N."),
-    shipped: bool = typer.Option(False, "--shipped", help="Only the shipped checkpoint beside the spectral fingerprint on a 30-member zoo of a seed it never saw (the issues' quality targets)."),
-    zoo: bool = typer.Option(False, "--zoo", help="Only time the paper-size zoo build (100 members x 1000 images, 64 px) and its size on disk."),
-    scale: bool = typer.Option(False, "--scale", help="Only the million-image figures: index, clustering, assignment, table writing and a 10k incremental run on a store of 1e6 synthetic fingerprints."),
-    soak: bool = typer.Option(False, "--soak", help="Only the soak: 20 consecutive incremental runs with new and hostile files mixed in."),
-    out: Path = typer.Option(Path("BENCHMARKS.md"), "--out", help="The markdown report to write; figures go in data/bench_figures/ and each part's markdown in data/bench_sections/ beside it."),
-    work: Path = typer.Option(Path("data/bench"), "--work", help="Scratch folder: zoo, checkpoints, stores. A repeated run reuses the zoo and, while the code is unchanged, the trainings and quality tables an interrupted run finished."),
-    threads: ThreadsOption = 2,
-) -> None:
-    """The benchmark suite: genprint's learned fingerprint beside the spectral, Marra 2019 and FEN-style baselines, speed and scale.
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)
+def bench(ctx: typer.Context) -> None:
+    """The benchmark suite that writes BENCHMARKS.md: `python -m bench` in the checkout genprint runs from, with the same options (--help lists them).
 
-    Without a mode option it runs the paper-scale suite (hours; run it again after an interruption and it resumes); --quick runs the same suite small. --shipped,
-    --zoo, --scale and --soak each measure one more part of BENCHMARKS.md and keep the other parts as they are.
+    The suite lives in a git checkout beside tests/ and is not installed with genprint.
     """
-    _start(threads, quiet=True)
-    from flows.bench import run_and_write, run_part
+    import subprocess
+    import sys
 
-    parts = [name for name, chosen in (("shipped", shipped), ("zoo", zoo), ("scale", scale), ("soak", soak)) if chosen]
-    if len(parts) + quick > 1:
-        raise typer.BadParameter("choose one of --quick, --shipped, --zoo, --scale, --soak (or none for the paper-scale suite)")
-    if parts:
-        written = run_part(parts[0], out=out, work=work, threads=threads, log=typer.echo)
-    else:
-        written = run_and_write(quick=quick, out=out, work=work, threads=threads, log=typer.echo)
-    typer.echo(f"wrote {written}")
+    checkout = Path(__file__).resolve().parents[1]
+    if not (checkout / "bench" / "__main__.py").is_file():
+        typer.secho("genprint bench: the benchmark suite is not installed with genprint; run `python -m bench --help` "
+                    "from the root of a git checkout of genprint", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2)
+    # The checkout first on the path: the suite imports bench wherever this command was started from.
+    path = os.pathsep.join([str(checkout), *filter(None, [os.environ.get("PYTHONPATH")])])
+    raise typer.Exit(subprocess.run([sys.executable, "-m", "bench", *ctx.args], env=os.environ | {"PYTHONPATH": path}).returncode)
 
 
 def main() -> None:

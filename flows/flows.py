@@ -19,14 +19,13 @@ import time  # noqa: E402
 from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import pandas as pd  # noqa: E402
-
 from prefect import flow, get_run_logger, task, unmapped  # noqa: E402
 from prefect.artifacts import create_markdown_artifact, create_table_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.futures import as_completed  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
+from flows.markdown import markdown_table  # noqa: E402
 from flows.progress import progress_bar  # noqa: E402
 from flows.runners import pin_this_thread, shard_runner  # noqa: E402
 from flows.runs import Prepared, RunContext, RunSummary, check_model, prepare, resolve_model  # noqa: E402
@@ -169,18 +168,11 @@ def investigate_flow(store: str, images: list[str], k: int = 10) -> dict:
     investigation = Store(store).investigate(images, k=k)
     table = investigation.queries[["query", "cluster_id", "cluster_size", "fake_score", "attributed_generator"]]
     create_markdown_artifact(
-        _markdown_table(table),
+        markdown_table(table, digits=None, missing=""),
         key=f"{_artifact_key(store)}-investigation",
         description="genprint investigation",
     )
     return investigation.to_dict()
-
-
-def _markdown_table(frame: pd.DataFrame) -> str:
-    rows = [[str(v) for v in frame.columns]] + [["" if pd.isna(v) else str(v) for v in row] for row in frame.itertuples(index=False)]
-    lines = ["| " + " | ".join(row) + " |" for row in rows]
-    lines.insert(1, "|" + "---|" * len(frame.columns))
-    return "\n".join(lines)
 
 
 @flow(name="genprint-known-add", validate_parameters=False)

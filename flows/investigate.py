@@ -1,6 +1,7 @@
 """Ad-hoc investigation: where does this image come from, and what else came from there?
 
-For each query image: its fake score and parsed design, the k nearest stored fingerprints (path,
+For each query image: its fake score, verdict (generated / real / unsure, as a run gives it) and
+out-of-distribution score, its parsed design, the k nearest stored fingerprints (path,
 similarity, cluster), its cluster (the stored one if the same bytes are stored, else the cluster
 it would be assigned to) with that cluster's members and design, and its attribution. Nothing is
 written to the store.
@@ -19,11 +20,12 @@ import pandas as pd
 from clustering.index import FingerprintIndex, IndexCorruptError
 from fingerprinting.embed import embed_images
 from fingerprinting.images import ImageLoadError, load_image
-from fingerprinting.models import attributor_params
+from fingerprinting.models import Fingerprinter, attributor_params
 from fingerprinting.parsing import parsed_columns
 from flows.clustering_step import CLUSTERER_STATE, assign_new
 from flows.schemas import NO_CLUSTER
 from flows.shards import cached_fingerprinter
+from flows.verdicts import verdicts_of
 
 if TYPE_CHECKING:
     from flows.store import Store
@@ -115,13 +117,14 @@ def investigate(store: Store, images: Sequence[str], k: int = 10) -> Investigati
     sizes = clusters.set_index("cluster_id")["size"]
     queries["cluster_size"] = queries["cluster_id"].map(sizes).fillna(0).astype(np.int64)
     queries = _attribute(store, queries, chunk.vectors, attributor_params(fingerprinter))
+    queries = _judge(queries, chunk.vectors, fingerprinter)
 
     neighbours = _neighbours(index, ids, stored, queries, chunk.vectors, k)
     shown = clusters[clusters["cluster_id"].isin(queries["cluster_id"])].copy()
     members = stored.reset_index().sort_values(["cluster_probability", "path"], ascending=[False, True])
     member_paths = members.groupby("cluster_id")["path"].apply(lambda s: list(s[:CLUSTER_MEMBERS_SHOWN]))
     shown["members"] = shown["cluster_id"].map(member_paths)
-    columns = ["query", "image_id", "in_store", "width", "height", "format", "fake_score", "cluster_id",
+    columns = ["query", "image_id", "in_store", "width", "height", "format", "fake_score", "verdict", "ood_score", "cluster_id",
                "cluster_probability", "cluster_size", "attributed_generator", "attribution_score", *parsed_columns()]
     queries = pd.concat([queries[columns], pd.DataFrame(failed)], ignore_index=True)
     return Investigation(queries=queries, neighbours=neighbours, clusters=shown.reset_index(drop=True))
@@ -130,6 +133,12 @@ def investigate(store: Store, images: Sequence[str], k: int = 10) -> Investigati
 def _attribute(store: Store, queries: pd.DataFrame, vectors: np.ndarray, rule: dict[str, object]) -> pd.DataFrame:
     names, scores = store.known.attribute(vectors, rule)
     return queries.assign(attributed_generator=names, attribution_score=scores)
+
+
+def _judge(queries: pd.DataFrame, vectors: np.ndarray, fingerprinter: Fingerprinter) -> pd.DataFrame:
+    """The verdict and out-of-distribution score a run gives an image (flows.verdicts), for each query."""
+    verdicts, ood = verdicts_of(queries["fake_score"].to_numpy(np.float64), vectors, fingerprinter)
+    return queries.assign(verdict=verdicts, ood_score=ood)
 
 
 def _neighbours(

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import jinja2
 import pandas as pd
 
+from fingerprinting.calibration import VERDICTS
 from fingerprinting.parsing import LOSS_TYPES_COLUMN, continuous_names, discrete_names, loss_columns
 from flows.pictures import data_uri, mean_spectrum, montage
 
@@ -55,12 +56,21 @@ def render_report(
             "errors": len(errors),
             "unknown_generator": int(images["unknown_generator"].sum()),
             "attributed": int(images["attributed_generator"].notna().sum()),
+            **verdict_counts(images),
         },
+        # Counted here, not in the cards: a cached card must not carry the verdicts of an old calibration.
+        verdicts={int(key): verdict_counts(members) for key, members in images.groupby("cluster_id")},
         clusters=cards,
         other_clusters=[_plain(r) for r in rest.to_dict("records")],
         errors=[_plain(r) for r in errors.sort_values("run_id", ascending=False).head(ERRORS_SHOWN).to_dict("records")],
         errors_hidden=max(0, len(errors) - ERRORS_SHOWN),
     )
+
+
+def verdict_counts(images: pd.DataFrame) -> dict[str, int]:
+    """How many of ``images`` have each verdict (none at all: no calibrated detector)."""
+    counts = images["verdict"].value_counts()
+    return {verdict: int(counts.get(verdict, 0)) for verdict in VERDICTS}
 
 
 def _cluster_card(row, images: pd.DataFrame, path_of: dict[str, str]) -> dict:

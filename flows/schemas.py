@@ -25,6 +25,9 @@ def images_schema() -> pa.Schema:
             pa.field("attributed_generator", pa.string()),
             pa.field("attribution_score", pa.float32()),
             pa.field("unknown_generator", pa.bool_(), nullable=False),
+            # "generated", "real" or "unsure" (flows.verdicts); null without a calibrated detector.
+            pa.field("verdict", pa.string()),
+            pa.field("ood_score", pa.float32()),  # 1.0 = the edge of the calibration photographs
             pa.field("first_seen_run", pa.string(), nullable=False),
             *parsed_fields(),
         ]

@@ -7,7 +7,8 @@ shards (a re-run redoes only this step); a crash during it is rolled forward by 
 Clustering rule (see data/README.md): the whole store is re-clustered on its first run, when asked
 (`recluster=True`), and when the images added since the last full clustering exceed
 `RECLUSTER_FRACTION` of those it clustered; otherwise new images are only assigned to the existing
-clusters, and a run without new images leaves every cluster as it was.
+clusters, and a run without new images leaves every cluster as it was. Verdicts: see
+`flows.verdicts` (new images judged once; every image when the calibration changed).
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from flows.report import cluster_cards, render_report
 from flows.schemas import NO_CLUSTER
 from flows.shards import SHARDS_DIR, VECTORS_FILE, read_shard, vectors_from_table, vectors_table
 from flows.store import Store, StoreError, is_in
+from flows.verdicts import VERDICT_META, calibration_digest, judge, needs_rejudging
 
 RECLUSTER_FRACTION = 0.10
 REPORT_CARDS = "index/report_cards.json"  # the report's cluster pictures, reused while clusters stay the same
@@ -118,8 +120,9 @@ def update(
     images = _images_table(previous, new.records, paths, clustered, context.run_id)
     attributed = image_ids if needs_all else new.records["image_id"].tolist()
     images = _attribute(images, attributed, vectors, store.known, attributor_params(fingerprinter))
-    clusters = _clusters_table(images, before[Store.CLUSTERS], context.run_id)
     every_vector = needs_all or not len(previous)  # `vectors` then holds every image's, in `image_ids` order
+    images = _judge(store, images, meta, previous, new, vectors if every_vector else None, fingerprinter)
+    clusters = _clusters_table(images, before[Store.CLUSTERS], context.run_id)
     clusters = _lend_designs(clusters, before[Store.CLUSTERS], images, image_ids, vectors if every_vector else None, store.known, fingerprinter)
     errors, errors_met = _errors_table(before[Store.ERRORS], prepared, new.errors, paths, context.run_id)
 
@@ -129,6 +132,7 @@ def update(
         next_cluster_id=int(clustered.next_id),
         known_digest=known_digest,
         last_run_id=context.run_id,
+        **{VERDICT_META: calibration_digest(fingerprinter)},
     )
     if mode == "recluster":
         # Too few images to cluster leaves nothing to assign to: the next run re-clusters again.
@@ -291,7 +295,9 @@ def _paths_table(previous: pd.DataFrame, identified: pd.DataFrame, stored_ids: s
 def _images_table(
     previous: pd.DataFrame, records: pd.DataFrame, paths: pd.DataFrame, clustered: Clustered, run_id: str
 ) -> pd.DataFrame:
-    fresh = records.assign(first_seen_run=run_id, attributed_generator=None, attribution_score=np.nan, unknown_generator=False)
+    fresh = records.assign(
+        first_seen_run=run_id, attributed_generator=None, attribution_score=np.nan, unknown_generator=False, verdict=None, ood_score=np.nan
+    )
     columns = schemas.images_schema().names
     fresh = fresh.assign(n_paths=0, cluster_id=NO_CLUSTER, cluster_probability=0.0)[columns]
     images = pd.concat([previous[columns], fresh], ignore_index=True) if len(previous) else fresh
@@ -315,6 +321,22 @@ def _attribute(images: pd.DataFrame, image_ids: list[str], vectors: np.ndarray, 
     # (a fingerprinter with no detection head) nothing is called generated.
     images["unknown_generator"] = images["attributed_generator"].isna() & (images["fake_score"] >= FAKE_THRESHOLD)
     return images.reset_index()[schemas.images_schema().names]
+
+
+def _judge(
+    store: Store, images: pd.DataFrame, meta: dict, previous: pd.DataFrame, new: _NewImages, every_vector: np.ndarray | None,
+    fingerprinter: Fingerprinter,
+) -> pd.DataFrame:
+    """Verdicts of the new images; of every image when the calibration changed (flows.verdicts).
+
+    ``every_vector``: every image's fingerprint (previous then new) where the run already holds them.
+    """
+    if not needs_rejudging(meta, fingerprinter):
+        return judge(images, new.records["image_id"].tolist(), new.vectors, fingerprinter)
+    if every_vector is None:
+        _, old_vectors = store.vectors(previous["image_id"].tolist())
+        every_vector = np.concatenate([old_vectors, new.vectors])
+    return judge(images, previous["image_id"].tolist() + new.records["image_id"].tolist(), every_vector, fingerprinter)
 
 
 def _clusters_table(images: pd.DataFrame, previous: pd.DataFrame, run_id: str) -> pd.DataFrame:

@@ -5,13 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench import figures, provenance, quality, report, speed
+from bench.baselines.fen import FenConfig, FenFingerprinter, fit_fen
+from bench.baselines.marra import MarraFingerprinter, noise_residual
 from clustering.attribution import OpenSetAttributor
 from fingerprinting.network import HeadSpec
 from fingerprinting.spectral import SpectralFingerprinter
 from fingerprinting.training_data import load_labelled_images
-from flows.bench import quality, report, speed
-from flows.bench.baselines.fen import FenConfig, FenFingerprinter, fit_fen
-from flows.bench.baselines.marra import MarraFingerprinter, noise_residual
 
 BOUNDED = ["ari", "nmi", "purity", "bcubed_f1", "noise_fraction", "real_in_clusters", "real_in_generated_clusters", "nn_same_member",
            "closed_set_accuracy", "accuracy_at_threshold", "open_set_auroc", "oscr", "auc", "average_precision", "brier"]
@@ -110,13 +110,11 @@ def test_throughput_table(tmp_path) -> None:
     assert (table.loc[table["what"] == "decode alone", "share_of_decode_rate"] == 1).all()
 
 
-def test_markdown_table_and_figures(tmp_path) -> None:
-    frame = pd.DataFrame({"method": ["a", "b"], "x": [0.12345, np.nan]})
-    assert report.markdown_table(frame).splitlines() == ["| method | x |", "|---|---|", "| a | 0.123 |", "| b | N/A |"]
+def test_figures_and_headline(tmp_path) -> None:
     quality_table = pd.DataFrame([{"method": m, "view": v, "split": "held_out", "bcubed_f1": f, "nn_same_member": f}
                                   for m in ("genprint learned", "spectral") for v, f in (("clean", 0.9), ("jpeg75", 0.5), ("rescale0.5", 0.1))])
-    report.plot_jpeg_curve(quality_table, tmp_path / "curve.png")
-    report.plot_maps({"a": np.random.default_rng(0).normal(size=(20, 8))}, np.repeat([0, 1], 10), tmp_path / "map.png")
+    figures.plot_jpeg_curve(quality_table, tmp_path / "curve.png")
+    figures.plot_maps({"a": np.random.default_rng(0).normal(size=(20, 8))}, np.repeat([0, 1], 10), tmp_path / "map.png")
     assert (tmp_path / "curve.png").stat().st_size > 1000 and (tmp_path / "map.png").stat().st_size > 1000
     assert "NOT ahead" in report.headline(quality_table.assign(ari=0.5))
     shipped = pd.DataFrame([{"method": "genprint learned (shipped)", "view": "clean", "split": "held_out", "bcubed_f1": 0.95, "nn_same_member": 0.95, "ari": 0.9}])
@@ -158,7 +156,7 @@ def test_memory_verdict_gives_each_stages_growth_per_added_image() -> None:
 
 
 def test_benchmarks_page_keeps_every_part_in_order(tmp_path) -> None:
-    from flows.bench.sections import assemble, section_path, write_section
+    from bench.sections import assemble, section_path, write_section
 
     out = tmp_path / "BENCHMARKS.md"
     write_section(out, "scale", "## Scale\n\n1e6 figures")
@@ -174,7 +172,7 @@ def test_benchmarks_page_keeps_every_part_in_order(tmp_path) -> None:
 def test_suite_page_has_every_section_each_table_under_its_heading(tmp_path, monkeypatch) -> None:
     from datetime import datetime
 
-    from flows.bench.suite import BenchConfig, BenchResult
+    from bench.suite import BenchConfig, BenchResult
 
     rng = np.random.default_rng(0)
     rows = [{"method": method, "view": view, "split": split, **dict(zip(BOUNDED, rng.random(len(BOUNDED))))}
@@ -188,13 +186,13 @@ def test_suite_page_has_every_section_each_table_under_its_heading(tmp_path, mon
                          ["train-learned (finished 2025-12-31 23:00 UTC)"])
     monkeypatch.setattr(report, "machine", lambda: "test machine")
     out = tmp_path / "BENCHMARKS.md"
-    report.write_markdown(result, out, "genprint bench --quick", tmp_path / "figures", datetime(2026, 1, 1), 60.0)
+    report.write_markdown(result, out, "python -m bench --quick", tmp_path / "figures", datetime(2026, 1, 1), 60.0)
     page = out.read_text()
     assert "- resumed: an earlier run of the same configuration and code finished train-learned (finished 2025-12-31 23:00 UTC);" in page
     headings = [line for line in page.splitlines() if line.startswith("#")]
     assert headings[:4] == ["# genprint benchmarks", "## Headline: grouping generators never seen in training", "## Methods",
                             "## Clustering (clean images)"]
-    assert headings[-1] == "### Clustering at scale (`clustering.bench`, subprocess peak memory)" and len(headings) == 14
+    assert headings[-1] == "### Clustering at scale (`bench.clustering_scale`, subprocess peak memory)" and len(headings) == 14
     # Every heading and every table is its own paragraph: a blank line before and after.
     blocks = page.split("\n\n")
     assert all(block.count("\n") == 0 for block in blocks if block.startswith("#"))
@@ -211,14 +209,14 @@ def test_code_revision_names_the_commit_and_flags_changed_code(tmp_path) -> None
         return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
                               capture_output=True, text=True).stdout.strip()
 
-    assert report.code_revision(tmp_path) == "not a git checkout"
+    assert provenance.code_revision(tmp_path) == "not a git checkout"
     git("init", "-q")
     (tmp_path / "code.py").write_text("x = 1\n")
     (tmp_path / "BENCHMARKS.md").write_text("old figures\n")
     git("add", ".")
     git("commit", "-q", "-m", "first")
     commit = git("rev-parse", "--short=12", "HEAD")
-    assert report.code_revision(tmp_path) == f"commit {commit}"
+    assert provenance.code_revision(tmp_path) == f"commit {commit}"
     (tmp_path / "BENCHMARKS.md").write_text("new figures\n")  # the bench's own output: still the same code
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "MODEL_CARD.md").write_text("notes\n")
@@ -226,17 +224,17 @@ def test_code_revision_names_the_commit_and_flags_changed_code(tmp_path) -> None
     git("commit", "-q", "-m", "card")
     commit = git("rev-parse", "--short=12", "HEAD")
     (tmp_path / "data" / "MODEL_CARD.md").write_text("new notes\n")  # documentation: not code either
-    assert report.code_revision(tmp_path) == f"commit {commit}"
+    assert provenance.code_revision(tmp_path) == f"commit {commit}"
     (tmp_path / "code.py").write_text("x = 2\n")
-    assert report.code_revision(tmp_path) == f"commit {commit} with uncommitted changes"
+    assert provenance.code_revision(tmp_path) == f"commit {commit} with uncommitted changes"
 
 
-def test_command_line_names_the_genprint_command_however_it_was_started(monkeypatch) -> None:
-    from flows.bench import command_line
+def test_command_line_names_the_bench_command_however_it_was_started(monkeypatch) -> None:
+    from bench import command_line
 
-    monkeypatch.setattr("sys.argv", ["/x/.venv/bin/genprint", "bench", "--threads", "2"])
-    assert command_line("fallback") == "genprint bench --threads 2"
-    monkeypatch.setattr("sys.argv", ["/x/flows/cli.py", "bench", "--quick"])  # python -m flows.cli
-    assert command_line("fallback") == "genprint bench --quick"
+    monkeypatch.setattr("sys.argv", ["/x/bench/__main__.py", "--threads", "2"])  # python -m bench, or genprint bench
+    assert command_line("fallback") == "python -m bench --threads 2"
+    monkeypatch.setattr("sys.argv", ["/x/bench/__main__.py"])
+    assert command_line("fallback") == "python -m bench"
     monkeypatch.setattr("sys.argv", ["/x/pytest", "-q"])
     assert command_line("run_and_write(quick=True)") == "run_and_write(quick=True)"

@@ -1,4 +1,4 @@
-"""`genprint bench --scale` end to end at small N: a seeded store, then a real incremental run of image files."""
+"""`python -m bench --scale` end to end at small N: a seeded store, then a real incremental run of image files."""
 from __future__ import annotations
 
 import hashlib
@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from bench import scale_part
 from clustering.index import FingerprintIndex
 from flows import Store
-from flows.bench import scale_part
 
 SEEDED = 1_500
 NEW_FILES = 120

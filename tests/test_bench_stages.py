@@ -5,12 +5,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench import methods, quality, stages
+from bench.baselines.fen import FenConfig
+from bench.stages import StageStore
 from fingerprinting.network import HeadSpec
 from fingerprinting.training_data import load_labelled_images
 from fingerprinting.zoo import build_zoo
-from flows.bench import methods, quality, stages
-from flows.bench.baselines.fen import FenConfig
-from flows.bench.stages import StageStore
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +43,13 @@ def test_a_stage_counts_once_its_record_is_written_and_only_under_its_key(tmp_pa
 
 
 def test_code_digest_follows_the_stage_code(tmp_path, monkeypatch) -> None:
-    for entry in ("fingerprinting/a.py", "clustering/b.py", "flows/bench/quality.py", "flows/bench/methods.py", "flows/bench/baselines/c.py",
-                  "flows/bench/report.py"):
+    for entry in ("fingerprinting/a.py", "clustering/b.py", "bench/quality.py", "bench/methods.py", "bench/baselines/c.py",
+                  "bench/report.py"):
         (tmp_path / entry).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / entry).write_text("x = 1\n")
-    monkeypatch.setattr(stages, "_ROOT", tmp_path)
+    monkeypatch.setattr(stages, "ROOT", tmp_path)
     before = stages.stage_code_digest()
-    (tmp_path / "flows/bench/report.py").write_text("x = 2\n")  # presentation only: the kept results still hold
+    (tmp_path / "bench/report.py").write_text("x = 2\n")  # presentation only: the kept results still hold
     assert stages.stage_code_digest() == before
     trainings_before = stages.stage_code_digest(stages.TRAINING_CODE)
     (tmp_path / "clustering/b.py").write_text("x = 2\n")
@@ -63,7 +63,7 @@ def test_code_digest_ignores_docstrings_comments_and_layout(tmp_path, monkeypatc
     module = tmp_path / "clustering" / "a.py"
     module.parent.mkdir()
     module.write_text('"""Old words."""\n\n\ndef f(x):\n    """Old words."""\n    return x + 1\n')
-    monkeypatch.setattr(stages, "_ROOT", tmp_path)
+    monkeypatch.setattr(stages, "ROOT", tmp_path)
     before = stages.stage_code_digest(("clustering",))
     module.write_text('"""New words,\non two lines."""\n# a comment\n\ndef f(x):  # why\n    """New."""\n\n    return (x\n            + 1)\n')
     assert stages.stage_code_digest(("clustering",)) == before

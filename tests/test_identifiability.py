@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench import identifiability
 from fingerprinting.zoo.losses import GAN_LOSSES, RECONSTRUCTION_LOSSES
 from fingerprinting.zoo.plan import plan_members
 from fingerprinting.zoo.space import LOSS_TYPES
-from flows.bench import identifiability
 
 
 def test_ceiling_of_a_parser_that_cannot_tell_l1_from_l2() -> None:

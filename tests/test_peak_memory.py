@@ -38,7 +38,7 @@ def test_stage_peaks_are_each_stages_own() -> None:
 
 
 def test_a_process_trees_peak_is_its_largest_members_own() -> None:
-    from flows.bench.process_tree_memory import run_measuring_peak
+    from bench.process_tree_memory import run_measuring_peak
 
     held = np.ones(300 * 2**20 // 8)  # the caller touches 300 MiB, which no process of the tree should carry
     grandchild = "import time, numpy; x = numpy.ones(150 * 2**20 // 8); time.sleep(1.0); print(x.sum())"
@@ -49,7 +49,7 @@ def test_a_process_trees_peak_is_its_largest_members_own() -> None:
 
 
 def test_a_failing_command_reports_its_code() -> None:
-    from flows.bench.process_tree_memory import run_measuring_peak
+    from bench.process_tree_memory import run_measuring_peak
 
     code, peak = run_measuring_peak([sys.executable, "-c", "raise SystemExit(3)"])
     assert code == 3 and peak is not None and peak > 0

@@ -9,9 +9,9 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
+from bench.hostile import HostileCorpus, make_hostile_corpus
 from flows import Store
 from flows.sources import SourceError
-from hostile import HostileCorpus, make_hostile_corpus
 
 ZOO_IMAGES = 6  # a few good generated images beside the hostile ones
 

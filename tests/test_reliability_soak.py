@@ -4,10 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-from hostile import make_hostile_corpus
+from bench.hostile import make_hostile_corpus
 
+from bench.soak import soak, to_markdown
 from flows import Store
-from flows.soak import soak, to_markdown
 
 
 def test_a_short_soak_loses_nothing_duplicates_nothing_and_keeps_cluster_ids(

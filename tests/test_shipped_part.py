@@ -1,12 +1,12 @@
-"""`genprint bench --shipped` on a small zoo: both models, every table, a verdict per target, and the seed guard."""
+"""`python -m bench --shipped` on a small zoo: both models, every table, a verdict per target, and the seed guard."""
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
+from bench import shipped_part
+from bench.methods import shipped_training_seed
 from fingerprinting.parsing import discrete_names
-from flows.bench import shipped_part
-from flows.bench.methods import shipped_training_seed
 
 SMALL_ZOO = dict(members=8, images_per_member=12, size=32, seed=3, steps=10)
 

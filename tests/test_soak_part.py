@@ -1,4 +1,4 @@
-"""The soak benchmark (`genprint bench --soak`): its invariants on a short soak that re-clusters, and its section."""
+"""The soak benchmark (`python -m bench --soak`): its invariants on a short soak that re-clusters, and its section."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
+from bench.soak import repository_hostile_corpus, soak, to_markdown, unchanged_clusters
+from bench.soak_part import section, slope
 from flows import Store
-from flows.bench.soak_part import section, slope
-from flows.soak import repository_hostile_corpus, soak, to_markdown, unchanged_clusters
 
 
 def frame(pairs: dict[str, int]) -> pd.DataFrame:

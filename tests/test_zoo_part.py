@@ -1,7 +1,7 @@
-"""`genprint bench --zoo` on a tiny zoo: a fresh build in a child process, timed, and the section that describes it."""
+"""`python -m bench --zoo` on a tiny zoo: a fresh build in a child process, timed, and the section that describes it."""
 from __future__ import annotations
 
-from flows.bench import zoo_part
+from bench import zoo_part
 from fingerprinting.zoo import load_zoo
 
 TINY = dict(members=4, images_per_member=6, size=32, seed=0, steps=5)

@@ -3,6 +3,10 @@
 Only images on disk without any download are used (scikit-image's bundled files and scikit-learn's two
 sample images). JPEG sources are reduced 2x with a Lanczos filter first, so that their 8x8 compression
 grid is attenuated and does not become a "real" marker that no generator has.
+
+``calibration_photo_files``: matplotlib's bundled photograph (its other sample images are drawings,
+plots or scans), kept out of the zoo and of training altogether, as files to calibrate verdicts on
+a photograph no model has seen (``fingerprinting.camera_photos``).
 """
 from __future__ import annotations
 
@@ -50,6 +54,14 @@ _SOURCES: dict[str, tuple[Callable[[], np.ndarray], bool]] = {
     "flower": (_sklearn("flower.jpg"), True),
 }
 PHOTO_NAMES: tuple[str, ...] = tuple(_SOURCES)
+_MATPLOTLIB_PHOTOS = ("grace_hopper.jpg",)
+
+
+def calibration_photo_files() -> list[str]:
+    """Paths of the camera photographs in matplotlib's sample data (never in ``PHOTO_NAMES``)."""
+    from matplotlib import cbook
+
+    return [str(cbook.get_sample_data(name, asfileobj=False)) for name in _MATPLOTLIB_PHOTOS]
 
 
 def native_photo(name: str) -> np.ndarray:

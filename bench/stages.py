@@ -1,6 +1,6 @@
 """Finished stages of a benchmark run kept on disk, so an interrupted run resumes where it stopped.
 
-A paper-scale `genprint bench` takes hours on 2 cores: the zoo build resumes by itself, and this
+A paper-scale `python -m bench` takes hours on 2 cores: the zoo build resumes by itself, and this
 keeps the rest that costs most (the two trainings, each method's quality tables) under one folder
 per run configuration and version of the code that computes them. A stage made by other code is
 never mixed in, though edits to docstrings, comments and layout alone keep it; the trainings'
@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.checkout import ROOT
 from clustering.atomic_file import write_atomic
 
-_ROOT = Path(__file__).resolve().parents[2]
 # The code that decides what a kept stage holds: models, training, clustering, metrics, the compared methods.
-STAGE_CODE = ("fingerprinting", "clustering", "flows/bench/quality.py", "flows/bench/methods.py", "flows/bench/baselines")
+STAGE_CODE = ("fingerprinting", "clustering", "bench/quality.py", "bench/methods.py", "bench/baselines")
 # The trainings do not call into clustering/: a clustering change redoes the quality tables, not the trainings (22 min at paper scale).
 TRAINING_CODE = tuple(entry for entry in STAGE_CODE if entry != "clustering")
 
@@ -36,9 +36,9 @@ def stage_code_digest(entries: tuple[str, ...] = STAGE_CODE) -> str:
     """sha256 over the code under ``entries`` that decides the stages' results: any edit to what runs starts them afresh."""
     digest = hashlib.sha256()
     for entry in entries:
-        path = _ROOT / entry
+        path = ROOT / entry
         for source in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            digest.update(source.relative_to(_ROOT).as_posix().encode() + b"\0" + _syntax_without_docstrings(source.read_bytes()))
+            digest.update(source.relative_to(ROOT).as_posix().encode() + b"\0" + _syntax_without_docstrings(source.read_bytes()))
     return digest.hexdigest()[:16]
 
 

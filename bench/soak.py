@@ -1,7 +1,7 @@
 """Soak test: many consecutive incremental runs on one store, new and hostile files mixed in, checked after each.
 
 Each run adds the next batch of good images (from `pool`) to an upload folder, plus a fresh hostile
-corpus (`hostile(folder, seed)`, e.g. tests/hostile.py's `make_hostile_corpus`), runs the store
+corpus (`hostile(folder, seed)`, e.g. bench/hostile.py's `make_hostile_corpus`), runs the store
 on the whole folder, and checks what must hold after every run:
 
 - lost: good inputs placed so far that are not in the paths table (must be 0);
@@ -15,7 +15,7 @@ on the whole folder, and checks what must hold after every run:
 - memory: this process's resident memory after the run (after a garbage collection) and its
   count of live Python objects, and the peak; bounded means they level off.
 
-    python -m flows.soak --pool ZOO_FOLDER --work /tmp/soak --runs 20
+    python -m bench.soak --pool ZOO_FOLDER --work /tmp/soak --runs 20
 """
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ import argparse
 import gc
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -32,7 +31,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.hostile import make_hostile_corpus
 from clustering.peak_memory import peak_rss_mb
+from flows.markdown import markdown_table
 from flows.runs import RunSummary
 from flows.schemas import NO_CLUSTER
 from flows.sources import IMAGE_SUFFIXES
@@ -183,18 +184,11 @@ def restore_permissions(folder: Path) -> None:
 
 def to_markdown(results: Sequence[SoakRun]) -> str:
     """One row per run, numbers to three significant digits."""
-    from flows.bench.report import markdown_table
-
     return markdown_table(pd.DataFrame([asdict(r) for r in results]), float_format=".3g") + "\n"
 
 
 def repository_hostile_corpus() -> HostileMaker:
-    """tests/hostile.py's corpus generator, seeded by run number; it lives with the tests (repository checkout only)."""
-    tests = str(Path(__file__).resolve().parents[1] / "tests")
-    if tests not in sys.path:
-        sys.path.insert(0, tests)
-    from hostile import make_hostile_corpus
-
+    """bench/hostile.py's corpus generator, seeded by run number."""
     return lambda folder, seed: make_hostile_corpus(folder, seed=seed)
 
 

@@ -1,4 +1,4 @@
-"""The benchmark suite behind ``genprint bench``: quality side by side with the field's methods, speed and scale."""
+"""The benchmark suite behind ``python -m bench``: quality side by side with the field's methods, speed and scale."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from flows.bench.suite import BenchConfig
+    from bench.suite import BenchConfig
 
 FIGURES = Path("data/bench_figures")
 
@@ -19,8 +19,8 @@ FIGURES = Path("data/bench_figures")
 def run_and_write(quick: bool, out: Path, work: Path, threads: int = 2, log: Callable[[str], None] = print,
                   config: BenchConfig | None = None) -> Path:
     """Run the suite (``quick`` or paper scale, or an explicit ``BenchConfig``) and write ``out`` with its figures beside it."""
-    from flows.bench.report import write_markdown
-    from flows.bench.suite import BenchConfig, run_bench
+    from bench.report import write_markdown
+    from bench.suite import BenchConfig, run_bench
 
     config = config or (BenchConfig.quick() if quick else BenchConfig.full())
     config = dataclasses.replace(config, threads=threads)
@@ -35,17 +35,17 @@ def run_part(name: str, out: Path, work: Path, threads: int = 2, log: Callable[[
     """Measure one separately run part of BENCHMARKS.md (``shipped``, ``zoo``, ``scale`` or ``soak``) and rewrite the page."""
     from importlib import import_module
 
-    from flows.bench.sections import provenance, write_section
+    from bench.provenance import provenance
+    from bench.sections import write_section
 
     started, clock = datetime.now(timezone.utc), time.perf_counter()
     # Each part's module has ``measure(work, threads, log) -> markdown`` (the tables, without provenance).
-    body = import_module(f"flows.bench.{name}_part").measure(work / name, threads, log)
+    body = import_module(f"bench.{name}_part").measure(work / name, threads, log)
     head, _, rest = body.partition("\n")
     return write_section(out, name, "\n".join([head, "", provenance(command_line(f"run_part({name!r})"), started, time.perf_counter() - clock), rest]))
 
 
 def command_line(fallback: str) -> str:
-    """The command as typed, when it came from the ``genprint`` console script or ``python -m flows.cli``."""
-    script = Path(sys.argv[0])
-    typed = script.name == "genprint" or script.parts[-2:] == ("flows", "cli.py")
-    return "genprint " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if typed else fallback
+    """The command as typed, when it came through ``python -m bench`` (which ``genprint bench`` starts too)."""
+    typed = Path(sys.argv[0]).parts[-2:] == ("bench", "__main__.py")
+    return " ".join(["python -m bench", *map(shlex.quote, sys.argv[1:])]) if typed else fallback

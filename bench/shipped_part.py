@@ -1,4 +1,4 @@
-"""`genprint bench --shipped`: the shipped checkpoint beside the spectral fingerprint on a zoo built with a seed it never saw.
+"""`python -m bench --shipped`: the shipped checkpoint beside the spectral fingerprint on a zoo built with a seed it never saw.
 
 The figures issues 3 and 4 set targets for: detection (also on content-matched fakes), parsing per
 member, grouping of never-seen members (nearest neighbour, and clustering with the clusterer's own
@@ -12,6 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench import identifiability, quality
+from bench.methods import shipped_training_seed
+from bench.report import SPLIT_NAMES
 from clustering import metrics
 from clustering.attribution import OpenSetAttributor
 from clustering.origin import OriginClusterer
@@ -23,10 +26,8 @@ from fingerprinting.parsing import discrete_names
 from fingerprinting.runtime import pin_threads
 from fingerprinting.training_data import LabelledImages, load_labelled_images
 from fingerprinting.zoo import build_zoo, load_zoo
-from flows.bench import identifiability, quality
-from flows.bench.methods import shipped_training_seed
-from flows.bench.report import SPLIT_NAMES, markdown_table
 from flows.designs import MIN_SIMILARITY, design_row, lend_designs, match_designs, zoo_member_design
+from flows.markdown import markdown_table
 
 SHIPPED = "genprint learned (shipped)"
 LENT = f"{SHIPPED} + registered designs"
@@ -80,7 +81,7 @@ def loss_ceilings(generators: pd.DataFrame) -> str:
     phrases = [f"{ceiling:.3f} if {assumption.removesuffix(' unknown')} cannot be told apart"
                for assumption, ceiling in zip(overall["assumption"], overall["loss_f1_ceiling"])]
     return ("The best loss F1 per member that any parser could reach on these never-seen members while knowing everything else "
-            "about their loss sets (flows/bench/identifiability.py): " + "; ".join(phrases) + ".")
+            "about their loss sets (bench/identifiability.py): " + "; ".join(phrases) + ".")
 
 
 def lent_parsing(part: quality.Partition, fingerprinter: Fingerprinter, generators: pd.DataFrame) -> pd.DataFrame:

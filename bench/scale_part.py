@@ -1,4 +1,4 @@
-"""``genprint bench --scale``: index, clustering, assignment, table writing and an incremental run at a million.
+"""``python -m bench --scale``: index, clustering, assignment, table writing and an incremental run at a million.
 
 Every heavy step runs in its own process, so the peak memory given is that step's (the process's
 maximum resident set). Fingerprints are synthetic with known origins (``clustering.synthetic``);
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -23,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.checkout import child_env
+from bench.clustering_scale import scale_fingerprints
 from clustering.peak_memory import peak_rss_mb
 from clustering.synthetic import SyntheticFingerprints
 
@@ -37,9 +38,9 @@ SEED_SHARD_SIZE = 10_000
 # One step in a child process: `call` it and write its result where the parent reads it.
 _CHILD = """
 import json, sys
-from clustering.bench import _pin
-from flows.bench.scale_part import call
-_pin(int(sys.argv[3]))
+from bench.scale_part import call
+from clustering.index import set_threads
+set_threads(int(sys.argv[3]))
 result = call(sys.argv[1], json.loads(sys.argv[2]))
 with open(sys.argv[4], "w") as handle:
     json.dump(result, handle)
@@ -79,10 +80,9 @@ class _Steps:
 
     def _child(self, name: str, target: str, kwargs: dict) -> dict:
         out, output = self.work / f"{name}.json", self.work / f"{name}.log"
-        env = dict(os.environ) | {v: str(self.threads) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
         with open(output, "w") as handle:
             done = subprocess.run([sys.executable, "-c", _CHILD, target, json.dumps(kwargs), str(self.threads), str(out)],
-                                  stdout=handle, stderr=subprocess.STDOUT, env=env)
+                                  stdout=handle, stderr=subprocess.STDOUT, env=child_env(self.threads))
         if done.returncode != 0:
             tail = output.read_text()[-3000:]
             raise RuntimeError(f"scale step {name} failed (exit {done.returncode}); its log {output} ends:\n{tail}")
@@ -93,7 +93,7 @@ class _Steps:
 
 
 def cluster_data(n: int, n_new: int, dim: int, fit_path: str, new_path: str) -> dict:
-    """Synthetic fingerprints (as ``clustering.bench``): ``n`` to cluster and ``n_new`` more of the same origins to assign."""
+    """Synthetic fingerprints (as ``bench.clustering_scale``): ``n`` to cluster and ``n_new`` more of the same origins to assign."""
     data = _exactly(n + n_new, dim, seed=0)
     np.savez(fit_path, vectors=data.vectors[:n], origins=data.origins[:n])
     np.savez(new_path, vectors=data.vectors[n:], origins=data.origins[n:])
@@ -201,7 +201,7 @@ def seed_store(store: str, n: int, model: str, seed: int = 2) -> dict:
     context = RunContext.start([f"{store}-synthetic"], {"model": model, "synthetic_fingerprints": count})
     target = Store(store)
     start = time.perf_counter()
-    with target.lock("genprint bench --scale: seed"):
+    with target.lock("python -m bench --scale: seed"):
         summary = update(target, context, prepared, folders, fingerprinter, model, recluster_mode=True)
     seconds = time.perf_counter() - start
     labels = target.images().set_index("image_id")["cluster_id"].reindex(records["image_id"]).to_numpy()
@@ -236,10 +236,8 @@ def incremental_run(seeded: str, store: str, folder: str, model: str) -> dict:
 
 
 def _exactly(n: int, dim: int, seed: int) -> SyntheticFingerprints:
-    """``n`` fingerprints shaped as ``clustering.bench``'s (whose origin sizes vary, so the count is only near what is asked)."""
-    from clustering.bench import _data
-
-    data = _data(int(n * 1.1) + 1_000, dim, seed=seed)  # shuffled: the first n are a fair sample
+    """``n`` fingerprints shaped as ``bench.clustering_scale``'s (whose origin sizes vary, so the count is only near what is asked)."""
+    data = scale_fingerprints(int(n * 1.1) + 1_000, dim, seed=seed)  # shuffled: the first n are a fair sample
     return SyntheticFingerprints(data.vectors[:n], data.origins[:n])
 
 
@@ -272,18 +270,18 @@ def measure(work: Path, threads: int, log: Callable[[str], None] = print, sizes:
 
     ``isolate``: each step in its own process, so each peak memory is the step's (False: all in this one, for tests).
     """
-    from flows.bench.speed import make_images
+    from bench.speed import make_images
 
     work = Path(work).absolute()
     work.mkdir(parents=True, exist_ok=True)
     steps = _Steps(work, threads, log, isolate)
     largest = max(sizes)
-    index = [steps.run(f"index-{n}", "clustering.bench:bench_index", n=n, dim=DIM) for n in sizes]
+    index = [steps.run(f"index-{n}", "bench.clustering_scale:bench_index", n=n, dim=DIM) for n in sizes]
     clusters, assigned = [], []
     for n in sizes:
         fit, new, state = (str(work / f"{name}-{n}.npz") for name in ("fit", "new", "state"))
         steps.run(f"data-{n}", f"{__name__}:cluster_data", n=n, n_new=new_points, dim=DIM, fit_path=fit, new_path=new)
-        clusters.append(steps.run(f"cluster-{n}", "clustering.bench:cluster_child", path=fit, state_out=state))
+        clusters.append(steps.run(f"cluster-{n}", "bench.clustering_scale:cluster_child", path=fit, state_out=state))
         assigned.append(steps.run(f"assign-{n}", f"{__name__}:assign_points", fit_path=fit, new_path=new, state_path=state))
     table = steps.run(f"table-{largest}", f"{__name__}:write_vectors_table", n=largest, dim=DIM, path=str(work / "vectors.parquet"))
     seeded_store = str(work / "store-seeded")
@@ -297,7 +295,7 @@ def measure(work: Path, threads: int, log: Callable[[str], None] = print, sizes:
 
 def _markdown(index: list[dict], clusters: list[dict], assigned: list[dict], table: dict, seeded: dict,
               incremental: dict, threads: int) -> str:
-    from flows.bench.report import markdown_table
+    from flows.markdown import markdown_table
 
     index_frame = pd.DataFrame([{
         "vectors": r["n"], "index": r["factory"], "nprobe": r["nprobe"] or "-", "build s": r["build_s"],
@@ -359,7 +357,7 @@ def _markdown(index: list[dict], clusters: list[dict], assigned: list[dict], tab
         "",
         "The defaults leave pooled refinement off (tuned on zoo fingerprints, where its split step cuts one generator's output modes apart); "
         "these synthetic origins in pairs sharing a design are the case it serves, so they group less well without it "
-        "(`python -m clustering.bench refine` measures each step on such sets).",
+        "(`python -m bench.clustering_scale refine` measures each step on such sets).",
         "",
         markdown_table(cluster_frame),
         "",

@@ -1,5 +1,5 @@
 """Speed and scale: decode+fingerprint throughput beside decode alone, a pipeline run's peak memory
-against N, incremental runs, and (via ``clustering.bench``) index and clustering at scale.
+against N, incremental runs, and (via ``bench.clustering_scale``) index and clustering at scale.
 
 Wall-clock rates are medians of interleaved repeats (the machine may be shared); CPU milliseconds
 per image (process time) are given beside them because they are robust to other users.
@@ -7,7 +7,6 @@ per image (process time) are given beside them because they are robust to other 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from bench.checkout import child_env
 from fingerprinting.embed import embed_paths
 from fingerprinting.images import load_image
 from fingerprinting.models import Fingerprinter
@@ -106,9 +106,8 @@ def _manifest(path: Path, paths: list[str]) -> str:
 
 def _pipeline(store: Path, model: str, manifests: list[str], threads: int) -> list[dict]:
     shutil.rmtree(store, ignore_errors=True)  # every measurement starts from an empty store
-    env = dict(os.environ) | {v: str(threads) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
     out = subprocess.run([sys.executable, "-c", _PIPELINE_CHILD, str(store), model, json.dumps(manifests)],
-                         check=True, capture_output=True, text=True, env=env)
+                         check=True, capture_output=True, text=True, env=child_env(threads))
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -139,7 +138,7 @@ def _memory_row(images: int, run: dict) -> dict:
 
 def scale(sizes: list[int], dim: int, threads: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Index (build, recall@10, latency) and clustering (time, CPU time, peak memory, quality) at each N."""
-    from clustering.bench import bench_cluster, bench_index
+    from bench.clustering_scale import bench_cluster, bench_index
     from clustering.index import set_threads
 
     set_threads(threads)

@@ -1,8 +1,8 @@
 """Scale and quality benchmarks of clustering/ on synthetic fingerprints.
 
-    python -m clustering.bench index --n 100000 --dim 64       # build time, recall@10, latency
-    python -m clustering.bench cluster --n 100000 --dim 64     # time and peak memory (subprocess)
-    python -m clustering.bench refine                          # gain of each refinement step
+    python -m bench.clustering_scale index --n 100000 --dim 64       # build time, recall@10, latency
+    python -m bench.clustering_scale cluster --n 100000 --dim 64     # time and peak memory (subprocess)
+    python -m bench.clustering_scale refine                          # gain of each refinement step
 
 Every run prints one JSON line per measurement. Threads: --threads (FAISS and BLAS).
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -19,15 +18,18 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.checkout import child_env
 from clustering import metrics
+from clustering.index import set_threads
 from clustering.peak_memory import peak_rss_mb
-from clustering.synthetic import make_fingerprints
+from clustering.synthetic import SyntheticFingerprints, make_fingerprints
 
 IMAGES_PER_ORIGIN = 100
 REAL_SHARE = 0.1
 
 
-def _data(n: int, dim: int, seed: int = 0):
+def scale_fingerprints(n: int, dim: int, seed: int = 0) -> SyntheticFingerprints:
+    """About ``n`` synthetic fingerprints: origins of ``IMAGES_PER_ORIGIN`` images and a ``REAL_SHARE`` of reals."""
     n_real = int(n * REAL_SHARE)
     n_origins = max(2, (n - n_real) // IMAGES_PER_ORIGIN)
     return make_fingerprints(n_origins, IMAGES_PER_ORIGIN, n_real, dim, noise=0.9, seed_distance=1.0, seed=seed)
@@ -46,7 +48,7 @@ def bench_index(n: int, dim: int, n_queries: int = 1_000, k: int = 10) -> dict:
 
     from clustering.index import FingerprintIndex
 
-    data = _data(n + n_queries, dim, seed=1)
+    data = scale_fingerprints(n + n_queries, dim, seed=1)
     vectors, queries = data.vectors[:n], data.vectors[n:]
     ids = np.arange(n, dtype=np.int64)
     start = time.perf_counter()
@@ -91,17 +93,17 @@ def cluster_child(path: str, state_out: str | None = None, **params) -> dict:
 
 
 def bench_cluster(n: int, dim: int, threads: int, params: dict) -> dict:
-    data = _data(n, dim)
+    data = scale_fingerprints(n, dim)
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "data.npz")
         np.savez(path, vectors=data.vectors, origins=data.origins)
         del data
         code = (
-            "import json, sys; from clustering.bench import cluster_child, _pin;"
-            f"_pin({threads}); print(json.dumps(cluster_child({path!r}, **json.loads(sys.argv[1]))))"
+            "import json, sys; from bench.clustering_scale import cluster_child; from clustering.index import set_threads;"
+            f"set_threads({threads}); print(json.dumps(cluster_child({path!r}, **json.loads(sys.argv[1]))))"
         )
         out = subprocess.run([sys.executable, "-c", code, json.dumps(params)], check=True,
-                             capture_output=True, text=True, env=_thread_env(threads))
+                             capture_output=True, text=True, env=child_env(threads))
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -130,19 +132,6 @@ def bench_refine(seed: int = 5) -> list[dict]:
     return rows
 
 
-def _thread_env(threads: int) -> dict[str, str]:
-    env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[var] = str(threads)
-    return env
-
-
-def _pin(threads: int) -> None:
-    from clustering.index import set_threads
-
-    set_threads(threads)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["index", "cluster", "refine"])
@@ -151,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--params", default="{}", help="OriginClusterer parameters as JSON")
     args = parser.parse_args(argv)
-    _pin(args.threads)
+    set_threads(args.threads)
     if args.what == "refine":
         for row in bench_refine():
             print(json.dumps(row), flush=True)

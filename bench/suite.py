@@ -1,4 +1,4 @@
-"""``genprint bench``: build a fresh zoo, compare the methods on it, measure speed and scale, write BENCHMARKS.md."""
+"""``python -m bench``: build a fresh zoo, compare the methods on it, measure speed and scale, write BENCHMARKS.md."""
 from __future__ import annotations
 
 import time
@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from flows.bench.baselines.fen import FenConfig
-from flows.bench.stages import TRAINING_CODE, StageStore, stage_code_digest
+from bench.baselines.fen import FenConfig
+from bench.stages import TRAINING_CODE, StageStore, stage_code_digest
 
 if TYPE_CHECKING:  # heavy modules: imported by run_bench when a run starts
-    from flows.bench.methods import Method
-    from flows.bench.quality import Partition
+    from bench.methods import Method
+    from bench.quality import Partition
 
 # A zoo seed no shipped checkpoint trains on (checked against the shipped one's recorded seed).
 BENCH_ZOO_SEED = 101
@@ -72,19 +72,20 @@ class BenchResult:
 
 
 def zoo_seed() -> int:
-    from flows.bench.methods import shipped_training_seed
+    from bench.methods import shipped_training_seed
 
     return BENCH_ZOO_SEED + 1 if shipped_training_seed() == BENCH_ZOO_SEED else BENCH_ZOO_SEED
 
 
 def run_bench(config: BenchConfig, work: Path, figures: Path, log: Callable[[str], None] = print) -> BenchResult:
     """Every measurement of the suite; the zoo under ``work`` is reused when a run is repeated."""
+    from bench import methods as methods_module
+    from bench import quality, speed
+    from bench.figures import plot_jpeg_curve, plot_maps
     from fingerprinting.network import HeadSpec
     from fingerprinting.runtime import pin_threads
     from fingerprinting.training_data import load_labelled_images
     from fingerprinting.zoo import build_zoo
-    from flows.bench import methods as methods_module
-    from flows.bench import quality, report, speed
 
     pin_threads(config.threads)
     work.mkdir(parents=True, exist_ok=True)
@@ -120,9 +121,9 @@ def run_bench(config: BenchConfig, work: Path, figures: Path, log: Callable[[str
         maps[method.label] = map_vectors
         log(f"bench: quality of {method.label}")
     held = np.concatenate([part.query_fakes[s] for s in quality.FAKE_SPLITS[1:]])
-    report.plot_maps(maps, data.member[held], figures / "fingerprint_map.png")
+    plot_maps(maps, data.member[held], figures / "fingerprint_map.png")
     quality_table = pd.concat(tables, ignore_index=True)
-    report.plot_jpeg_curve(quality_table, figures / "quality_vs_jpeg.png")
+    plot_jpeg_curve(quality_table, figures / "quality_vs_jpeg.png")
     lap("quality")
     flops_rows = []
     for method in methods:
@@ -146,7 +147,7 @@ def run_bench(config: BenchConfig, work: Path, figures: Path, log: Callable[[str
 
 def _method_quality(part: Partition, method: Method, stages: StageStore) -> tuple[pd.DataFrame, dict, np.ndarray]:
     """``quality.evaluate_method`` for one method, or its tables from an earlier run of this configuration."""
-    from flows.bench import quality
+    from bench import quality
 
     stage = f"quality-{method.label}-{method.fingerprinter.version}"
     if (saved := stages.load_table(stage)) is not None:

@@ -13,7 +13,7 @@ results with the majority class.
 
 ``confusion_table`` shows which values of one label those classifiers mistake for each other.
 
-Run ``python -m flows.bench.identifiability ZOO_DIR [MODEL]`` for the three tables of one zoo. MODEL is
+Run ``python -m bench.identifiability ZOO_DIR [MODEL]`` for the three tables of one zoo. MODEL is
 ``default`` (the shipped checkpoint), ``spectral`` or a checkpoint path.
 """
 from __future__ import annotations
@@ -132,11 +132,11 @@ def member_means(zoo_dir: str | os.PathLike, model: str) -> tuple[np.ndarray, pd
 
 def main(argv: Sequence[str] | None = None) -> None:
     from fingerprinting.runtime import pin_threads
-    from flows.bench.report import markdown_table
+    from flows.markdown import markdown_table
 
     args = list(sys.argv[1:] if argv is None else argv)
     if not 1 <= len(args) <= 2:
-        raise SystemExit("usage: python -m flows.bench.identifiability ZOO_DIR [MODEL]")
+        raise SystemExit("usage: python -m bench.identifiability ZOO_DIR [MODEL]")
     pin_threads(int(os.environ.get("GENPRINT_THREADS", "2")))
     model = args[1] if len(args) == 2 else "default"
     means, generators = member_means(args[0], model)

@@ -1,4 +1,4 @@
-"""`genprint bench --soak`: consecutive incremental runs on one store with new and hostile files, checked after each."""
+"""`python -m bench --soak`: consecutive incremental runs on one store with new and hostile files, checked after each."""
 from __future__ import annotations
 
 import gc
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.soak import SoakRun, repository_hostile_corpus, restore_permissions, rss_mb, soak, to_markdown
 from fingerprinting.runtime import pin_threads
 from fingerprinting.zoo import build_zoo, load_zoo
-from flows.soak import SoakRun, repository_hostile_corpus, restore_permissions, rss_mb, soak, to_markdown
 from flows.store import Store
 
 # A small zoo: a few generators with clusters of ~20 images, enough for re-clusterings to merge and split.
@@ -80,7 +80,7 @@ def section(results: Sequence[SoakRun], pool_size: int, repeated: Sequence[float
         "store to see whether memory levels off), all in one process. The image pool is a small zoo "
         f"({ZOO['members']} generators x {ZOO['images_per_member']} images and real crops, {ZOO['size']} px; {pool_size} images): "
         f"the first run gets {FIRST_BATCH:.0%} of it, each later run a few more, and every run also gets a fresh hostile corpus "
-        "(tests/hostile.py: awkward but valid files that must be stored, two names of one image, and bad files that must be "
+        "(bench/hostile.py: awkward but valid files that must be stored, two names of one image, and bad files that must be "
         "recorded in errors.parquet). Each run offers the whole upload folder again (everything so far, bad files included). "
         f"Fingerprint `{RUN_OPTIONS['model']}`, min_cluster_size {RUN_OPTIONS['min_cluster_size']}; the store re-clusters "
         "when the images assigned since the last clustering exceed 10% of those clustered, and otherwise only assigns.",

@@ -1,9 +1,6 @@
-"""BENCHMARKS.md: markdown tables, the two figures, the command, the date and the machine."""
+"""The suite's part of BENCHMARKS.md: its head (command, date, machine, commit) and every table, in words."""
 from __future__ import annotations
 
-import os
-import platform
-import subprocess
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,113 +8,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from bench.provenance import code_revision, machine
+from bench.sections import SUITE, write_section
+from flows.markdown import markdown_table
+
 if TYPE_CHECKING:
-    from flows.bench.suite import BenchResult
-
-
-def markdown_table(frame: pd.DataFrame, digits: int = 3, float_format: str | None = None) -> str:
-    """A GitHub markdown table; floats rounded to ``digits`` places (or as ``float_format`` says), missing values as N/A."""
-    float_format = float_format or f".{digits}f"
-
-    def cell(value: object) -> str:
-        if value is None or (isinstance(value, float) and np.isnan(value)):
-            return "N/A"
-        if isinstance(value, (float, np.floating)):
-            return f"{value:{float_format}}"
-        return str(value)
-
-    header = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *body])
-
-
-def machine() -> str:
-    """CPU model, cores, memory, load and library versions: what the ratios were measured on."""
-    from importlib import metadata
-
-    import faiss
-    import sklearn
-    import torch
-
-    cpu = next((line.split(":", 1)[1].strip() for line in _lines("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
-    memory_kb = next((int(line.split()[1]) for line in _lines("/proc/meminfo") if line.startswith("MemTotal")), 0)
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"{cpu}; {os.cpu_count()} logical cores; {memory_kb / 2**20:.1f} GiB memory; load average at the end {load}; "
-            f"{platform.platform()}; Python {platform.python_version()}, torch {torch.__version__}, faiss {faiss.__version__}, "
-            f"hdbscan {metadata.version('hdbscan')}, numpy {np.__version__}, scikit-learn {sklearn.__version__}")
-
-
-# Not code: documentation (the bench's own sections and model cards are often edited before a rerun is committed) and figures.
-NOT_CODE = (":(exclude,glob)**/*.md", ":(exclude)data/bench_figures")
-
-
-def code_revision(root: Path = Path(__file__).resolve().parents[2]) -> str:
-    """The git commit the figures were measured with, and whether the checkout differed from it."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "--short=12", "HEAD")
-        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", *NOT_CODE)
-    except (OSError, subprocess.CalledProcessError):
-        return "not a git checkout"
-    return f"commit {commit}" + (" with uncommitted changes" if changed else "")
-
-
-def _lines(path: str) -> list[str]:
-    try:
-        return Path(path).read_text().splitlines()
-    except OSError:
-        return []
-
-
-def plot_jpeg_curve(quality: pd.DataFrame, path: Path) -> None:
-    """Grouping of never-seen members (B-cubed F1 and nearest-neighbour same-member rate) against JPEG quality."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    held = quality[(quality["split"] == "held_out") & quality["view"].str.match(r"^(clean|jpeg\d+)$")].copy()
-    held["jpeg"] = held["view"].map(lambda v: 100 if v == "clean" else int(v[4:]))
-    figure, axes = plt.subplots(1, 2, figsize=(9, 3.4), dpi=90)
-    for method, rows in held.groupby("method", sort=False):
-        rows = rows.sort_values("jpeg")
-        for axis, column in zip(axes, ("bcubed_f1", "nn_same_member")):
-            axis.plot(rows["jpeg"], rows[column], marker="o", label=method)
-    for axis, title in zip(axes, ("B-cubed F1 of clusters", "nearest neighbour same member")):
-        axis.set_title(f"unseen members: {title}", fontsize=9)
-        axis.set_xlabel("JPEG quality (100 = original PNG)")
-        axis.set_xticks([50, 75, 95, 100])
-        axis.set_ylim(0, 1.02)
-        axis.grid(alpha=0.3)
-    axes[1].legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-
-
-def plot_maps(vectors: dict[str, np.ndarray], members: np.ndarray, path: Path) -> None:
-    """First two principal components of each method's fingerprints of unseen members, coloured by member."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.decomposition import PCA
-
-    figure, axes = plt.subplots(1, len(vectors), figsize=(2.8 * len(vectors), 2.9), dpi=90, squeeze=False)
-    _, colours = np.unique(members, return_inverse=True)
-    for axis, (method, points) in zip(axes[0], vectors.items()):
-        xy = PCA(2, random_state=0).fit_transform(points)
-        axis.scatter(xy[:, 0], xy[:, 1], c=colours, cmap="tab20", s=5)
-        axis.set_title(method, fontsize=8)
-        axis.set_xticks([])
-        axis.set_yticks([])
-    figure.suptitle("PCA of fingerprints of unseen members (colour = true generator)", fontsize=9)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    from bench.suite import BenchResult
 
 
 CLUSTER_COLUMNS = ["ari", "nmi", "purity", "bcubed_f1", "noise_fraction", "real_in_clusters", "real_in_generated_clusters", "clusters_found", "clusters_true", "nn_same_member"]
@@ -205,7 +101,7 @@ def write_markdown(result: BenchResult, out: Path, command: str, figures: Path, 
     sections = [
         "# genprint benchmarks",
         "",
-        "Generated by `genprint bench`; do not edit by hand (rerun the command). Every number below was measured in this one run, "
+        "Generated by `python -m bench`; do not edit by hand (rerun the command). Every number below was measured in this one run, "
         "on this one machine: compare methods and sizes within the page (ratios), not against numbers from another machine.",
         "",
         f"- command: `{command}`",
@@ -222,7 +118,7 @@ def write_markdown(result: BenchResult, out: Path, command: str, figures: Path, 
             "## Headline: grouping generators never seen in training",
             *([f"Quick mode: {config.members} members (a few per split), {config.epochs} epochs of training. The figures are noisy "
                "(one clustering of a few hundred images decides a row) and say that every code path works, not which method is ahead; "
-               "`genprint bench` (paper scale) is the comparison."] if config.members < 50 else []),
+               "`python -m bench` (paper scale) is the comparison."] if config.members < 50 else []),
             headline(q),
             explain(q),
             "## Methods",
@@ -280,14 +176,12 @@ def write_markdown(result: BenchResult, out: Path, command: str, figures: Path, 
             "### Incremental runs",
             "One process: the first run, the same sources again, then 1 % new images; a run's peak counts what the process kept from the runs before it.",
             markdown_table(result.incremental, digits=2),
-            "### Index (FAISS) at scale, synthetic 64-d fingerprints (`clustering.bench`)",
+            "### Index (FAISS) at scale, synthetic 64-d fingerprints (`bench.clustering_scale`)",
             markdown_table(result.index, digits=3),
-            "### Clustering at scale (`clustering.bench`, subprocess peak memory)",
+            "### Clustering at scale (`bench.clustering_scale`, subprocess peak memory)",
             markdown_table(result.clustering, digits=3),
         ),
     ]
-    from flows.bench.sections import SUITE, write_section
-
     write_section(out, SUITE, "\n".join(sections))
 
 

@@ -1,4 +1,4 @@
-"""`genprint bench --zoo`: time a fresh paper-size zoo build (100 members x 1000 images, 64 px) and measure its size."""
+"""`python -m bench --zoo`: time a fresh paper-size zoo build (100 members x 1000 images, 64 px) and measure its size."""
 from __future__ import annotations
 
 import os
@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.process_tree_memory import run_measuring_peak
 from fingerprinting.zoo import load_zoo
-from flows.bench.process_tree_memory import run_measuring_peak
 
 PAPER_ZOO = dict(members=100, images_per_member=1000, size=64, seed=7)
 

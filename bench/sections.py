@@ -1,12 +1,11 @@
 """BENCHMARKS.md as parts: the suite's page, then sections that their own commands measure (shipped model, zoo build, scale, soak).
 
 Each part is kept as markdown under ``data/bench_sections/`` beside BENCHMARKS.md, so rerunning one command
-(``genprint bench --quick`` takes minutes, ``--scale`` about half an hour) replaces its part and keeps the
+(``python -m bench --quick`` takes minutes, ``--scale`` about half an hour) replaces its part and keeps the
 others' figures, each with its own command, date and machine.
 """
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 SECTIONS_DIR = Path("data/bench_sections")
@@ -19,18 +18,6 @@ def section_path(out: Path, name: str) -> Path:
     if name not in ORDER:
         raise ValueError(f"unknown BENCHMARKS.md section {name!r}: one of {', '.join(ORDER)}")
     return out.parent / SECTIONS_DIR / f"{name}.md"
-
-
-def provenance(command: str, started: datetime, wall_seconds: float) -> str:
-    """The lines every section starts with: how to reproduce it, when, how long, on what."""
-    from flows.bench.report import code_revision, machine
-
-    return "\n".join([
-        f"- command: `{command}`",
-        f"- date: {started:%Y-%m-%d %H:%M} UTC; wall time {wall_seconds / 60:.1f} min",
-        f"- machine: {machine()}",
-        f"- code: {code_revision()}",
-    ])
 
 
 def write_section(out: Path, name: str, markdown: str) -> Path:

@@ -9,6 +9,10 @@ from pathlib import Path
 import numpy as np
 from safetensors.torch import load_file, save_file
 
+from bench.baselines.fen import FenConfig, FenFingerprinter, FenNet, fit_fen
+from bench.baselines.marra import MarraFingerprinter
+from bench.quality import Partition, subset
+from bench.stages import StageStore
 from fingerprinting.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fingerprinting.learned import LearnedFingerprinter
 from fingerprinting.models import DEFAULT_CHECKPOINT, Fingerprinter, load_fingerprinter
@@ -16,10 +20,6 @@ from fingerprinting.network import HeadSpec, flops_per_crop
 from fingerprinting.spectral import SpectralFingerprinter
 from fingerprinting.train import TrainConfig, fit
 from fingerprinting.training_data import LabelledImages
-from flows.bench.baselines.fen import FenConfig, FenFingerprinter, FenNet, fit_fen
-from flows.bench.baselines.marra import MarraFingerprinter
-from flows.bench.quality import Partition, subset
-from flows.bench.stages import StageStore
 
 LEARNED_WEIGHTS = "learned-bench.safetensors"
 
