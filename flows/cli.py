@@ -45,6 +45,34 @@ def zoo_build(
     typer.echo(summary.describe())
 
 
+@zoo_app.command("external")
+def zoo_external(
+    out: Path = typer.Argument(..., help="Folder of the external corpus; an interrupted build resumes, a finished one is reused."),
+    images_per_generator: int = typer.Option(200, "--images-per-generator", "-m", help="Images each external generator emits, per size."),
+    size: list[int] = typer.Option([64, 128], "--size", help="Side of the images in pixels (lossless PNG); repeat for several sizes."),
+    seed: int = typer.Option(0, "--seed", help="Master seed: the same options, seed and photographs give the same corpus."),
+    real_images: Optional[int] = typer.Option(None, "--real-images", help="Camera-photograph crops per size (default: 5 x --images-per-generator)."),
+    threads: int = typer.Option(1, "--threads", help="CPU threads ncnn uses for each network."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Build the external corpus: super-resolution networks trained by others (Real-CUGAN, SPAN; ncnn on CPU) and camera photographs, with platform views."""
+    from fingerprinting.zoo.external import ExternalPackagesMissing, build_external, camera_photos
+
+    _, problems = camera_photos()
+    for problem in problems:
+        typer.secho(f"WARNING: {problem}", fg=typer.colors.RED, bold=True, err=True)
+    try:
+        with progress_bar("external", enabled=not quiet) as on_progress:
+            summary = build_external(out, images_per_generator=images_per_generator, sizes=size, seed=seed, on_progress=on_progress,
+                                     real_images=real_images, threads=threads)
+    except ExternalPackagesMissing as error:
+        typer.secho(f"genprint zoo external: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    typer.echo(summary.describe())
+    if summary.problems:
+        typer.secho(f"WARNING: built without some camera photographs ({len(summary.problems)} problems above)", fg=typer.colors.RED, bold=True, err=True)
+
+
 @app.command()
 def train(
     zoo_dir: Path = typer.Argument(..., help="A zoo corpus built by `genprint zoo build`."),
