@@ -65,7 +65,7 @@ def bench_index(n: int, dim: int, n_queries: int = 1_000, k: int = 10) -> dict:
         index.search(q[None], k)
     single_ms = (time.perf_counter() - start) / 200 * 1e3
     recall = np.mean([len(set(f) & set(t)) / k for f, t in zip(found, truth)])
-    return dict(bench="index", n=n, dim=dim, factory=index.factory, nprobe=index.nprobe,
+    return dict(bench="index", n=n, dim=dim, factory=index.factory_, nprobe=index.nprobe,
                 build_s=round(build_s, 2), recall_at_10=round(float(recall), 4),
                 query_ms_single=round(single_ms, 3),
                 query_ms_batched=round(batch_s / len(queries) * 1e3, 4))
@@ -84,7 +84,7 @@ def cluster_child(path: str, state_out: str | None = None, **params) -> dict:
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     peak_gb = peak_rss_mb() / 1024
     if state_out:
-        np.savez(state_out, labels=clusterer.labels_, **clusterer.assignment_state())
+        np.savez(state_out, **clusterer.assignment_state())
     # CPU seconds beside wall seconds: on a shared machine the wall clock measures the neighbours.
     return dict(bench="cluster", n=len(vectors), dim=vectors.shape[1], seconds=round(seconds, 1),
                 cpu_seconds=round(cpu_seconds, 1), peak_rss_gb=round(peak_gb, 2),

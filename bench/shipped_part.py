@@ -100,7 +100,7 @@ def lent_parsing(part: quality.Partition, fingerprinter: Fingerprinter, generato
     held = np.concatenate([part.query_fakes[s] for s in quality.FAKE_SPLITS[1:]])
     output = fingerprinter.fingerprint(data.pixels[held])
     members = sorted(set(data.member[held]))
-    votes = OpenSetAttributor.attribute_clusters(data.member[held], attributor.predict(output.vectors)[0])  # as a run's clusters vote
+    votes = OpenSetAttributor.attribute_clusters(data.member[held], attributor.predict(output.vectors))  # as a run's clusters vote
     sources, _ = match_designs(output.vectors, data.member[held], members, references, names, MIN_SIMILARITY[fingerprinter.name],
                                attributed=[votes[m][0] for m in members])
     source_of = dict(zip(members, sources))

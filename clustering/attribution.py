@@ -3,21 +3,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import faiss
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.covariance import ledoit_wolf
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from clustering.params import Flag, Number, check_params
+from clustering.vectors import normalise
+
+from clustering.votes import cluster_votes
 
 # Without held-out references to calibrate on, accept at this cosine similarity to a name.
 UNCALIBRATED_THRESHOLD = 0.5
 # Similarities are computed in blocks of at most this many (query, reference) pairs: bounded memory.
 _BLOCK_PAIRS = 1 << 24
-
-
-def _normalised(x: np.ndarray) -> np.ndarray:
-    x = np.array(x, dtype=np.float32, order="C", copy=True)
-    faiss.normalize_L2(x)
-    return x
 
 
 def _within_name_whitening(vectors: np.ndarray, which: np.ndarray, means: np.ndarray) -> np.ndarray | None:
@@ -42,46 +41,89 @@ def _top_k_mean(similarities: np.ndarray, k: int) -> np.ndarray:
 class OpenSetAttributor(BaseEstimator):
     """Nearest-reference attribution with a calibrated acceptance threshold.
 
-    `fit(vectors, names)` keeps each name's reference fingerprints. The score of an image for a
-    name is its mean cosine similarity to that name's `n_neighbors` most similar references. An
-    image is named by the best name over `naming_neighbors` references and attributed to it when
-    its score for that name reaches the threshold, else it is unknown (None).
+    `fit(X, y)` keeps each name's reference fingerprints (rows of `X` named by `y`). The score of
+    an image for a name is its mean cosine similarity to that name's `n_neighbors` most similar
+    references. An image is named by the best name over its `naming_neighbors` most similar
+    references of each name, and attributed to it when its score for that name reaches the
+    threshold; else it is unknown (None).
 
     Nearest references rather than one mean per name: a generator's images often fall in several
-    modes (a few hundred training steps leave it a handful of typical outputs, each with its own
-    fingerprint neighbourhood), and a mean sits between them. Measured on two tuning zoos with the
-    shipped model (never the benchmark's zoo): 12 registered members x 70 references, 30 queries
-    each, 12 unregistered ones: closed-set accuracy 0.981 -> 0.989 and open-set AUROC 0.888 ->
-    0.953 (24-member seed-0 zoo); 0.954 -> 1.000 and 0.962 -> 0.995 (unseen-architecture members of
-    the seed-7 zoo), for one mean per name -> `n_neighbors=1`. Naming and acceptance ask different
-    questions: which registered name is closest is best answered by a few references (one stray
-    reference of another name near an image is outvoted), whether the image is new at all by the
-    single nearest one. Seed-0 zoo, 16 registered members, 480 known and 800 unregistered queries:
-    naming over 1 / 3 / 5 references, closed-set accuracy 0.981 / 0.988 / 0.983; acceptance over
-    1 / 3 / 5, open-set AUROC 0.931 / 0.921 / 0.916. `None` for either count uses one prototype per
-    name (the normalised mean of its references), which is Marra et al.'s averaged-residual
-    correlation for their vectors.
+    modes, and a mean sits between them. Naming and acceptance ask different questions: which
+    registered name is closest is best answered by a few references (one stray reference of
+    another name near an image is outvoted), whether the image is new at all by the single nearest
+    one. With `whiten`, naming measures similarities after whitening the references' scatter
+    around their own name's mean (within-class covariance normalisation, Ledoit-Wolf shrinkage):
+    directions in which every generator's images vary a lot (content, say) weigh less than those
+    in which one generator hardly varies. Acceptance stays unwhitened: a whitening learned from the
+    registered generators shrinks directions in which a new generator may differ from them.
+    Whether whitening helps depends on the fingerprint's space, so each fingerprinter states it
+    (`fingerprinting.fingerprinter.attributor_params`). The measurements behind these choices are in
+    `data/MODEL_CARD.md` ("Clustering and attribution: the measurements behind the defaults").
 
-    With `whiten`, naming measures similarities after whitening the references' scatter around their
-    own name's mean (within-class covariance normalisation, Ledoit-Wolf shrinkage): directions in
-    which every generator's images vary a lot (content, say) weigh less than those in which one
-    generator hardly varies. Acceptance stays unwhitened: a whitening learned from the registered
-    generators shrinks directions in which a new generator may differ from them. Whether whitening
-    helps depends on the fingerprint's space, so each fingerprinter states it (see
-    `fingerprinting.fingerprinter.attributor_params`). Three tuning zoos (never the benchmark's), five splits
-    of references each, shipped model, naming errors plain -> whitened: 73 -> 28 of 3300 (30-member
-    seed-5 zoo), 36 -> 17 of 2400 (seed-0), 6 -> 2 of 720 (128 px seed-3), open-set AUROC unchanged;
-    whitening acceptance too cost AUROC (0.940 -> 0.933 on the first). The spectral fingerprint
-    names worse whitened (241 -> 279 errors on the first, 181 -> 247 on the second).
+    Not a scikit-learn classifier: `predict` may answer None (unknown), and names are strings.
 
-    Threshold: given, or calibrated leave-one-out on the references: each reference is scored
-    against its own name's references without it, and the threshold is the
-    `target_false_reject` quantile of those genuine scores (so about that share of a registered
-    generator's images would be called unknown). Names with a single reference cannot be held
-    out; with none calibratable, UNCALIBRATED_THRESHOLD is used.
+    Parameters
+    ----------
+    threshold : float or None, default=None
+        Acceptance score at or above which the best name is kept; None calibrates it leave-one-out
+        on the references: each reference is scored against its own name's other references, and
+        the threshold is the `target_false_reject` quantile of those genuine scores. With no name
+        of two or more references to hold out, UNCALIBRATED_THRESHOLD is used.
+    target_false_reject : float, default=0.05
+        Share of a registered generator's images that the calibrated threshold calls unknown.
+    n_neighbors : int or None, default=1
+        References of a name an acceptance score averages over; None: the cosine to the name's
+        prototype (the normalised mean of its references).
+    naming_neighbors : int or None, default=3
+        The same for naming; None: nearest prototype.
+    whiten : bool, default=False
+        Name in the space whitened against each name's own scatter.
+
+    Attributes
+    ----------
+    names_ : ndarray of shape (n_names,), str
+        The registered names, sorted.
+    references_ : ndarray of shape (n_references, n_features_in_), float32
+        Normalised references, grouped by name (name j's rows: `slices_[j]:slices_[j + 1]`).
+    reference_counts_ : ndarray of shape (n_names,), int
+        References per name.
+    slices_ : ndarray of shape (n_names + 1,), int
+        Where each name's references start and end in `references_`.
+    prototypes_ : ndarray of shape (n_names, n_features_in_), float32
+        Normalised mean of each name's references.
+    whitening_ : ndarray of shape (n_features_in_, n_features_in_), float32, or None
+        Naming's whitening matrix (None without `whiten`, or with no scatter to estimate).
+    naming_references_, naming_prototypes_ : ndarray, float32
+        References and prototypes in naming's (whitened) space.
+    threshold_ : float
+        The acceptance threshold in use.
+    genuine_scores_ : ndarray of shape (n_held_out,), float32
+        The leave-one-out scores the threshold was calibrated on (empty when it was not).
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from clustering.attribution import OpenSetAttributor
+    >>> references = np.array([[1, 0.1, 0], [1, -0.1, 0], [0, 1, 0.1], [0, 1, -0.1]], np.float32)
+    >>> attributor = OpenSetAttributor(threshold=0.9).fit(references, ["a", "a", "b", "b"])
+    >>> attributor.predict(np.array([[1, 0, 0], [0, 0, 1]], np.float32)).tolist()
+    ['a', None]
+    >>> names, scores = attributor.predict_with_scores(np.array([[0, 1, 0]], np.float32))
+    >>> names.tolist(), [round(float(score), 3) for score in scores]
+    (['b'], [0.995])
     """
 
-    def __init__(self, threshold: float | None = None, target_false_reject: float = 0.05, n_neighbors: int | None = 1,
+    _rules = {
+        "threshold": Number(optional=True),
+        "target_false_reject": Number(low=0, high=1),
+        "n_neighbors": Number(integer=True, low=1, optional=True),
+        "naming_neighbors": Number(integer=True, low=1, optional=True),
+        "whiten": Flag(),
+    }
+
+    def __init__(self, *, threshold: float | None = None, target_false_reject: float = 0.05, n_neighbors: int | None = 1,
                  naming_neighbors: int | None = 3, whiten: bool = False) -> None:
         self.threshold = threshold
         self.target_false_reject = target_false_reject
@@ -89,42 +131,50 @@ class OpenSetAttributor(BaseEstimator):
         self.naming_neighbors = naming_neighbors
         self.whiten = whiten
 
-    def fit(self, vectors: np.ndarray, names: Sequence[str]) -> OpenSetAttributor:
-        vectors = _normalised(vectors)
-        names = np.asarray(names, dtype=object)
-        if len(vectors) != len(names) or not len(names):
-            raise ValueError(f"need one name per reference vector, got {len(vectors)} and {len(names)}")
-        for parameter in ("n_neighbors", "naming_neighbors"):
-            if (value := getattr(self, parameter)) is not None and value < 1:
-                raise ValueError(f"{parameter} must be at least 1 or None, got {value}")
-        self.names_, which = np.unique(names.astype(str), return_inverse=True)
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags
+
+    def fit(self, X: np.ndarray, y: Sequence[str]) -> OpenSetAttributor:
+        """Register the references `X` (n_references, n_features) under their names `y`.
+
+        Returns
+        -------
+        self : OpenSetAttributor
+            The fitted attributor.
+        """
+        check_params(self, self._rules)
+        X, y = validate_data(self, X, y, dtype=np.float32)
+        vectors = normalise(X)
+        self.names_, which = np.unique(np.asarray(y, dtype=object).astype(str), return_inverse=True)
         order = np.argsort(which, kind="stable")  # references grouped by name: one slice each
         self.references_ = vectors[order]
         self.reference_counts_ = np.bincount(which, minlength=len(self.names_))
         self.slices_ = np.r_[0, np.cumsum(self.reference_counts_)]
         sums = np.zeros((len(self.names_), vectors.shape[1]), np.float64)
         np.add.at(sums, which, vectors)
-        self.prototypes_ = _normalised(sums)
+        self.prototypes_ = normalise(sums)
         means = sums / self.reference_counts_[:, None]
         self.whitening_ = whitening = _within_name_whitening(vectors, which, means) if self.whiten else None
         # Naming's references and prototypes: in the whitened space when there is one.
-        self.naming_references_ = self.references_ if whitening is None else _normalised(self.references_ @ whitening)
-        self.naming_prototypes_ = self.prototypes_ if whitening is None else _normalised(np.add.reduceat(self.naming_references_, self.slices_[:-1]))
-        self.threshold_ = float(self.threshold) if self.threshold is not None else self._calibrate()
+        self.naming_references_ = self.references_ if whitening is None else normalise(self.references_ @ whitening)
+        self.naming_prototypes_ = self.prototypes_ if whitening is None else normalise(np.add.reduceat(self.naming_references_, self.slices_[:-1]))
+        self.genuine_scores_ = np.empty(0, np.float32)
+        if self.threshold is not None:
+            self.threshold_ = float(self.threshold)
+        else:
+            genuine = [self._leave_one_out(j) for j in range(len(self.names_)) if self.reference_counts_[j] > 1]
+            if genuine:
+                self.genuine_scores_ = np.concatenate(genuine)
+            self.threshold_ = float(np.quantile(self.genuine_scores_, self.target_false_reject)) if genuine else UNCALIBRATED_THRESHOLD
         return self
-
-    def _calibrate(self) -> float:
-        genuine = [self._leave_one_out(j) for j in range(len(self.names_)) if self.reference_counts_[j] > 1]
-        if not genuine:
-            return UNCALIBRATED_THRESHOLD
-        self.genuine_scores_ = np.concatenate(genuine)
-        return float(np.quantile(self.genuine_scores_, self.target_false_reject))
 
     def _leave_one_out(self, name: int) -> np.ndarray:
         """Each of the name's references scored against the name without itself."""
         own = self.references_[self.slices_[name] : self.slices_[name + 1]]
         if self.n_neighbors is None:
-            rest = _normalised(own.sum(0, dtype=np.float64) - own)
+            rest = normalise(own.sum(0, dtype=np.float64) - own)
             return np.einsum("ij,ij->i", own, rest)
         scores, rows = [], max(1, _BLOCK_PAIRS // len(own))
         for start in range(0, len(own), rows):
@@ -133,29 +183,66 @@ class OpenSetAttributor(BaseEstimator):
             scores.append(_top_k_mean(block, self.n_neighbors))
         return np.concatenate(scores)
 
-    def scores(self, X: np.ndarray) -> np.ndarray:
-        """(n, n_names) acceptance score of each image for each name (see the class docstring)."""
-        return self._scores(_normalised(X), self.references_, self.prototypes_, (self.n_neighbors,))[0]
+    def _queries(self, X: np.ndarray) -> np.ndarray:
+        check_is_fitted(self)
+        return normalise(validate_data(self, X, dtype=np.float32, reset=False, ensure_min_samples=0))
+
+    def name_scores(self, X: np.ndarray) -> np.ndarray:
+        """Acceptance score of each image for each name.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples, n_names), float32
+            Columns in the order of `names_`.
+        """
+        return self._scores(self._queries(X), self.references_, self.prototypes_, (self.n_neighbors,))[0]
 
     def name(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(best name of each image, with no unknown option; its acceptance score for that name, float32)."""
-        X = _normalised(X)
+        """Closed-set naming: the best name of each image, with no unknown option, and its acceptance score.
+
+        Returns
+        -------
+        names : ndarray of shape (n_samples,), object
+            An entry of `names_` for every image.
+        scores : ndarray of shape (n_samples,), float32
+            The image's acceptance score for that name.
+        """
+        X = self._queries(X)
         if self.whitening_ is None:
             naming, acceptance = self._scores(X, self.references_, self.prototypes_, (self.naming_neighbors, self.n_neighbors))
         else:
             acceptance = self._scores(X, self.references_, self.prototypes_, (self.n_neighbors,))[0]
-            naming = self._scores(_normalised(X @ self.whitening_), self.naming_references_, self.naming_prototypes_, (self.naming_neighbors,))[0]
+            naming = self._scores(normalise(X @ self.whitening_), self.naming_references_, self.naming_prototypes_, (self.naming_neighbors,))[0]
         best = naming.argmax(axis=1)
         return self.names_[best].astype(object), acceptance[np.arange(len(best)), best].astype(np.float32)
 
-    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(names: object array with None for unknown, scores: float32 acceptance score for the best name)."""
-        best, score = self.name(X)
-        return self.accept(best, score), score
+    def accept(self, names: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """`name`'s output made final: each name kept where its score reaches `threshold_`, else None."""
+        return np.where(scores >= self.threshold_, names, None).astype(object)
 
-    def accept(self, best: np.ndarray, score: np.ndarray) -> np.ndarray:
-        """``name``'s output made final: each best name kept where its score reaches the threshold, else None."""
-        return np.where(score >= self.threshold_, best, None).astype(object)
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """The registered name each image comes from, or None (unknown).
+
+        Returns
+        -------
+        names : ndarray of shape (n_samples,), object
+            An entry of `names_`, or None.
+        """
+        return self.accept(*self.name(X))
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray:
+        """Acceptance score of each image for its best name (what `predict` compares with `threshold_`).
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,), float32
+        """
+        return self.name(X)[1]
+
+    def predict_with_scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`predict(X)` and `score_samples(X)` from one pass over the references."""
+        names, scores = self.name(X)
+        return self.accept(names, scores), scores
 
     def _scores(self, X: np.ndarray, references: np.ndarray, prototypes: np.ndarray, counts: tuple[int | None, ...]) -> list[np.ndarray]:
         """One (n, n_names) matrix per neighbour count: the mean similarity of unit vectors ``X`` to each
@@ -173,22 +260,5 @@ class OpenSetAttributor(BaseEstimator):
                     matrix[start : start + rows, j] = _top_k_mean(block, k)
         return out
 
-    @staticmethod
-    def attribute_clusters(
-        labels: np.ndarray, names: Sequence[str | None], min_share: float = 0.5
-    ) -> dict[int, tuple[str | None, float]]:
-        """Per cluster id (noise skipped): (winning name or None, its vote share among members).
-
-        Every member votes for its predicted name or for unknown (None); the cluster takes the
-        plurality name when it has at least `min_share` of the votes, else None.
-        """
-        labels = np.asarray(labels)
-        votes = np.array(["" if n is None else str(n) for n in names], dtype=object)
-        result: dict[int, tuple[str | None, float]] = {}
-        for cluster in np.unique(labels[labels >= 0]):
-            values, counts = np.unique(votes[labels == cluster].astype(str), return_counts=True)
-            winner = int(np.argmax(counts))
-            share = float(counts[winner] / counts.sum())
-            name = values[winner] or None
-            result[int(cluster)] = (name if share >= min_share else None, share)
-        return result
+    # Per cluster id: (winning name or None, vote share) from its members' predicted names.
+    attribute_clusters = staticmethod(cluster_votes)

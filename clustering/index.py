@@ -11,7 +11,9 @@ import faiss
 import numpy as np
 from faiss.contrib.inspect_tools import get_invlist
 
-from clustering.atomic_file import write_atomic
+from clustering.atomic_file import write_bytes_atomic, write_text_atomic
+from clustering.params import Number, check_params
+from clustering.vectors import normalise
 
 FORMAT_VERSION = 1
 
@@ -58,21 +60,16 @@ def choose_factory(n: int, dim: int) -> str:
 
 
 def default_nprobe(nlist: int) -> int:
-    """Lists probed per query: a tenth of them, for recall@10 >= 0.95 against exact search.
-
-    Measured on clustered synthetic fingerprints (64-d, 2 threads): IVF1024 at 1e5 vectors,
-    1/32 of the lists gave recall 0.97; IVF4096 at 1e6, 1/32 gave only 0.88, 1/16 0.93,
-    3/32 0.96 (2.4 ms a query), 1/8 0.97.
-    """
+    """Lists probed per query: a tenth of them, for recall@10 >= 0.95 against exact search
+    (the measurements: `data/MODEL_CARD.md`, "Clustering and attribution: the measurements behind the defaults")."""
     return int(min(nlist, max(16, nlist // 10)))
 
 
 def _normalised(x: np.ndarray, dim: int) -> np.ndarray:
-    x = np.array(x, dtype=np.float32, order="C", copy=True).reshape(-1, dim)
+    x = np.asarray(x, dtype=np.float32).reshape(-1, dim)
     if not np.isfinite(x).all():
         raise ValueError("vectors contain NaN or infinity")
-    faiss.normalize_L2(x)
-    return x
+    return normalise(x)
 
 
 def _sha256(data: bytes | memoryview) -> str:
@@ -80,27 +77,67 @@ def _sha256(data: bytes | memoryview) -> str:
 
 
 class FingerprintIndex:
-    """Inner-product search over L2-normalised float32 fingerprints, keyed by int64 ids.
+    """Inner-product search over L2-normalised float32 fingerprints, keyed by unique int64 ids.
 
     With `factory=None` the index type follows the number of vectors (`choose_factory`): when an
     `add` makes the chosen type differ from the current one, the index is rebuilt from its own
     vectors, which it can only do while storage is lossless (Flat or IVF-Flat) and, for IVF, once
     it has grown REBUILD_GROWTH times since it was built. A compressed (PQ) index never rebuilds
     itself: call `rebuild(vectors, ids)` with the stored vectors. An explicit `factory` is kept.
-    Ids must be unique; vectors are L2-normalised on the way in.
+    Vectors are L2-normalised on the way in. The ids are also kept in a set beside the FAISS
+    index, so `id in index` and the duplicate check of `add` cost O(1) per id.
+
+    Not a scikit-learn estimator (a store of vectors, not a model fitted once): its parameters
+    are checked when it is made, since the empty FAISS index is made then.
+
+    Parameters
+    ----------
+    dim : int
+        Dimension of the fingerprints (at least 1).
+    factory : str or None, default=None
+        A FAISS `index_factory` string (inner product) kept whatever the size; None: the type
+        follows the number of vectors.
+
+    Attributes
+    ----------
+    factory_ : str
+        The index type in use (`factory`, or the one `choose_factory` chose).
+    ntotal : int
+        Number of stored vectors (also `len(index)`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from clustering.index import FingerprintIndex
+    >>> vectors = np.eye(4, dtype=np.float32)
+    >>> index = FingerprintIndex.from_vectors(vectors, ids=np.array([10, 11, 12, 13]))
+    >>> index.factory_, len(index), 12 in index
+    ('IDMap2,Flat', 4, True)
+    >>> similarities, ids = index.search(vectors[:1], k=2)
+    >>> int(ids[0, 0]), float(similarities[0, 0])
+    (10, 1.0)
     """
 
-    def __init__(self, dim: int, factory: str | None = None) -> None:
-        self.dim = int(dim)
-        self.auto = factory is None
-        self.factory = factory or choose_factory(0, self.dim)
+    _rules = {"dim": Number(integer=True, low=1)}
+
+    def __init__(self, *, dim: int, factory: str | None = None) -> None:
+        self.dim = dim
+        self.factory = factory
+        check_params(self, self._rules)
+        if factory is not None and not isinstance(factory, str):
+            raise TypeError(f"FingerprintIndex: factory must be a FAISS index_factory string or None, got {factory!r}")
+        self.factory_ = factory or choose_factory(0, dim)
         self._built_at = 0
-        self._index = self._empty(self.factory)
+        self._index = self._empty(self.factory_)
+        self._ids: set[int] = set()
 
     # ---- construction -------------------------------------------------------------------------
 
     def _empty(self, factory: str) -> faiss.Index:
-        index = faiss.index_factory(self.dim, factory, faiss.METRIC_INNER_PRODUCT)
+        try:
+            index = faiss.index_factory(self.dim, factory, faiss.METRIC_INNER_PRODUCT)
+        except RuntimeError as err:
+            raise ValueError(f"FingerprintIndex: FAISS cannot make a {factory!r} index of dimension {self.dim}: {err}") from err
         ivf = self._ivf(index)
         if ivf is not None:
             ivf.nprobe = default_nprobe(ivf.nlist)
@@ -128,15 +165,16 @@ class FingerprintIndex:
             index.train(vectors[np.sort(sample)])
         if len(vectors):
             index.add_with_ids(vectors, ids)
-        self._index, self.factory, self._built_at = index, factory, len(vectors)
+        self._index, self.factory_, self._built_at = index, factory, len(vectors)
+        self._ids = set(ids.tolist())
 
     @classmethod
     def from_vectors(
-        cls, vectors: np.ndarray, ids: np.ndarray, factory: str | None = None
+        cls, vectors: np.ndarray, ids: np.ndarray, *, factory: str | None = None
     ) -> FingerprintIndex:
         """A new index holding `vectors` under `ids`, its type chosen for their number."""
         vectors = np.asarray(vectors)
-        index = cls(vectors.shape[1], factory)
+        index = cls(dim=vectors.shape[1], factory=factory)
         index.rebuild(vectors, ids)
         return index
 
@@ -144,7 +182,7 @@ class FingerprintIndex:
         """Replace the contents with `vectors` under `ids`, retraining the index type for them."""
         vectors = _normalised(vectors, self.dim)
         ids = self._checked_ids(ids, len(vectors))
-        factory = choose_factory(len(vectors), self.dim) if self.auto else self.factory
+        factory = choose_factory(len(vectors), self.dim) if self.auto else self.factory_
         self._build(factory, vectors, ids)
 
     # ---- contents -----------------------------------------------------------------------------
@@ -157,12 +195,17 @@ class FingerprintIndex:
         return self.ntotal
 
     @property
+    def auto(self) -> bool:
+        """Whether the index type follows the number of vectors (no explicit `factory`)."""
+        return self.factory is None
+
+    @property
     def lossless(self) -> bool:
         """Whether `vectors_and_ids` returns the exact vectors (not PQ approximations)."""
-        return self.factory.endswith("Flat")
+        return self.factory_.endswith("Flat")
 
     def __contains__(self, id_: int) -> bool:
-        return bool(np.isin(int(id_), self.ids()))
+        return int(id_) in self._ids
 
     def ids(self) -> np.ndarray:
         """Every stored id (int64), in storage order."""
@@ -193,7 +236,7 @@ class FingerprintIndex:
             return index.index.reconstruct_n(0, index.ntotal), ids
         ivf = self._ivf(index)
         if ivf is None or not self.lossless:
-            raise NotImplementedError(f"cannot list the exact vectors of a {self.factory} index")
+            raise NotImplementedError(f"cannot list the exact vectors of a {self.factory_} index")
         vectors, ids = [], []
         for list_no in range(ivf.nlist):
             list_ids, codes = get_invlist(ivf.invlists, list_no)
@@ -210,9 +253,9 @@ class FingerprintIndex:
         ids = self._checked_ids(ids, len(vectors))
         if not len(ids):
             return
-        present = ids[np.isin(ids, self.ids())]
-        if len(present):
-            raise ValueError(f"ids already in the index: {present[:10].tolist()}")
+        present = [id_ for id_ in ids.tolist() if id_ in self._ids]
+        if present:
+            raise ValueError(f"ids already in the index: {present[:10]}")
         total = self.ntotal + len(ids)
         if self._should_rebuild(choose_factory(total, self.dim), total):
             old_vectors, old_ids = self.vectors_and_ids()
@@ -223,18 +266,21 @@ class FingerprintIndex:
             )
         else:
             self._index.add_with_ids(vectors, ids)
+            self._ids.update(ids.tolist())
 
     def _should_rebuild(self, target: str, total: int) -> bool:
-        if not self.auto or target == self.factory or not self.lossless:
+        if not self.auto or target == self.factory_ or not self.lossless:
             return False
-        if self.factory.startswith("IDMap2"):
+        if self.factory_.startswith("IDMap2"):
             return True
         return total >= REBUILD_GROWTH * max(self._built_at, 1)
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove these ids (unknown ones are ignored); returns how many were removed."""
         ids = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
-        return int(self._index.remove_ids(ids))
+        removed = int(self._index.remove_ids(ids))
+        self._ids.difference_update(ids.tolist())
+        return removed
 
     # ---- search -------------------------------------------------------------------------------
 
@@ -253,7 +299,7 @@ class FingerprintIndex:
     def nprobe(self, value: int) -> None:
         ivf = self._ivf(self._index)
         if ivf is None:
-            raise ValueError(f"{self.factory} has no nprobe")
+            raise ValueError(f"{self.factory_} has no nprobe")
         ivf.nprobe = int(value)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -295,7 +341,7 @@ class FingerprintIndex:
         meta = {
             "format_version": FORMAT_VERSION,
             "dim": self.dim,
-            "factory": self.factory,
+            "factory": self.factory_,
             "auto": self.auto,
             "count": self.ntotal,
             "built_at": self._built_at,
@@ -305,9 +351,8 @@ class FingerprintIndex:
         }
         # Index first, then the sidecar: a crash in between leaves a checksum mismatch, which
         # load() reports, never a silently stale index.
-        write_atomic(path, lambda tmp: tmp.write_bytes(memoryview(data)))
-        sidecar = json.dumps(meta, indent=1)
-        write_atomic(self.sidecar_path(path), lambda tmp: tmp.write_text(sidecar, encoding="utf-8"))
+        write_bytes_atomic(path, memoryview(data))
+        write_text_atomic(self.sidecar_path(path), json.dumps(meta, indent=1))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> FingerprintIndex:
@@ -336,11 +381,11 @@ class FingerprintIndex:
             raise corrupt(f"FAISS cannot read it: {err}") from err
         if index.d != meta["dim"] or index.ntotal != meta["count"]:
             raise corrupt("dimension or count differ from the sidecar")
-        loaded = cls.__new__(cls)
-        loaded.dim, loaded.factory, loaded.auto = int(meta["dim"]), meta["factory"], bool(meta["auto"])
-        loaded._built_at, loaded._index = int(meta["built_at"]), index
+        loaded = cls(dim=int(meta["dim"]), factory=None if meta["auto"] else meta["factory"])
+        loaded.factory_, loaded._built_at, loaded._index = meta["factory"], int(meta["built_at"]), index
+        loaded._ids = set(loaded.ids().tolist())
         return loaded
 
     def __repr__(self) -> str:
-        return f"FingerprintIndex(dim={self.dim}, factory={self.factory!r}, ntotal={self.ntotal})"
+        return f"FingerprintIndex(dim={self.dim}, factory={self.factory!r}, factory_={self.factory_!r}, ntotal={self.ntotal})"
 

@@ -10,16 +10,8 @@ part stays loose, splits such merges.
 
 A generator's own output modes can be split this way too: they can be as loose, and as far apart,
 as two generators. So only clusters below a cohesion bound are tried, set where most single
-generators' images are: 0.7 (reached by 91 % of 90 never-seen members of a tuning zoo, clean; by
-78 % after a 0.75x rescale).
-
-Measured on four tuning zoos (never the benchmark's) in three views each (clean, JPEG 75, 0.75x
-rescale), means over the twelve, without -> with a bound of 0.7:
-- `min_cluster_size` a third of a member's images: ARI 0.585 -> 0.674, B-cubed F1 0.743 -> 0.781;
-  12 never-seen generators of 1000 images each after JPEG 75: ARI 0.102 -> 0.533.
-- `min_cluster_size` 10: ARI 0.552 -> 0.602, B-cubed F1 0.661 -> 0.679. The same 12 generators
-  after JPEG 75 went from two clusters holding every image, photographs included (ARI 0.001), to
-  ARI 0.537; clean, they split into more of their modes (B-cubed 0.782 -> 0.687).
+generators' images are (the bound and what it gains: `data/MODEL_CARD.md`, "Clustering and
+attribution: the measurements behind the defaults").
 """
 from __future__ import annotations
 

@@ -1,17 +1,22 @@
-"""OriginClusterer: group fingerprints by origin generator (PCA, HDBSCAN, pooled refinement)."""
+"""OriginClusterer: group fingerprints by origin generator (PCA, HDBSCAN, cohesion, pooled fingerprints)."""
 from __future__ import annotations
 
+import json
 import time
 
 import hdbscan
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin, clone
 from sklearn.decomposition import PCA
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from clustering import refine
 from clustering.cohesive_selection import cohesion, cohesive_eom_labels
 from clustering.graph import mutual_reachability_tree
 from clustering.loose_split import split_loose_clusters
+from clustering.params import Flag, Number, OneOf, check_params
+from clustering.pooled import acceptance_bounds, compact, pooled_centroids, reassign
+from clustering.vectors import normalise
 
 # PCA is fitted on at most this many points: the components are stable long before.
 PCA_SAMPLE = 100_000
@@ -40,73 +45,139 @@ class LinearProjection:
         return (np.asarray(X, np.float64) - self.mean_) @ self.components_.T
 
 
-ASSIGNMENT_STATE = ("pca_mean", "pca_components", "reduced_centroids", "bounds", "typical", "cluster_ids")
+def _project(pca: PCA | LinearProjection | None, X: np.ndarray) -> np.ndarray:
+    """The space clustering happens in: the normalised projection of normalised `X` (`X` itself without one)."""
+    return X if pca is None else normalise(pca.transform(X))
+
+
+# Arrays of `assignment_state`, beside "params" (the parameters as JSON) and "timings".
+STATE_ARRAYS = (
+    "n_features_in", "pca_mean", "pca_components", "labels", "probabilities", "outlier_scores",
+    "hdbscan_labels", "centroids", "reduced_centroids", "bounds", "typical", "cluster_ids",
+)
 
 
 class OriginClusterer(ClusterMixin, BaseEstimator):
     """Same-origin clustering of fingerprint vectors.
 
-    Steps: L2-normalise; PCA to `n_components` and re-normalise (cosine geometry); HDBSCAN
-    (exact up to `graph_threshold` points, above it on a FAISS k-NN mutual-reachability graph,
-    see `clustering.graph`: same grouping, several times faster from a few thousand points on);
-    then, with `refine`, pooled refinement (`clustering.refine`): split clusters while held-out
-    evidence says they hold two origins (> `split_evidence` nats), merge neighbouring clusters
-    whose pooled fingerprints agree (evidence < `merge_evidence` nats; None skips a step), and
-    re-assign every point, noise included, to its nearest pooled fingerprint when it is as close
-    as the cluster's own members (within `assign_mads` robust deviations), else noise.
+    Steps: L2-normalise; PCA to `n_components` and re-normalise (cosine geometry); HDBSCAN (exact
+    up to `graph_threshold` points, above it on a FAISS k-NN mutual-reachability graph, see
+    `clustering.graph`: the same grouping, faster on large batches). A cluster must be cohesive:
+    the mean cosine similarity between two of its members (on the normalised input vectors) at
+    least `min_cohesion`, else its members become noise. Images of one generator share its
+    fingerprint; photographs from many cameras share none. With excess-of-mass selection the bound
+    holds inside HDBSCAN's selection (`clustering.cohesive_selection`): a loose cluster gives way
+    to its cohesive sub-clusters instead of becoming noise whole. A cluster that passes the bound
+    but stays below `split_cohesion` is clustered again on its own, in a PCA fitted to its members
+    (`clustering.loose_split`). When no cluster is left, the whole set is tried as one group in the
+    input space (PCA centring would remove the very fingerprint one origin's images share), refined
+    and stripped of loose parts: a batch from one generator, with a few strays, becomes one cluster.
 
-    Refinement is off by default (`refine=False`; with it on, splitting stays off unless
-    `split_evidence` is given). Its steps pay on synthetic origins in pairs sharing a design
-    (`python -m bench.clustering_scale refine`), not on zoo fingerprints: a generator's images fall in a
-    few output modes, which the split step cuts apart, while re-assignment and merging draw
-    photographs into generated clusters. Measured with `min_cluster_size` 10 on two tuning zoos
-    (never the benchmark's; 100 images a member, 400 reals), ARI for HDBSCAN only / + merge +
-    re-assign / + split + merge + re-assign: shipped model, the 24 members of the seed-0 zoo 0.68 /
-    0.68 / 0.53, the 15 unseen-architecture members of the seed-7 zoo 0.71 / 0.60 / 0.53 (reals
-    in generated clusters 0.00 / 0.20 / 0.01); spectral 0.32 / 0.27 / 0.22 and 0.58 / 0.51 / 0.46
-    (reals in generated clusters 0.00 / 0.03-0.04 / 0.01-0.04). Noise is a little higher without
-    re-assignment (0.155 against 0.123 on the seed-0 zoo, learned).
+    With `refine`, pooled refinement (`clustering.refine`) runs after HDBSCAN: split clusters while
+    held-out evidence says they hold two origins, merge neighbouring clusters whose pooled
+    fingerprints agree, and re-assign every point, noise included, to its nearest pooled
+    fingerprint when it is as close as the cluster's own members, else noise. It is off by
+    default: on zoo fingerprints a generator's images fall in a few output modes, which the split
+    step cuts apart, while re-assignment and merging draw photographs into generated clusters. The
+    measurements behind these choices and defaults are in `data/MODEL_CARD.md` ("Clustering and
+    attribution: the measurements behind the defaults").
 
-    A cluster must be cohesive: the mean cosine similarity between two of its members (on the
-    normalised input vectors) at least `min_cohesion`, or its members become noise. Images of one
-    generator share its fingerprint; photographs from many cameras share none, and a group of them
-    is no origin however HDBSCAN drew it. With excess-of-mass selection the bound holds inside
-    HDBSCAN's selection (`clustering.cohesive_selection`): a loose cluster gives way to its
-    cohesive sub-clusters instead of becoming noise whole (after a 0.75x rescale of the paper-scale
-    zoo, hdbscan's own selection kept one loose cluster of 41,362 images, and 97 % became noise).
-    Leaf selection and refinement are checked afterwards.
+    Parameters
+    ----------
+    min_cluster_size : int, default=10
+        The smallest origin group worth reporting (at least 2). It should grow with the batch: a
+        generator's several output modes each pass a small one.
+    min_samples : int or None, default=5
+        How conservative density estimation is (higher: more noise); None uses `min_cluster_size`.
+    n_components : int or None, default=64
+        Dimensions kept by PCA; None, or at least the number of points or features, skips PCA.
+    refine : bool, default=False
+        Run pooled refinement (split, merge, re-assign) after HDBSCAN.
+    merge_evidence : float or None, default=2.0
+        With `refine`: merge two neighbouring clusters when the held-out evidence that they are two
+        origins is below this many nats; None skips merging.
+    split_evidence : float or None, default=None
+        With `refine`: split a cluster in two while the evidence for two origins exceeds this many
+        nats; None skips splitting.
+    assign_mads : float, default=3.0
+        Acceptance bound of each cluster: its members' median similarity to the pooled fingerprint
+        minus this many robust standard deviations (used by re-assignment, `probabilities_` and
+        `assign`).
+    min_cohesion : float or None, default=0.3
+        The mean cosine similarity between two members that a cluster must reach; None: no check,
+        and no single-group try.
+    split_cohesion : float or None, default=0.7
+        Clusters less cohesive than this are clustered again on their own; None: never.
+    graph_threshold : int, default=5000
+        Above this many points HDBSCAN runs on a k-NN mutual-reachability graph instead of exactly.
+    n_neighbors : int, default=15
+        Neighbours per point of that graph.
+    cluster_selection_method : {"eom", "leaf"}, default="eom"
+        HDBSCAN's cluster selection (the cohesion bound applies inside "eom", after "leaf").
+    random_state : int or None, default=0
+        Seed of the PCA sample and solver and of refinement's random halves.
 
-    A cluster that passes the bound but stays below `split_cohesion` is clustered again on its own,
-    in a PCA fitted to its members (`clustering.loose_split`): after JPEG re-encoding, generators
-    of one design merge in the batch's projection and come apart in their own.
+    Attributes
+    ----------
+    labels_ : ndarray of shape (n_samples,), int64
+        Cluster of each point, -1 for noise; clusters numbered 0..k-1 by decreasing size.
+    probabilities_ : ndarray of shape (n_samples,), float32
+        1 for a point at least as close to its cluster's pooled fingerprint as the median member,
+        falling to 0 at the acceptance bound; 0 for noise.
+    outlier_scores_ : ndarray of shape (n_samples,), float32
+        HDBSCAN's GLOSH outlier score of each point.
+    hdbscan_labels_ : ndarray of shape (n_samples,), int64
+        Labels as HDBSCAN's (cohesive) selection left them, before refinement and splitting.
+    centroids_ : ndarray of shape (n_clusters, n_features_in_), float32
+        Pooled fingerprint (normalised mean of the members) of each cluster, in the input space.
+    reduced_centroids_ : ndarray of shape (n_clusters, n_reduced), float32
+        The same in the space clustering happened in.
+    bounds_, typical_ : ndarray of shape (n_clusters,), float32
+        Lowest accepted and median member similarity to each reduced pooled fingerprint.
+    cluster_ids_ : ndarray of shape (n_clusters,), int64
+        The id `assign` returns for each cluster: its label, unless rewritten in the saved state
+        (to stable ids, say) before `from_assignment_state`.
+    pca_ : PCA, LinearProjection or None
+        The projection into the clustering space; None when clustering happened in the input
+        space (no PCA asked or possible, or after the single-group try).
+    n_features_in_ : int
+        Number of features seen during fit.
+    timings_ : dict of str to float
+        Wall-clock seconds of each step of the fit.
 
-    When no cluster is left, the whole set is tried as one group in the input space (PCA centring
-    would remove the very fingerprint that one origin's images share) and refined (merge,
-    re-assign; whatever `refine` says): a batch from one generator, with a few strays, becomes one
-    cluster. Measured on the 24-member default zoo
-    (64 px): a member's images have cohesion 0.57 to 0.94 with the learned fingerprint (clean or
-    JPEG 50) and 0.62 to 0.96 with the spectral one; 30 real photographs at most 0.19 (learned) and
-    0.26 (spectral; JPEG-compressed photographs share the codec's trace there: up to 0.54).
-
-    Parameters a user can reason about: `min_cluster_size` is the smallest origin group worth
-    reporting, and it should grow with the batch: a generator's several modes each pass a small
-    one. On 34 never-seen generators of 1000 images each (shipped model), 10 / 30 / 100 gave
-    183 / 92 / 46 clusters and ARI 0.65 / 0.69 / 0.76. `min_samples` is how conservative density
-    estimation is (higher = more noise);
-    `min_cohesion` how much of a fingerprint a cluster's members must share (None: no check, and
-    no single-group try); `split_cohesion` below which a cluster is tried as several origins (None:
-    never).
-
-    Learned state: `labels_` (-1 noise, clusters numbered by decreasing size), `probabilities_`
-    (1 = at least as close to the pooled fingerprint as the median member, falling to 0 at the
-    acceptance bound), `outlier_scores_` (HDBSCAN's GLOSH), `centroids_` (k, dim) float32
-    normalised pooled fingerprints in the input space, `cluster_ids_` (label of each row),
-    `hdbscan_labels_` (before refinement), `pca_` (None: clustered in the input space, as after
-    the single-group try) and `timings_` (seconds per step).
+    Examples
+    --------
+    >>> from clustering.origin import OriginClusterer
+    >>> from clustering.synthetic import make_fingerprints
+    >>> data = make_fingerprints(n_origins=3, images_per_origin=40, n_real=0, dim=16, noise=0.5,
+    ...                          origins_per_design=1, seed=0)
+    >>> clusterer = OriginClusterer(min_cluster_size=10).fit(data.vectors)
+    >>> len(clusterer.cluster_ids_)
+    3
+    >>> labels, probabilities = clusterer.assign(data.vectors[:5])
+    >>> bool((labels == clusterer.labels_[:5]).all())
+    True
     """
+
+    _rules = {
+        "min_cluster_size": Number(integer=True, low=2),
+        "min_samples": Number(integer=True, low=1, optional=True),
+        "n_components": Number(integer=True, low=1, optional=True),
+        "refine": Flag(),
+        "merge_evidence": Number(optional=True),
+        "split_evidence": Number(optional=True),
+        "assign_mads": Number(low=0),
+        "min_cohesion": Number(low=-1, high=1, optional=True),
+        "split_cohesion": Number(low=-1, high=1, optional=True),
+        "graph_threshold": Number(integer=True, low=0),
+        "n_neighbors": Number(integer=True, low=1),
+        "cluster_selection_method": OneOf(("eom", "leaf")),
+        "random_state": Number(integer=True, low=0, optional=True),
+    }
 
     def __init__(
         self,
+        *,
         min_cluster_size: int = 10,
         min_samples: int | None = 5,
         n_components: int | None = 64,
@@ -119,7 +190,7 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
         graph_threshold: int = 5_000,
         n_neighbors: int = 15,
         cluster_selection_method: str = "eom",
-        random_state: int = 0,
+        random_state: int | None = 0,
     ) -> None:
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
@@ -138,42 +209,54 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
     # ---- fitting ------------------------------------------------------------------------------
 
     def fit(self, X: np.ndarray, y: None = None) -> OriginClusterer:
+        """Cluster `X` (n_samples, n_features); `y` is ignored.
+
+        Returns
+        -------
+        self : OriginClusterer
+            The fitted clusterer.
+        """
+        check_params(self, self._rules)
+        X = normalise(validate_data(self, X, dtype=np.float32))
         clock = _Clock()
-        X = refine.normalise(X)
-        self.n_features_in_ = X.shape[1]
-        self._fit_reduction(X)
-        reduced = self.reduce(X)
+        pca = self._fit_reduction(X)
+        # Normalised a second time before projecting, as fits always did: HDBSCAN's ties follow those
+        # last bits, and the same input keeps the same labels across versions.
+        reduced = _project(pca, normalise(X))
         clock.lap("reduce")
-        labels, self.outlier_scores_ = self._density_clusters(X, reduced)
-        self.hdbscan_labels_ = labels
+        hdbscan_labels, outlier_scores = self._density_clusters(X, reduced)
         clock.lap("hdbscan")
-        if self.refine:
-            labels = self._refine(reduced, labels, clock)
+        labels = self._refine(reduced, hdbscan_labels, clock) if self.refine else hdbscan_labels
         labels = self._drop_loose(X, labels)
         labels = self._split_loose(X, labels)
         clock.lap("split_loose")
-        if labels.max(initial=-1) < 0:
-            labels, reduced = self._one_group(X, labels, reduced, clock)
-        self._set_clusters(X, reduced, refine.compact(labels))
+        if labels.max(initial=-1) < 0 and (grouped := self._one_group(X, clock)) is not None:
+            labels, reduced, pca = grouped, X, None  # `assign` then works in the input space too
+        self.pca_, self.hdbscan_labels_, self.outlier_scores_ = pca, hdbscan_labels, outlier_scores
+        self._set_clusters(X, reduced, compact(labels))
         clock.lap("pool")
         self.timings_ = clock.laps
         return self
 
-    def _fit_reduction(self, X: np.ndarray) -> None:
+    def _fit_reduction(self, X: np.ndarray) -> PCA | None:
         n, dim = X.shape
         if self.n_components is None or self.n_components >= min(n, dim):
-            self.pca_ = None
-            return
+            return None
         rng = np.random.default_rng(self.random_state)
         sample = X if n <= PCA_SAMPLE else X[np.sort(rng.choice(n, PCA_SAMPLE, replace=False))]
-        self.pca_ = PCA(self.n_components, random_state=self.random_state).fit(sample)
+        return PCA(self.n_components, random_state=self.random_state).fit(sample)
 
     def reduce(self, X: np.ndarray) -> np.ndarray:
-        """The space clustering happens in: normalised PCA projection of normalised vectors."""
-        X = refine.normalise(X)
-        if self.pca_ is None:
-            return X
-        return refine.normalise(self.pca_.transform(X))
+        """The space clustering happened in: the normalised projection of the normalised `X`.
+
+        Returns
+        -------
+        reduced : ndarray of shape (n_samples, n_reduced), float32
+            Unit rows.
+        """
+        check_is_fitted(self)
+        X = normalise(validate_data(self, X, dtype=np.float32, reset=False, ensure_min_samples=0))
+        return _project(self.pca_, X)
 
     @property
     def _min_samples(self) -> int:
@@ -206,21 +289,21 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
 
     def _refine(self, reduced: np.ndarray, labels: np.ndarray, clock: _Clock) -> np.ndarray:
         rng = np.random.default_rng(self.random_state)
-        labels = refine.compact(labels)
+        labels = compact(labels)
         if self.split_evidence is not None:
             labels = refine.split_disagreeing(
                 reduced, labels, self.split_evidence, self.min_cluster_size, rng
             )
             clock.lap("split")
         if self.merge_evidence is not None:
-            labels = refine.compact(refine.merge_agreeing(reduced, labels, self.merge_evidence, rng))
+            labels = compact(refine.merge_agreeing(reduced, labels, self.merge_evidence, rng))
             clock.lap("merge")
         n_clusters = labels.max(initial=-1) + 1
         if n_clusters == 0:
             return labels
-        centroids = refine.pooled_centroids(reduced, labels, n_clusters)
-        bounds, _ = refine.acceptance_bounds(reduced, labels, centroids, self.assign_mads)
-        labels, _ = refine.reassign(reduced, centroids, bounds)
+        centroids = pooled_centroids(reduced, labels, n_clusters)
+        bounds, _ = acceptance_bounds(reduced, labels, centroids, self.assign_mads)
+        labels, _ = reassign(reduced, centroids, bounds)
         clock.lap("reassign")
         return labels
 
@@ -228,9 +311,9 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
         """Labels with the clusters less cohesive than `min_cohesion` turned to noise."""
         if self.min_cohesion is None:
             return labels
-        labels = refine.compact(labels)
+        labels = compact(labels)
         loose = np.r_[cohesion(X, labels) < self.min_cohesion, True]  # the last entry stands for noise
-        return refine.compact(np.where(loose[labels], -1, labels))
+        return compact(np.where(loose[labels], -1, labels))
 
     def _split_loose(self, X: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """Labels with the clusters less cohesive than `split_cohesion` clustered again on their own
@@ -239,30 +322,24 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
             return labels
         inner = clone(self).set_params(split_cohesion=None)
         return split_loose_clusters(
-            X, refine.compact(labels), self.split_cohesion, self.min_cluster_size, inner.fit_predict
+            X, compact(labels), self.split_cohesion, self.min_cluster_size, inner.fit_predict
         )
 
-    def _one_group(
-        self, X: np.ndarray, labels: np.ndarray, reduced: np.ndarray, clock: _Clock
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """With no cluster found: every point as one cluster in the input space, refined (split if
-        asked, merge, re-assign), loose parts dropped; (labels, space clustered in), unchanged if
-        nothing stays."""
+    def _one_group(self, X: np.ndarray, clock: _Clock) -> np.ndarray | None:
+        """With no cluster found: labels of every point as one cluster in the input space, refined
+        (split if asked, merge, re-assign), loose parts dropped; None if no cluster stays."""
         if self.min_cohesion is None or len(X) < self.min_cluster_size:
-            return labels, reduced
+            return None
         grouped = self._drop_loose(X, self._refine(X, np.zeros(len(X), np.int64), clock))
         clock.lap("one_group")
-        if grouped.max(initial=-1) < 0:
-            return labels, reduced
-        self.pca_ = None  # `reduce` (and so `assign`) now works in the input space too
-        return grouped, X
+        return grouped if grouped.max(initial=-1) >= 0 else None
 
     def _set_clusters(self, X: np.ndarray, reduced: np.ndarray, labels: np.ndarray) -> None:
         n_clusters = labels.max(initial=-1) + 1
         self.labels_ = labels
         self.cluster_ids_ = np.arange(n_clusters, dtype=np.int64)
-        self.centroids_ = refine.pooled_centroids(X, labels, n_clusters)
-        self.reduced_centroids_ = refine.pooled_centroids(reduced, labels, n_clusters)
+        self.centroids_ = pooled_centroids(X, labels, n_clusters)
+        self.reduced_centroids_ = pooled_centroids(reduced, labels, n_clusters)
         if n_clusters == 0:
             self.bounds_ = self.typical_ = np.empty(0, np.float32)
             self.probabilities_ = np.zeros(len(labels), np.float32)
@@ -272,7 +349,7 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
         core = np.where(self.hdbscan_labels_ >= 0, labels, -1)
         has_core = np.bincount(core[core >= 0], minlength=n_clusters) > 0
         core = np.where(has_core[np.maximum(labels, 0)], core, labels)
-        self.bounds_, self.typical_ = refine.acceptance_bounds(
+        self.bounds_, self.typical_ = acceptance_bounds(
             reduced, core, self.reduced_centroids_, self.assign_mads
         )
         sims = np.einsum("ij,ij->i", reduced, self.reduced_centroids_[np.maximum(labels, 0)])
@@ -284,6 +361,7 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
         return np.clip((sims - bound) / np.maximum(typical - bound, 1e-6), 0.0, 1.0)
 
     def fit_predict(self, X: np.ndarray, y: None = None) -> np.ndarray:
+        """`fit(X).labels_`."""
         return self.fit(X).labels_
 
     # ---- new points ---------------------------------------------------------------------------
@@ -291,31 +369,50 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
     def assign(
         self, X: np.ndarray, max_distance: float | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(labels, probabilities) of new points, without refitting.
+        """Labels and probabilities of new points, without refitting.
 
         A point joins the cluster with the nearest pooled fingerprint when it is as close to it
         as the cluster's own members were (the calibrated bound), or, with `max_distance`, when
         its cosine distance to it (in the reduced space) is at most that; otherwise -1.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,), int64
+            The cluster's entry of `cluster_ids_`, or -1.
+        probabilities : ndarray of shape (n_samples,), float32
+            As `probabilities_`, for these points.
         """
         reduced = self.reduce(X)
         if len(self.cluster_ids_) == 0:
             return np.full(len(reduced), -1, np.int64), np.zeros(len(reduced), np.float32)
         bounds = self.bounds_ if max_distance is None else np.full_like(self.bounds_, 1.0 - max_distance)
-        rows, sims = refine.reassign(reduced, self.reduced_centroids_, bounds)
+        rows, sims = reassign(reduced, self.reduced_centroids_, bounds)
         labels = np.where(rows >= 0, self.cluster_ids_[np.maximum(rows, 0)], -1)
         probabilities = np.where(rows >= 0, self._probability(sims, np.maximum(rows, 0)), 0.0)
         return labels.astype(np.int64), probabilities.astype(np.float32)
 
-    # ---- saving what `assign` needs ----------------------------------------------------------
+    # ---- saving and restoring a fitted clusterer ----------------------------------------------
 
     def assignment_state(self) -> dict[str, np.ndarray]:
-        """Plain arrays (np.savez-able, no pickle) from which `from_assignment_state` rebuilds a
-        clusterer that assigns exactly as this one. `cluster_ids` may be rewritten (e.g. to
-        stable ids) before saving: `assign` returns whatever it holds."""
+        """Everything this fitted clusterer holds, as plain arrays (np.savez-able, no pickle).
+
+        `from_assignment_state` rebuilds from them a clusterer with the same parameters and learned
+        state, which assigns exactly as this one. `cluster_ids` may be rewritten (to stable ids,
+        say) before saving: `assign` returns whatever it holds.
+        """
+        check_is_fitted(self)
         pca = self.pca_
         return {
+            "params": np.array(json.dumps(self.get_params(), sort_keys=True)),
+            "timings": np.array(json.dumps(self.timings_, sort_keys=True)),
+            "n_features_in": np.array(self.n_features_in_, np.int64),
             "pca_mean": np.zeros(0) if pca is None else np.asarray(pca.mean_, np.float64),
             "pca_components": np.zeros((0, 0)) if pca is None else np.asarray(pca.components_, np.float64),
+            "labels": self.labels_,
+            "probabilities": self.probabilities_,
+            "outlier_scores": self.outlier_scores_,
+            "hdbscan_labels": self.hdbscan_labels_,
+            "centroids": self.centroids_,
             "reduced_centroids": self.reduced_centroids_,
             "bounds": self.bounds_,
             "typical": self.typical_,
@@ -324,14 +421,17 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
 
     @classmethod
     def from_assignment_state(cls, state: dict[str, np.ndarray]) -> OriginClusterer:
-        missing = [key for key in ASSIGNMENT_STATE if key not in state]
+        """The fitted clusterer that `assignment_state` described (its PCA as a `LinearProjection`)."""
+        missing = [key for key in ("params", "timings", *STATE_ARRAYS) if key not in state]
         if missing:
             raise ValueError(f"assignment state lacks {missing}")
-        clusterer = cls()
+        clusterer = cls(**json.loads(str(state["params"])))
         has_pca = np.asarray(state["pca_components"]).size > 0
         clusterer.pca_ = LinearProjection(state["pca_mean"], state["pca_components"]) if has_pca else None
-        clusterer.reduced_centroids_ = np.asarray(state["reduced_centroids"], np.float32)
-        clusterer.bounds_ = np.asarray(state["bounds"], np.float32)
-        clusterer.typical_ = np.asarray(state["typical"], np.float32)
-        clusterer.cluster_ids_ = np.asarray(state["cluster_ids"], np.int64)
+        clusterer.n_features_in_ = int(state["n_features_in"])
+        clusterer.timings_ = json.loads(str(state["timings"]))
+        for name, dtype in (("labels", np.int64), ("hdbscan_labels", np.int64), ("cluster_ids", np.int64),
+                            ("probabilities", np.float32), ("outlier_scores", np.float32), ("centroids", np.float32),
+                            ("reduced_centroids", np.float32), ("bounds", np.float32), ("typical", np.float32)):
+            setattr(clusterer, f"{name}_", np.asarray(state[name], dtype))
         return clusterer

@@ -1,6 +1,7 @@
-"""Pooled refinement of a clustering: pooled fingerprints, merge, split, and re-assignment.
+"""Optional pooled refinement of a clustering: split clusters that hold two origins, merge those that hold one.
 
-Single-image fingerprints are noisy; a cluster's mean (its pooled fingerprint) is far less so.
+Single-image fingerprints are noisy; a cluster's mean (its pooled fingerprint, `clustering.pooled`)
+is far less so, and held-out evidence over many members decides each split and merge.
 Everything here works on L2-normalised (reduced) vectors and integer labels (-1 = noise).
 """
 from __future__ import annotations
@@ -10,79 +11,13 @@ from contextlib import contextmanager
 
 import faiss
 import numpy as np
-import scipy.sparse as sp
-from scipy import stats
 
-# Median absolute deviation to standard deviation for a normal distribution.
-MAD_TO_STD = 1.4826
+from clustering.pooled import MAD_TO_STD, members_of, pooled_centroids
+
 # Cap on the evidence (nats) one point contributes to a split or merge decision.
 MAX_POINT_EVIDENCE = 2.0
 # Members used per cluster when testing separations (enough for a stable estimate).
 MAX_TEST_POINTS = 2_000
-
-
-def normalise(x: np.ndarray) -> np.ndarray:
-    x = np.array(x, dtype=np.float32, order="C", copy=True)
-    faiss.normalize_L2(x)
-    return x
-
-
-def compact(labels: np.ndarray) -> np.ndarray:
-    """Labels renumbered 0..k-1 by decreasing cluster size (ties by old label); -1 kept."""
-    labels = np.asarray(labels)
-    kept = labels >= 0
-    values, counts = np.unique(labels[kept], return_counts=True)
-    order = values[np.lexsort((values, -counts))]
-    lookup = np.full(labels.max(initial=-1) + 2, -1, dtype=np.int64)
-    lookup[order] = np.arange(len(order))
-    out = np.full(len(labels), -1, dtype=np.int64)
-    out[kept] = lookup[labels[kept]]
-    return out
-
-
-def members_of(labels: np.ndarray, n_clusters: int) -> list[np.ndarray]:
-    """Indices of each cluster's members (one sort, not one scan per cluster)."""
-    kept = np.flatnonzero(labels >= 0)
-    order = kept[np.argsort(labels[kept], kind="stable")]
-    return np.split(order, np.cumsum(np.bincount(labels[kept], minlength=n_clusters))[:-1])
-
-
-def pooled_centroids(vectors: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:
-    """Normalised mean of each cluster's members, (n_clusters, dim) float32."""
-    kept = np.flatnonzero(labels >= 0)
-    indicator = sp.csr_matrix(
-        (np.ones(len(kept), np.float32), (labels[kept], kept)), shape=(n_clusters, len(labels))
-    )
-    return normalise(np.asarray(indicator @ vectors))
-
-
-def acceptance_bounds(
-    vectors: np.ndarray, labels: np.ndarray, centroids: np.ndarray, n_mads: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per cluster (lowest accepted similarity, median member similarity) to its centroid.
-
-    The bound is median - n_mads robust standard deviations of the members' similarities: a
-    point is as close to the pooled fingerprint as the cluster's own members are.
-    """
-    groups = [
-        vectors[members] @ centroid
-        for members, centroid in zip(members_of(labels, len(centroids)), centroids)
-    ]
-    median = np.array([np.median(g) for g in groups], dtype=np.float32)
-    mad = np.array([np.median(np.abs(g - m)) for g, m in zip(groups, median)], dtype=np.float32)
-    return median - n_mads * MAD_TO_STD * mad, median
-
-
-def reassign(
-    vectors: np.ndarray, centroids: np.ndarray, bounds: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(label of the nearest centroid if within its bound else -1, similarity to it)."""
-    index = faiss.IndexFlatIP(centroids.shape[1])
-    index.add(np.ascontiguousarray(centroids, dtype=np.float32))
-    sims, nearest = index.search(np.ascontiguousarray(vectors, dtype=np.float32), 1)
-    sims, nearest = sims[:, 0], nearest[:, 0]
-    labels = np.where(sims >= bounds[nearest], nearest, -1)
-    return labels.astype(np.int64), sims
 
 
 def _robust_fit(x: np.ndarray) -> tuple[float, float]:
@@ -92,6 +27,8 @@ def _robust_fit(x: np.ndarray) -> tuple[float, float]:
 
 
 def _log_density(x: np.ndarray, fit: tuple[float, float]) -> np.ndarray:
+    from scipy import stats  # a second to import: only refinement needs it, not a store's plain update
+
     return stats.norm.logpdf(x, loc=fit[0], scale=fit[1])
 
 

@@ -40,6 +40,8 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save as save_safetensors_bytes
 
+from clustering.atomic_file import write_bytes_atomic
+
 GENERATED, REAL, UNSURE = "generated", "real", "unsure"
 VERDICTS = (GENERATED, REAL, UNSURE)
 FORMAT = "genprint-verdict-calibration"
@@ -209,12 +211,9 @@ class VerdictCalibrator:
         return hashlib.sha256(self.to_bytes()).hexdigest()[:16]
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the calibration to ``path`` (written aside and renamed: never half a file)."""
+        """Write the calibration to ``path`` (atomically, `clustering.atomic_file`: never half a file)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(self.to_bytes())
-        os.replace(tmp, path)
+        write_bytes_atomic(path, self.to_bytes())
         return path
 
     @classmethod

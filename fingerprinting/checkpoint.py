@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
+from clustering.atomic_file import write_bytes_atomic, write_text_atomic
 from fingerprinting.network import FingerprintNet, NetworkConfig
 
 if TYPE_CHECKING:
@@ -84,18 +84,6 @@ def _weights_path(path: str | os.PathLike) -> Path:
     return path
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike) -> Path:
     """Write ``path`` (.safetensors) and its .json; returns the weights path. The version ends in the checksum."""
     weights_path = _weights_path(path)
@@ -121,8 +109,8 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike) -> Path:
         "weights_file": weights_path.name,
         "weights_sha256": sha256,
     }
-    _atomic_write(weights_path, weights)
-    _atomic_write(config_path(weights_path), (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
+    write_bytes_atomic(weights_path, weights)
+    write_text_atomic(config_path(weights_path), json.dumps(config, indent=2, sort_keys=True) + "\n")
     checkpoint.version = version
     return weights_path
 

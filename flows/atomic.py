@@ -24,7 +24,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from clustering.atomic_file import fsync_dir, write_atomic
+from clustering.atomic_file import fsync_dir, fsync_file, write_atomic, write_text_atomic
 
 STAGING = ".staging"
 COMMIT_MARKER = "COMMIT"
@@ -43,7 +43,7 @@ def write_parquet(path: Path, table: pa.Table) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
-    write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    write_text_atomic(path, text)
 
 
 def write_json(path: Path, payload: object) -> None:
@@ -93,8 +93,7 @@ class Transaction:
     def commit(self) -> None:
         files = sorted(str(p.relative_to(self.staging)) for p in self.staging.rglob("*") if p.is_file())
         for rel in files:
-            with open(self.staging / rel, "rb") as handle:
-                os.fsync(handle.fileno())
+            fsync_file(self.staging / rel)
             _crash_point("stage", rel)
         write_json(self.staging / COMMIT_MARKER, {"files": files, "delete": sorted(self._deletions)})
         _publish(self.root)

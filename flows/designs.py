@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from clustering.refine import pooled_centroids
+from clustering.pooled import pooled_centroids
 from fingerprinting.design import HYPERPARAMETERS, LOSS_TYPES
 from fingerprinting.parsing import LOSS_TYPES_COLUMN, conform_parsed, empty_parsed, parsed_columns
 from flows.errors import UserError

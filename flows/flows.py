@@ -1,4 +1,4 @@
-"""Prefect flows: thin orchestration over the plain steps (discover, fingerprint shards, update, report).
+"""Prefect flows: thin orchestration over the plain steps of flows.batch (discover, fingerprint shards, the update's stages).
 
 - `run_flow`: one incremental batch run; fingerprint shards are mapped as tasks whose results stay
   on disk in the store (a task returns its shard folder, never arrays), so the same tasks run on the
@@ -17,9 +17,8 @@ from flows import prefect_env
 prefect_env.configure()
 
 import re  # noqa: E402
-import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from dataclasses import asdict, replace  # noqa: E402
+from dataclasses import asdict  # noqa: E402
 from functools import lru_cache  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -30,71 +29,53 @@ from prefect.futures import as_completed  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 from prefect.utilities.annotations import quote  # noqa: E402
 
+from flows.batch import IO_RETRIES, IO_RETRY_DELAY_S, Steps, discover_step, execute  # noqa: E402
 from flows.investigate import investigate  # noqa: E402
 from flows.known import KnownGenerators  # noqa: E402
 from flows.markdown import markdown_table  # noqa: E402
-from flows.model import cached_fingerprinter  # noqa: E402
 from flows.progress import progress_bar  # noqa: E402
 from flows.runners import pin_this_thread, shard_runner  # noqa: E402
-from flows.runs import Prepared, RunContext, RunOptions, RunSummary, begin_run, prepare  # noqa: E402
+from flows.runs import Prepared, RunOptions, RunSummary, begin_run  # noqa: E402
 from flows.shards import fingerprint_shard  # noqa: E402
-from flows.stage_memory import StagePeaks  # noqa: E402
 from flows.store import StoreFolder  # noqa: E402
-from flows.update import update  # noqa: E402
+
 
 def _is_io_error(task, task_run, state) -> bool:
     """Retry only what a retry can fix: I/O errors (a busy disk, a flaky network filesystem)."""
     return isinstance(getattr(state, "data", None), OSError)
 
 
-_IO_RETRIES = dict(retries=2, retry_delay_seconds=3, retry_condition_fn=_is_io_error)
+_IO_RETRIES = dict(retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAY_S, retry_condition_fn=_is_io_error)
 _NO_RESULTS = dict(cache_policy=NO_CACHE, persist_result=False)
 
-
-@task(name="discover", **_IO_RETRIES, **_NO_RESULTS)
-def discover_task(store: str, sources: list[str], options: RunOptions) -> Prepared:
-    fingerprinter = cached_fingerprinter(options.model)
-    with progress_bar("discovering", enabled=options.progress) as on_progress:
-        return prepare(StoreFolder(store), sources, fingerprinter, options.shard_size, on_progress, options.allowed_roots)
+discover_task = task(name="discover", **_IO_RETRIES, **_NO_RESULTS)(discover_step)
 
 
 @task(name="fingerprint-shard", tags=["genprint-fingerprint"], **_IO_RETRIES, **_NO_RESULTS)
 def fingerprint_shard_task(store: str, key: str, paths: list[str], model: str) -> str:
+    prefect_env.guard_temporary_server()  # on a Dask worker without PREFECT_API_URL, its own temporary API
     pin_this_thread()
     return fingerprint_shard(store, key, paths, model)
 
 
 @flow(name="genprint-run", task_runner=ThreadPoolTaskRunner(max_workers=1), validate_parameters=False)
 def run_flow(store: str, sources: list[str], options: RunOptions) -> RunSummary:
-    """One incremental batch run over `sources` into `store` (see flows.update for the clustering rule).
+    """One incremental batch run over `sources` into `store` (flows.batch; see flows.update for the clustering rule).
 
     Called inside `flows.runs.begin_run` (by `Store.run` and `scheduled_run_flow`): the checks are
     made and the store's lock is held, `options.model` is resolved.
     """
-    logger = get_run_logger()
-    parameters = dict(
-        model=options.model, shard_size=options.shard_size, recluster=options.recluster, min_cluster_size=options.min_cluster_size
-    )
-    context = RunContext.start(sources, parameters)
-    logger.info("run %s into %s", context.run_id, store)
-    # Each stage's peak on its own: fingerprinting works on bounded shards, the update holds every stored fingerprint.
-    peaks = StagePeaks()
-    with peaks.stage("fingerprint"):
-        prepared = discover_task(store, sources, options)
-        started = time.perf_counter()
-        shard_dirs = _fingerprint_shards(store, prepared, options)
-        seconds = {"discover": prepared.seconds, "fingerprint": time.perf_counter() - started}
-    with peaks.stage("update"):
-        summary = update(StoreFolder(store), context, prepared, shard_dirs, options, seconds, stage=_stage_task)
-    summary = replace(summary, peak_memory_mb=peaks.mb)
+    prefect_env.guard_temporary_server()
+    summary = execute(store, sources, options, Steps(discover_task, _fingerprint_shards, _stage_task), get_run_logger())
     _publish_artifacts(summary)
-    logger.info(summary.describe())
+    get_run_logger().info(summary.describe())
     return summary
 
 
 @flow(name="genprint-scheduled-run", validate_parameters=False)
 def scheduled_run_flow(store: str, sources: list[str], options: dict) -> RunSummary:
     """A run that `serve`'s schedule starts (its options come back as JSON): `begin_run`'s checks and lock, then `run_flow`."""
+    prefect_env.guard_temporary_server()
     with begin_run(StoreFolder(store), sources, RunOptions(**options)) as checked:
         return run_flow(store, sources, checked)
 
@@ -115,10 +96,6 @@ def _stage_task(name: str, step: Callable, *args):
 def _fingerprint_shards(store: str, prepared: Prepared, options: RunOptions) -> list[str]:
     """Fingerprint the run's shards as mapped tasks; their folders in the order of `prepared.shards`."""
     todo = sum(len(s.paths) for s in prepared.shards)
-    get_run_logger().info(
-        "%d inputs: %d images already stored, %d new in %d shards (%d finished earlier), %d unusable",
-        prepared.inputs, prepared.images_known, todo, len(prepared.shards), prepared.shards_done, len(prepared.errors),
-    )
     done: dict[str, str] = {}
     with shard_runner(options.dask_address) as runner, progress_bar("fingerprinting", enabled=options.progress and todo > 0) as on_progress:
         futures = runner.map(fingerprint_shard_task, dict(
@@ -160,6 +137,7 @@ def _artifact_key(store: str) -> str:
 @flow(name="genprint-investigate", validate_parameters=False)
 def investigate_flow(store: str, images: list[str], k: int = 10) -> dict:
     """Investigate query images against a store; the result as JSON-ready data (also a markdown artifact)."""
+    prefect_env.guard_temporary_server()
     investigation = investigate(StoreFolder(store), images, k=k)
     table = investigation.queries[["query", "cluster_id", "cluster_size", "fake_score", "attributed_generator"]]
     create_markdown_artifact(
@@ -175,6 +153,7 @@ def known_add_flow(
     store: str, name: str, sources: list[str], model: str | None = None, wait: float = 0.0, design: dict[str, object] | None = None
 ) -> int:
     """Register `sources` as reference images of generator `name` (and its known `design`); returns the number of unusable inputs."""
+    prefect_env.guard_temporary_server()
     errors = KnownGenerators(StoreFolder(store)).add(name, sources, model=model, wait=wait, design=design)
     for row in errors.itertuples(index=False):
         get_run_logger().warning("reference not usable: %s: %s", row.path, row.error)

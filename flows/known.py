@@ -65,7 +65,7 @@ class KnownGenerators:
             return [None] * len(vectors), np.full(len(vectors), np.nan, np.float32)
         from clustering.attribution import OpenSetAttributor
 
-        predicted, scores = OpenSetAttributor(**rule).fit(references, names).predict(vectors)
+        predicted, scores = OpenSetAttributor(**rule).fit(references, names).predict_with_scores(vectors)
         return list(predicted), np.asarray(scores, np.float32)
 
     def digest(self) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +18,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from clustering.atomic_file import write_dir_atomic
 from fingerprinting.embed import embed_paths
 from fingerprinting.fingerprinter import Fingerprinter
-from flows.atomic import fsync_dir
 from flows.model import cached_fingerprinter
 from flows.schemas import shard_errors_schema, shard_records_schema, to_table, vectors_table
 
@@ -72,18 +71,13 @@ def fingerprint_shard(store_root: str | os.PathLike, key: str, paths: list[str],
     records = pd.concat([c.records for c in chunks], ignore_index=True)
     vectors = np.concatenate([c.vectors for c in chunks]) if chunks else np.zeros((0, fingerprinter.dim), np.float32)
     errors = pd.concat([c.errors for c in chunks], ignore_index=True)
-    tmp = out.with_name(f".tmp-{key}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    pq.write_table(to_table(records, shard_records_schema()), tmp / RECORDS_FILE)
-    pq.write_table(vectors_table(records["image_id"].tolist(), vectors), tmp / VECTORS_FILE)
-    pq.write_table(to_table(errors, shard_errors_schema()), tmp / ERRORS_FILE)
-    for name in (RECORDS_FILE, VECTORS_FILE, ERRORS_FILE):
-        with open(tmp / name, "rb") as handle:
-            os.fsync(handle.fileno())
-    fsync_dir(tmp)
-    os.rename(tmp, out)  # atomic: the shard is complete or absent
-    fsync_dir(out.parent)
+
+    def write(tmp: Path) -> None:
+        pq.write_table(to_table(records, shard_records_schema()), tmp / RECORDS_FILE)
+        pq.write_table(vectors_table(records["image_id"].tolist(), vectors), tmp / VECTORS_FILE)
+        pq.write_table(to_table(errors, shard_errors_schema()), tmp / ERRORS_FILE)
+
+    write_dir_atomic(out, write)  # the shard is complete or absent
     return str(out)
 
 

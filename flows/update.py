@@ -16,7 +16,6 @@ design lending, report pictures, commit), each a named function; the flow runs e
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import shutil
 import time
@@ -30,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 
 from clustering.index import FingerprintIndex, IndexCorruptError
+from clustering.votes import cluster_votes
 from fingerprinting.fingerprinter import Fingerprinter, attributor_params
 from fingerprinting.parsing import aggregate_parsed_by, parsed_columns
 from flows import schemas
@@ -38,7 +38,7 @@ from flows.clustering_step import CLUSTERER_STATE, Clustered, assign_new, reclus
 from flows.designs import MIN_SIMILARITY, lend_designs, match_designs
 from flows.known import KnownGenerators
 from flows.model import cached_fingerprinter
-from flows.report import cluster_cards, render_report
+from flows.report import Report, render_report, report_pictures
 from flows.runs import Prepared, RunContext, RunOptions, RunSummary, new_meta
 from flows.schemas import NO_CLUSTER, vectors_from_table, vectors_table
 from flows.shards import SHARDS_DIR, VECTORS_FILE, read_shard
@@ -46,7 +46,6 @@ from flows.store import StoreError, StoreFolder, is_in
 from flows.verdicts import VERDICT_META, calibration_digest, judge, needs_rejudging
 
 RECLUSTER_FRACTION = 0.10
-REPORT_CARDS = "index/report_cards.json"  # the report's cluster pictures, reused while clusters stay the same
 IMAGES, CLUSTERS, ERRORS, PATHS = StoreFolder.IMAGES, StoreFolder.CLUSTERS, StoreFolder.ERRORS, StoreFolder.PATHS
 SCHEMAS = {
     IMAGES: schemas.images_schema(),
@@ -102,9 +101,7 @@ class _RunResult:
     index: FingerprintIndex | None  # None: no new vectors, the stored index stays
     clustered: Clustered
     new: _NewImages
-    report: str
-    clusters: pd.DataFrame  # the report cards were drawn for these clusters
-    cards: list[dict]
+    report: Report
 
 
 StageRunner = Callable[..., Any]
@@ -143,16 +140,17 @@ def update(
     clusters = stage("design-lending", _lend_designs, tables.clusters, before[CLUSTERS], tables.images, clustering, known, fingerprinter)
     timings = dict(seconds or {})
     summary = _summary(store, context, prepared, clustering, len(new.records), tables, clusters, timings)
-    cards = stage("report", _report_cards, store, tables.images, clusters, clustering)
+    # Pictures are the slow part of a report: those of unchanged clusters and images are reused.
+    pictures = stage("report", report_pictures, store, tables.images, clusters, new.records["image_id"].tolist(), new.vectors)
     timings["update"] = time.perf_counter() - started  # all but the final write
     timings["total"] = sum(v for k, v in timings.items() if k != "total")
     changed = _changed_tables(store, before, {IMAGES: tables.images, CLUSTERS: clusters, ERRORS: tables.errors, PATHS: tables.paths})
     if len(new.records):
         changed[StoreFolder.IDS] = schemas.to_table(ids, schemas.ids_schema())
-    report = render_report(store, tables.images, clusters, tables.errors, summary, cards)
+    report = render_report(store, tables.images, clusters, tables.errors, summary, pictures)
     meta = _next_meta(meta, clustering, fingerprinter, len(new.records), len(tables.images), context.run_id)
     index_changed = index if len(new.records) else None
-    result = _RunResult(context, summary, meta, changed, index_changed, clustering.clustered, new, report, clusters, cards)
+    result = _RunResult(context, summary, meta, changed, index_changed, clustering.clustered, new, report)
     stage("commit", _commit, store, result)
     shutil.rmtree(store / str(SHARDS_DIR), ignore_errors=True)  # committed: the shards are history now
     return summary
@@ -275,12 +273,6 @@ def _summary(
     )
 
 
-def _report_cards(store: StoreFolder, images: pd.DataFrame, clusters: pd.DataFrame, clustering: _Pass) -> list[dict]:
-    """The report's cluster pictures, the slow part of a report: a run that changed no cluster reuses the last ones."""
-    cards = _cached_cards(store, clusters) if clustering.mode == "unchanged" and not clustering.full else None
-    return cards if cards is not None else cluster_cards(images, clusters)
-
-
 def _changed_tables(store: StoreFolder, before: dict[str, pd.DataFrame], frames: dict[str, pd.DataFrame]) -> dict[str, pa.Table]:
     """Only what changed is rewritten: at a million images a no-op run must not rewrite the index."""
     tables = {rel: schemas.to_table(frame, SCHEMAS[rel]) for rel, frame in frames.items()}
@@ -329,26 +321,11 @@ def _stage_and_commit(transaction: Transaction, result: _RunResult) -> None:
     transaction.write_parquet(
         f"{run_folder}/cluster_events.parquet", schemas.to_table(result.clustered.events, schemas.cluster_events_schema())
     )
-    transaction.write_text(StoreFolder.REPORT, result.report)
-    transaction.write_text(f"{run_folder}/report.html", result.report)
-    transaction.write_json(REPORT_CARDS, {"clusters": _signature(result.clusters), "cards": result.cards})
+    result.report.stage(transaction, run_folder)
     transaction.write_parquet(f"{run_folder}/run.parquet", _run_row(context, summary, meta))
     transaction.write_json(f"{run_folder}/run.json", _run_record(context, summary, meta))
     transaction.write_json(StoreFolder.META, meta)
     transaction.commit()
-
-
-def _signature(clusters: pd.DataFrame) -> str:
-    return hashlib.sha256(clusters.to_json(orient="records", default_handler=str).encode()).hexdigest()
-
-
-def _cached_cards(store: StoreFolder, clusters: pd.DataFrame) -> list[dict] | None:
-    """The last report's cluster cards, if they were drawn for exactly these clusters."""
-    try:
-        cached = json.loads((store / REPORT_CARDS).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return cached["cards"] if cached.get("clusters") == _signature(clusters) else None
 
 
 def _collect(shard_dirs: Sequence[str], stored: set[str], dim: int) -> _NewImages:
@@ -378,7 +355,7 @@ def _collect(shard_dirs: Sequence[str], stored: set[str], dim: int) -> _NewImage
 def _load_index(store: StoreFolder, meta: dict, dim: int) -> FingerprintIndex:
     path = store / StoreFolder.INDEX
     if meta["next_int_id"] == 0:
-        return FingerprintIndex(dim)
+        return FingerprintIndex(dim=dim)
     try:
         return FingerprintIndex.load(path)
     except IndexCorruptError as exc:
@@ -490,10 +467,8 @@ def _lend_designs(
 
 def _cluster_attribution(members: pd.DataFrame, keys: list[int]) -> pd.DataFrame:
     """A cluster's generator: the name a majority of its members are attributed to, that share, their mean score."""
-    from clustering.attribution import OpenSetAttributor
-
     names = [n if isinstance(n, str) else None for n in members["attributed_generator"]]
-    votes = OpenSetAttributor.attribute_clusters(members["cluster_id"].to_numpy(), names)
+    votes = cluster_votes(members["cluster_id"].to_numpy(), names)
     winners = [votes[k][0] for k in keys]
     mean_score = members.groupby(["cluster_id", "attributed_generator"])["attribution_score"].mean()
     return pd.DataFrame(

@@ -9,7 +9,8 @@ the registry changed), a run over all of them plus an unusable file (a re-cluste
 with nothing new. Run ids (a timestamp and a random token) are fixed
 so that the tables can be compared as bytes; everything else is each checkout's own code. Exits
 non-zero when a compared file differs. The report pages (they hold timings) and the registry's
-`added_at` are not compared.
+`added_at` are not compared, nor the clusterer's `timings` in `index/clusterer.npz` (wall-clock
+seconds of its fit): that file is compared array by array without them.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parents[1]
@@ -103,12 +105,25 @@ def _compare(this: Path, other: Path) -> int:
     names = sorted({p.relative_to(root).as_posix() for root in (this, other) for pattern in COMPARED for p in root.glob(pattern)})
     differ = 0
     for name in names:
-        digests = [hashlib.sha256((root / name).read_bytes()).hexdigest()[:16] if (root / name).is_file() else "absent" for root in (this, other)]
+        digests = [_digest(root / name) if (root / name).is_file() else "absent" for root in (this, other)]
         same = digests[0] == digests[1]
         differ += not same
         print(f"{'same  ' if same else 'DIFFER'} {digests[0]} {digests[1]}  {name}")
     print(f"{len(names) - differ} of {len(names)} files identical")
     return 1 if differ else 0
+
+
+def _digest(path: Path) -> str:
+    """The file's bytes; of an .npz, each array's name, dtype, shape and bytes but the fit's timings."""
+    if path.suffix != ".npz":
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256()
+    with np.load(path, allow_pickle=False) as arrays:
+        for name in sorted(set(arrays.files) - {"timings"}):
+            array = arrays[name]
+            digest.update(f"{name}:{array.dtype}:{array.shape}".encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ def test_known_images_are_named_and_unseen_ones_rejected(world):
     data, names, reference, attributor = world
     known = (data.origins < 6) & ~reference
     unseen = data.origins >= 6
-    predicted, scores = attributor.predict(data.vectors)
+    predicted, scores = attributor.predict_with_scores(data.vectors)
     assert predicted.dtype == object and scores.dtype == np.float32
     assert metrics.closed_set_accuracy(names[known], predicted[known]) > 0.85
     assert np.mean([p is None for p in predicted[unseen]]) > 0.9
@@ -48,7 +48,7 @@ def test_explicit_threshold_and_uncalibratable_references():
     x = np.eye(3, dtype=np.float32)
     attributor = OpenSetAttributor(threshold=0.9).fit(x[:2], ["a", "b"])
     assert attributor.threshold_ == 0.9
-    names, scores = attributor.predict(np.array([[1, 0.1, 0], [0, 0, 1]], np.float32))
+    names, scores = attributor.predict_with_scores(np.array([[1, 0.1, 0], [0, 0, 1]], np.float32))
     assert names[0] == "a" and names[1] is None
     assert scores[1] == pytest.approx(0.0)
     single = OpenSetAttributor().fit(x[:2], ["a", "b"])  # one reference each: nothing to hold out
@@ -84,9 +84,9 @@ def test_nearest_references_name_a_generator_with_two_modes_that_its_mean_misses
     queries = np.concatenate([around(a_modes[0], 10), around(a_modes[1], 10)])
     nearest = OpenSetAttributor(n_neighbors=3).fit(references, names)
     prototype = OpenSetAttributor(n_neighbors=None).fit(references, names)
-    assert list(nearest.names_[nearest.scores(queries).argmax(1)]) == ["a"] * 20
-    assert np.mean(nearest.predict(queries)[0] == "a") >= 0.8  # the rest fall under the 5 % reject threshold
-    assert list(prototype.scores(queries[:10]).argmax(1)) == [1] * 10  # the first mode's images go to b
+    assert list(nearest.names_[nearest.name_scores(queries).argmax(1)]) == ["a"] * 20
+    assert np.mean(nearest.predict(queries) == "a") >= 0.8  # the rest fall under the 5 % reject threshold
+    assert list(prototype.name_scores(queries[:10]).argmax(1)) == [1] * 10  # the first mode's images go to b
     # Leave-one-out: a reference is never its own neighbour, so genuine scores stay below 1.
     assert nearest.genuine_scores_.max() < 0.9999 and len(nearest.genuine_scores_) == 60
 
@@ -100,7 +100,7 @@ def test_prototype_scores_are_cosine_to_the_normalised_mean():
     query = rng.standard_normal((4, 8)).astype(np.float32)
     query /= np.linalg.norm(query, axis=1, keepdims=True)
     mean_y = unit[10:].mean(0)
-    np.testing.assert_allclose(attributor.scores(query)[:, 1], query @ (mean_y / np.linalg.norm(mean_y)), atol=1e-5)
+    np.testing.assert_allclose(attributor.name_scores(query)[:, 1], query @ (mean_y / np.linalg.norm(mean_y)), atol=1e-5)
     with pytest.raises(ValueError):
         OpenSetAttributor(n_neighbors=0).fit(references, names)
 
@@ -119,8 +119,8 @@ def test_naming_outvotes_a_stray_reference_while_acceptance_uses_the_nearest():
     assert best[0] == "a"
     unit = a / np.linalg.norm(a, axis=1, keepdims=True)
     assert score[0] == pytest.approx((unit @ (query[0] / np.linalg.norm(query[0]))).max(), abs=1e-5)  # nearest a reference
-    assert three.predict(query)[0][0] == "a"
-    assert OpenSetAttributor(naming_neighbors=3, threshold=0.9999).fit(references, names).predict(query)[0][0] is None
+    assert three.predict(query)[0] == "a"
+    assert OpenSetAttributor(naming_neighbors=3, threshold=0.9999).fit(references, names).predict(query)[0] is None
     with pytest.raises(ValueError):
         OpenSetAttributor(naming_neighbors=0).fit(references, names)
 
@@ -152,9 +152,9 @@ def test_whitened_naming_discounts_scatter_every_generator_shares():
     best, score = whitened.name(known)
     assert np.mean(best == truth) > 0.95
     # Acceptance is not whitened: the same scores and threshold as without whitening.
-    np.testing.assert_allclose(whitened.scores(unseen), plain.scores(unseen), atol=1e-6)
+    np.testing.assert_allclose(whitened.name_scores(unseen), plain.name_scores(unseen), atol=1e-6)
     assert whitened.threshold_ == pytest.approx(plain.threshold_)
-    np.testing.assert_allclose(score, plain.scores(known)[np.arange(len(best)), np.searchsorted(plain.names_, best.astype(str))], atol=1e-6)
+    np.testing.assert_allclose(score, plain.name_scores(known)[np.arange(len(best)), np.searchsorted(plain.names_, best.astype(str))], atol=1e-6)
 
 
 def test_whitening_can_also_name_worse():

@@ -63,7 +63,7 @@ def test_marra_vectors_correlate_with_the_mean_residual(part: quality.Partition)
     first = attributor.names_[0]
     mean_residual = vectors[data.member[refs].astype(str) == first].mean(0)
     correlation = np.corrcoef(query, mean_residual)[0, 1]
-    assert attributor.scores(query[None])[0, 0] == pytest.approx(correlation, abs=1e-4)
+    assert attributor.name_scores(query[None])[0, 0] == pytest.approx(correlation, abs=1e-4)
     assert np.isfinite(noise_residual(np.full((32, 32, 3), 9, np.uint8))).all()  # flat image: no division by zero
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import hdbscan
 import numpy as np
 
-from clustering import refine
 from clustering.cohesive_selection import cohesion, cohesive_eom_labels
 from clustering.origin import OriginClusterer
 from clustering.synthetic import make_fingerprints
+from clustering.vectors import normalise
 
 TREE_DTYPE = [("parent", np.intp), ("child", np.intp), ("lambda_val", float), ("child_size", np.intp)]
 
@@ -57,7 +57,7 @@ def test_origin_clusterer_keeps_the_cohesive_parts_of_a_loose_cluster():
     data = make_fingerprints(n_origins=8, images_per_origin=40, n_real=100, dim=16, origins_per_design=3,
                              seed_distance=1.5, noise=0.8, seed=0)
     clusterer = OriginClusterer(min_cluster_size=20).fit(data.vectors)
-    X = refine.normalise(data.vectors)
+    X = normalise(data.vectors)
     assert (cohesion(X, clusterer.hdbscan_labels_) >= clusterer.min_cohesion).all()
 
     plain = hdbscan.HDBSCAN(min_cluster_size=20, min_samples=5).fit(clusterer.reduce(data.vectors).astype(np.float64)).labels_

@@ -122,15 +122,19 @@ def test_vectors_index_map_and_run_history(tiny_store: SimpleNamespace) -> None:
 
 
 
-def test_the_updates_stages_are_prefect_tasks_of_their_names(tiny_store: SimpleNamespace) -> None:
-    """A user following a run in Prefect's UI sees each stage of the update, the one commit last."""
+def test_the_updates_stages_are_prefect_tasks_of_their_names(
+    store_copy: Store, tiny_zoo: SimpleNamespace, run_options: dict, prefect_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user following a run in Prefect's UI (PREFECT_API_URL set: the run is a flow) sees each stage of the update, the one commit last."""
     from prefect import get_client
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterId
     from prefect.client.schemas.sorting import TaskRunSort
 
+    monkeypatch.setenv("PREFECT_API_URL", prefect_api)
+    store_copy.run([str(tiny_zoo.root)], **run_options)
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["genprint-run"])))
-        (flow_run,) = [run for run in runs if run.parameters.get("store") == str(tiny_store.store.root)]
+        (flow_run,) = [run for run in runs if run.parameters.get("store") == str(store_copy.root)]
         task_runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])), sort=TaskRunSort.EXPECTED_START_TIME_ASC
         )

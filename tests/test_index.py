@@ -34,7 +34,7 @@ def test_search_returns_exact_neighbours_under_their_ids():
 
 
 def test_fewer_vectors_than_k_are_padded_with_minus_one():
-    index = FingerprintIndex(8)
+    index = FingerprintIndex(dim=8)
     index.add(unit_vectors(2, 8), np.array([5, 6]))
     sims, ids = index.search(unit_vectors(1, 8, seed=1), k=4)
     assert sorted(ids[0, :2]) == [5, 6] and (ids[0, 2:] == -1).all()
@@ -46,11 +46,11 @@ def test_incremental_add_changes_type_and_keeps_every_vector(monkeypatch):
     dim = 16
     x = unit_vectors(2_000, dim)
     ids = np.arange(2_000, dtype=np.int64) + 1_000
-    index = FingerprintIndex(dim)
+    index = FingerprintIndex(dim=dim)
     index.add(x[:200], ids[:200])
-    assert index.factory == "IDMap2,Flat"
+    assert index.factory_ == "IDMap2,Flat"
     index.add(x[200:400], ids[200:400])
-    assert index.factory.startswith("IVF") and index.ntotal == 400
+    assert index.factory_.startswith("IVF") and index.ntotal == 400
     index.add(x[400:], ids[400:])
     assert index.ntotal == 2_000
     stored, stored_ids = index.vectors_and_ids()
@@ -64,7 +64,7 @@ def test_incremental_add_changes_type_and_keeps_every_vector(monkeypatch):
 
 
 def test_duplicate_ids_are_refused():
-    index = FingerprintIndex(8)
+    index = FingerprintIndex(dim=8)
     index.add(unit_vectors(3, 8), np.array([1, 2, 3]))
     with pytest.raises(ValueError, match="already"):
         index.add(unit_vectors(1, 8), np.array([2]))
@@ -102,7 +102,7 @@ def test_save_load_round_trip(tmp_path):
     meta = json.loads(FingerprintIndex.sidecar_path(path).read_text())
     assert meta["count"] == 400 and meta["dim"] == 16 and meta["factory"] == "IVF8,Flat"
     loaded = FingerprintIndex.load(path)
-    assert (loaded.ntotal, loaded.factory, loaded.nprobe, loaded.auto) == (400, "IVF8,Flat", 3, False)
+    assert (loaded.ntotal, loaded.factory_, loaded.nprobe, loaded.auto) == (400, "IVF8,Flat", 3, False)
     np.testing.assert_array_equal(loaded.search(x[:10], 5)[1], index.search(x[:10], 5)[1])
     loaded.add(unit_vectors(5, 16, seed=2), np.arange(5) + 10_000)
     assert loaded.ntotal == 405
@@ -130,7 +130,7 @@ def test_compressed_index_searches_but_never_rebuilds_itself():
     index = FingerprintIndex.from_vectors(x[:2_000], np.arange(2_000), factory="IVF16,PQ4x4")
     assert not index.lossless
     index.add(x[2_000:], np.arange(2_000, 3_000))
-    assert index.factory == "IVF16,PQ4x4" and index.ntotal == 3_000
+    assert index.factory_ == "IVF16,PQ4x4" and index.ntotal == 3_000
     with pytest.raises(NotImplementedError):
         index.vectors_and_ids()
     index.nprobe = 16

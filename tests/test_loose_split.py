@@ -6,7 +6,7 @@ import numpy as np
 from clustering.loose_split import split_loose_clusters
 from clustering.metrics import adjusted_rand
 from clustering.origin import OriginClusterer
-from clustering.refine import normalise
+from clustering.vectors import normalise
 
 
 def _origins(directions: list[np.ndarray], per_origin: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

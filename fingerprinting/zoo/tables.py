@@ -1,7 +1,6 @@
 """The zoo's two parquet tables (explicit schemas), their writing, and `load_zoo` for readers."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,6 +8,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from clustering.atomic_file import write_atomic
 from fingerprinting.design import HYPERPARAMETERS, LOSS_TYPES
 
 GENERATORS_FILE = "generators.parquet"
@@ -48,11 +48,9 @@ IMAGES_SCHEMA = pa.schema(
 
 
 def write_table(rows: list[dict], schema: pa.Schema, path: Path) -> None:
-    """Write atomically (temporary file, then rename), so a reader never sees half a table."""
+    """Write atomically (`clustering.atomic_file`), so a reader never sees half a table."""
     table = pa.Table.from_pylist(rows, schema=schema)
-    tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,76 @@
+"""Pooled fingerprints of a clustering: labels renumbered, each cluster's pooled fingerprint, its
+acceptance bound, and re-assignment of points to the nearest one.
+
+Every clustering path uses these (a fit with or without refinement, and `assign` of new points);
+`clustering.refine` builds its optional split and merge steps on them. Vectors are L2-normalised
+(reduced) rows, labels integers with -1 for noise.
+"""
+from __future__ import annotations
+
+import faiss
+import numpy as np
+
+from clustering.vectors import normalise
+
+# Median absolute deviation to standard deviation for a normal distribution.
+MAD_TO_STD = 1.4826
+
+
+def compact(labels: np.ndarray) -> np.ndarray:
+    """Labels renumbered 0..k-1 by decreasing cluster size (ties by old label); -1 kept."""
+    labels = np.asarray(labels)
+    kept = labels >= 0
+    values, counts = np.unique(labels[kept], return_counts=True)
+    order = values[np.lexsort((values, -counts))]
+    lookup = np.full(labels.max(initial=-1) + 2, -1, dtype=np.int64)
+    lookup[order] = np.arange(len(order))
+    out = np.full(len(labels), -1, dtype=np.int64)
+    out[kept] = lookup[labels[kept]]
+    return out
+
+
+def members_of(labels: np.ndarray, n_clusters: int) -> list[np.ndarray]:
+    """Indices of each cluster's members (one sort, not one scan per cluster)."""
+    kept = np.flatnonzero(labels >= 0)
+    order = kept[np.argsort(labels[kept], kind="stable")]
+    return np.split(order, np.cumsum(np.bincount(labels[kept], minlength=n_clusters))[:-1])
+
+
+def pooled_centroids(vectors: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Normalised mean of each cluster's members, (n_clusters, dim) float32."""
+    import scipy.sparse as sp  # scipy only where clusters are pooled: a no-op run (which imports this) pools none
+
+    kept = np.flatnonzero(labels >= 0)
+    indicator = sp.csr_matrix(
+        (np.ones(len(kept), np.float32), (labels[kept], kept)), shape=(n_clusters, len(labels))
+    )
+    return normalise(np.asarray(indicator @ vectors))
+
+
+def acceptance_bounds(
+    vectors: np.ndarray, labels: np.ndarray, centroids: np.ndarray, n_mads: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per cluster (lowest accepted similarity, median member similarity) to its centroid.
+
+    The bound is median - n_mads robust standard deviations of the members' similarities: a
+    point is as close to the pooled fingerprint as the cluster's own members are.
+    """
+    groups = [
+        vectors[members] @ centroid
+        for members, centroid in zip(members_of(labels, len(centroids)), centroids)
+    ]
+    median = np.array([np.median(g) for g in groups], dtype=np.float32)
+    mad = np.array([np.median(np.abs(g - m)) for g, m in zip(groups, median)], dtype=np.float32)
+    return median - n_mads * MAD_TO_STD * mad, median
+
+
+def reassign(
+    vectors: np.ndarray, centroids: np.ndarray, bounds: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(label of the nearest centroid if within its bound else -1, similarity to it)."""
+    index = faiss.IndexFlatIP(centroids.shape[1])
+    index.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    sims, nearest = index.search(np.ascontiguousarray(vectors, dtype=np.float32), 1)
+    sims, nearest = sims[:, 0], nearest[:, 0]
+    labels = np.where(sims >= bounds[nearest], nearest, -1)
+    return labels.astype(np.int64), sims

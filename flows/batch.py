@@ -1,0 +1,100 @@
+"""A batch run's steps in order (discovery, fingerprint shards, the update's stages), with or without Prefect.
+
+`execute` runs them inside `flows.runs.begin_run` (the run's checks made, the store's lock held),
+each through `Steps`: `DIRECT`, plain calls in this process, when no Prefect server is configured
+(Prefect would have nothing to report to, and its temporary server would cost seconds of start-up
+on every run); else the Prefect flow `flows.flows.run_flow` hands in its tasks (each stage of the
+update a task of its name). `Store.run` picks which (`prefect_env.uses_prefect`). Both write the
+same store. Nothing here imports Prefect.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+from flows.model import cached_fingerprinter
+from flows.progress import progress_bar
+from flows.runs import Prepared, RunContext, RunOptions, RunSummary, prepare
+from flows.shards import fingerprint_shard
+from flows.stage_memory import StagePeaks
+from flows.store import StoreFolder
+from flows.update import StageRunner, run_stage, update
+
+# What Prefect's tasks retry (flows.flows): I/O errors, twice, 3 s apart.
+IO_RETRIES = 2
+IO_RETRY_DELAY_S = 3.0
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Steps:
+    """How each step executes: plain calls here (`DIRECT`), Prefect tasks in flows.flows."""
+
+    discover: Callable[[str, list[str], RunOptions], Prepared]
+    fingerprint: Callable[[str, Prepared, RunOptions], list[str]]  # the shards' folders, in `prepared.shards` order
+    stage: StageRunner  # each stage of the update (flows.update): `stage(name, function, *args)`
+
+
+def execute(
+    store: str, sources: list[str], options: RunOptions, steps: Steps, logger: logging.Logger | logging.LoggerAdapter
+) -> RunSummary:
+    """The run's steps, each through `steps` (inside `begin_run`: checks made, lock held, model resolved)."""
+    parameters = dict(
+        model=options.model, shard_size=options.shard_size, recluster=options.recluster, min_cluster_size=options.min_cluster_size
+    )
+    context = RunContext.start(sources, parameters)
+    logger.info("run %s into %s", context.run_id, store)
+    # Each stage's peak on its own: fingerprinting works on bounded shards, the update holds every stored fingerprint.
+    peaks = StagePeaks()
+    with peaks.stage("fingerprint"):
+        prepared = steps.discover(store, sources, options)
+        logger.info(
+            "%d inputs: %d images already stored, %d new in %d shards (%d finished earlier), %d unusable",
+            prepared.inputs, prepared.images_known, sum(len(s.paths) for s in prepared.shards), len(prepared.shards),
+            prepared.shards_done, len(prepared.errors),
+        )
+        started = time.perf_counter()
+        shard_dirs = steps.fingerprint(store, prepared, options)
+        seconds = {"discover": prepared.seconds, "fingerprint": time.perf_counter() - started}
+    with peaks.stage("update"):
+        summary = update(StoreFolder(store), context, prepared, shard_dirs, options, seconds, stage=steps.stage)
+    return replace(summary, peak_memory_mb=peaks.mb)
+
+
+def discover_step(store: str, sources: list[str], options: RunOptions) -> Prepared:
+    """Discovery and the shard plan (flows.runs.prepare), with a progress bar."""
+    fingerprinter = cached_fingerprinter(options.model)
+    with progress_bar("discovering", enabled=options.progress) as on_progress:
+        return prepare(StoreFolder(store), sources, fingerprinter, options.shard_size, on_progress, options.allowed_roots)
+
+
+def _fingerprint_here(store: str, prepared: Prepared, options: RunOptions) -> list[str]:
+    """Each shard in turn, in this process."""
+    todo = sum(len(s.paths) for s in prepared.shards)
+    folders: list[str] = []
+    with progress_bar("fingerprinting", enabled=options.progress and todo > 0) as on_progress:
+        for shard in prepared.shards:
+            folders.append(retry_io(lambda: fingerprint_shard(store, shard.key, list(shard.paths), options.model)))
+            on_progress(sum(len(s.paths) for s in prepared.shards[: len(folders)]), todo, f"{len(folders)}/{len(prepared.shards)} shards")
+    return folders
+
+
+def retry_io(call: Callable[[], T], retries: int = IO_RETRIES, delay: float = IO_RETRY_DELAY_S) -> T:
+    """`call()`, again after an I/O error (a busy disk, a flaky network filesystem), as Prefect's tasks retry."""
+    for _ in range(retries):
+        try:
+            return call()
+        except OSError:
+            time.sleep(delay)
+    return call()
+
+
+DIRECT = Steps(
+    discover=lambda *args: retry_io(lambda: discover_step(*args)),
+    fingerprint=_fingerprint_here,
+    stage=run_stage,
+)
