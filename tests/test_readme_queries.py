@@ -1,4 +1,4 @@
-"""Every query in data/README.md runs, in DuckDB and in Polars, with the same answer, on a small zoo and store."""
+"""Every query in data/README.md runs, in DuckDB and in Polars, with the same answer, on a small zoo, external corpus and store."""
 from __future__ import annotations
 
 import ast
@@ -10,6 +10,9 @@ from types import SimpleNamespace
 import duckdb
 import polars as pl
 import pytest
+
+from fingerprinting.zoo.external import build_external
+from fingerprinting.zoo.external.catalogue import generator
 
 README = Path(__file__).resolve().parent.parent / "data" / "README.md"
 
@@ -26,21 +29,25 @@ def _queries() -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def places(tiny_zoo: SimpleNamespace, tiny_store: SimpleNamespace, run_options: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """A zoo and a store with something in every table: a registered generator, a second name, an unusable file."""
+def places(tiny_zoo: SimpleNamespace, run_options: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A zoo, an external corpus and a store with something in every table: verdicts of the shipped model,
+    a registered generator, a second name, an unusable file."""
     from flows import Store
 
     root = tmp_path_factory.mktemp("readme-store")
-    shutil.copytree(tiny_store.store.root, root / "store")
+    options = run_options | {"model": "default"}
     store = Store(root / "store")
+    store.run([str(tiny_zoo.root)], **options)
     fakes = tiny_zoo.images[tiny_zoo.images["is_fake"]].sort_values("path")
     store.known.add("zoo-reference", fakes["path"].head(4).tolist())
     extra = root / "incoming"
     extra.mkdir()
     shutil.copy(fakes["path"].iloc[0], extra / "renamed.png")
     (extra / "broken.png").write_text("not an image")
-    store.run([str(extra)], **run_options)
-    return {"OUT": str(tiny_zoo.root), "DIR": str(store.root), "IMAGE_ID": store.images()["image_id"].iloc[0]}
+    store.run([str(extra)], **options)
+    external = build_external(root / "external", images_per_generator=3, sizes=(32,), real_images=4,
+                              generators=(generator("realcugan-se-up2x-conservative"), generator("span-spanx2_ch48")))
+    return {"OUT": str(tiny_zoo.root), "EXT": str(external.out), "DIR": str(store.root), "IMAGE_ID": store.images()["image_id"].iloc[0]}
 
 
 def _fill(code: str, places: dict[str, str]) -> str:
