@@ -11,6 +11,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from clustering.params import Flag, Number, check_params
 from clustering.vectors import normalise
 
+from clustering.votes import cluster_votes
+
 # Without held-out references to calibrate on, accept at this cosine similarity to a name.
 UNCALIBRATED_THRESHOLD = 0.5
 # Similarities are computed in blocks of at most this many (query, reference) pairs: bounded memory.
@@ -258,22 +260,5 @@ class OpenSetAttributor(BaseEstimator):
                     matrix[start : start + rows, j] = _top_k_mean(block, k)
         return out
 
-    @staticmethod
-    def attribute_clusters(
-        labels: np.ndarray, names: Sequence[str | None], min_share: float = 0.5
-    ) -> dict[int, tuple[str | None, float]]:
-        """Per cluster id (noise skipped): (winning name or None, its vote share among members).
-
-        Every member votes for its predicted name or for unknown (None); the cluster takes the
-        plurality name when it has at least `min_share` of the votes, else None.
-        """
-        labels = np.asarray(labels)
-        votes = np.array(["" if n is None else str(n) for n in names], dtype=object)
-        result: dict[int, tuple[str | None, float]] = {}
-        for cluster in np.unique(labels[labels >= 0]):
-            values, counts = np.unique(votes[labels == cluster].astype(str), return_counts=True)
-            winner = int(np.argmax(counts))
-            share = float(counts[winner] / counts.sum())
-            name = values[winner] or None
-            result[int(cluster)] = (name if share >= min_share else None, share)
-        return result
+    # Per cluster id: (winning name or None, vote share) from its members' predicted names.
+    attribute_clusters = staticmethod(cluster_votes)

@@ -11,7 +11,6 @@ from contextlib import contextmanager
 
 import faiss
 import numpy as np
-from scipy import stats
 
 from clustering.pooled import MAD_TO_STD, members_of, pooled_centroids
 
@@ -28,6 +27,8 @@ def _robust_fit(x: np.ndarray) -> tuple[float, float]:
 
 
 def _log_density(x: np.ndarray, fit: tuple[float, float]) -> np.ndarray:
+    from scipy import stats  # a second to import: only refinement needs it, not a store's plain update
+
     return stats.norm.logpdf(x, loc=fit[0], scale=fit[1])
 
 

@@ -22,8 +22,10 @@ beside its decoding threads instead (numpy releases the GIL).
 """
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -170,8 +172,21 @@ def _reference_statistics(size: int, grid: tuple[int, int], radial_bins: int) ->
 def _reference_photos() -> list[np.ndarray]:
     """Real photographs installed with scikit-learn and scikit-image (nothing is downloaded)."""
     from skimage import data
-    from sklearn.datasets import load_sample_images
 
-    photos = list(load_sample_images().images)
+    photos = _sklearn_sample_images()
     photos += [data.astronaut(), data.coffee(), data.chelsea(), data.rocket()]
     return [np.ascontiguousarray(photo[..., :3]) for photo in photos]
+
+
+def _sklearn_sample_images() -> list[np.ndarray]:
+    """`sklearn.datasets.load_sample_images().images`, read from its files: importing scikit-learn costs a second."""
+    from PIL import Image
+
+    package = importlib.util.find_spec("sklearn")  # finds the package without importing it
+    if package is None or not package.submodule_search_locations:
+        raise ImportError("scikit-learn, whose sample photographs the spectral fingerprint normalises with, is not installed")
+    images = []
+    for path in sorted((Path(package.submodule_search_locations[0]) / "datasets" / "images").glob("*.jpg")):
+        with Image.open(path) as image:
+            images.append(np.asarray(image))
+    return images

@@ -45,6 +45,34 @@ def zoo_build(
     typer.echo(summary.describe())
 
 
+@zoo_app.command("external")
+def zoo_external(
+    out: Path = typer.Argument(..., help="Folder of the external corpus; an interrupted build resumes, a finished one is reused."),
+    images_per_generator: int = typer.Option(200, "--images-per-generator", "-m", help="Images each external generator emits, per size."),
+    size: list[int] = typer.Option([64, 128], "--size", help="Side of the images in pixels (lossless PNG); repeat for several sizes."),
+    seed: int = typer.Option(0, "--seed", help="Master seed: the same options, seed and photographs give the same corpus."),
+    real_images: Optional[int] = typer.Option(None, "--real-images", help="Camera-photograph crops per size (default: 5 x --images-per-generator)."),
+    threads: int = typer.Option(1, "--threads", help="CPU threads ncnn uses for each network."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Build the external corpus: super-resolution networks trained by others (Real-CUGAN, SPAN; ncnn on CPU) and camera photographs, with platform views."""
+    from fingerprinting.zoo.external import ExternalPackagesMissing, build_external, camera_photos
+
+    _, problems = camera_photos()
+    for problem in problems:
+        typer.secho(f"WARNING: {problem}", fg=typer.colors.RED, bold=True, err=True)
+    try:
+        with progress_bar("external", enabled=not quiet) as on_progress:
+            summary = build_external(out, images_per_generator=images_per_generator, sizes=size, seed=seed, on_progress=on_progress,
+                                     real_images=real_images, threads=threads)
+    except ExternalPackagesMissing as error:
+        typer.secho(f"genprint zoo external: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    typer.echo(summary.describe())
+    if summary.problems:
+        typer.secho(f"WARNING: built without some camera photographs ({len(summary.problems)} problems above)", fg=typer.colors.RED, bold=True, err=True)
+
+
 @app.command()
 def train(
     zoo_dir: Path = typer.Argument(..., help="A zoo corpus built by `genprint zoo build`."),
@@ -174,10 +202,23 @@ def _start(threads: int, quiet: bool) -> None:
     from flows import prefect_env
 
     prefect_env.configure(quiet=quiet)
+    _log_to_terminal(quiet)
     from clustering.index import set_threads
     from fingerprinting.runtime import pin_threads
 
     set_threads(pin_threads(threads or None))
+
+
+def _log_to_terminal(quiet: bool) -> None:
+    """The progress lines of steps run without Prefect (flows.batch) on stderr, as Prefect's console shows a flow's."""
+    import logging
+
+    logger = logging.getLogger("genprint")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)-7s | %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
 @contextlib.contextmanager
@@ -238,6 +279,8 @@ def run(
 
     Images already in the store (same bytes) are skipped; a run that was interrupted resumes its finished shards. The full store is re-clustered when it grew by more than 10 % since the last re-clustering, otherwise new images are assigned to the existing clusters.
 
+    Runs as a Prefect flow when PREFECT_API_URL points to a Prefect server (so it shows in its UI) or with --dask-address; otherwise directly, without starting a temporary one.
+
     Examples:
       genprint run incoming/ --store data/store
       genprint run uploads.csv more/ --store data/store --wait 600
@@ -249,9 +292,9 @@ def run(
     with _user_errors():
         allowed_roots = [str(p) for p in allow_root] if allow_root else None
         model = _preflight(store, sources, model, wait, allowed_roots)
-        from flows.flows import run_flow
+        from flows.batch import run as run_batch
 
-        summary = run_flow(
+        summary = run_batch(
             store=str(store.absolute()), sources=sources, model=model, shard_size=shard_size, wait=wait,
             recluster=recluster, min_cluster_size=min_cluster_size, progress=not quiet, dask_address=dask_address,
             allowed_roots=allowed_roots,
@@ -348,6 +391,8 @@ def known_add(
 ) -> None:
     """Register reference images of a named generator; runs from the next one on attribute to it.
 
+    Runs as a Prefect flow when PREFECT_API_URL points to a Prefect server; otherwise directly, without starting a temporary one.
+
     Examples:
       genprint known add stylegan-lab refs/stylegan/ --store data/store
       genprint known add inhouse-vae refs.csv --store data/store --design inhouse-vae.json
@@ -356,9 +401,9 @@ def known_add(
     with _user_errors():
         known_design = _read_design(design) if design is not None else None
         model = _preflight(store, sources, model, wait)
-        from flows.flows import known_add_flow
+        from flows.batch import add_known
 
-        unusable = known_add_flow(str(store.absolute()), name, sources, model, wait, known_design)
+        unusable = add_known(str(store.absolute()), name, sources, model, wait, known_design)
     typer.echo(f"registered {name}" + (f" ({unusable} inputs not usable)" if unusable else ""))
     known_list(store)
 
@@ -456,6 +501,39 @@ def rebuild_index(store: StoreOption = ..., wait: WaitOption = 0.0, threads: Thr
     with _user_errors():
         count = Store(store).rebuild_index(wait=wait)
     typer.echo(f"index rebuilt from {count} stored fingerprints")
+
+
+export_app = typer.Typer(help="Open the store in other tools.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("fiftyone")
+def export_fiftyone(
+    store: StoreOption = ...,
+    name: Optional[str] = typer.Option(None, "--name", help="The FiftyOne dataset to write (replaced if it exists; default: genprint-<store folder>)."),
+    method: str = typer.Option("pca", "--method", help="How FiftyOne Brain maps the fingerprints to 2-D: pca, or umap (needs umap-learn)."),
+) -> None:
+    """The store as a persistent FiftyOne dataset: one sample per image, fingerprints as embeddings, a Brain similarity index and map.
+
+    Needs the optional extra: pip install 'genprint[fiftyone]'. FiftyOne keeps its datasets in its own database (FIFTYONE_DATABASE_DIR, default ~/.fiftyone/var/lib/mongo).
+
+    Examples:
+      genprint export fiftyone --store data/demo/store
+      fiftyone app launch genprint-store
+    """
+    from flows.errors import UserError
+    from flows.export_fiftyone import export_fiftyone as export
+    from flows.store import Store
+
+    with _user_errors():
+        target = Store(store)
+        if not target.exists():
+            raise UserError(f"no store at {store}: create one with `genprint run SOURCE --store {store}`")
+        if method not in ("pca", "umap"):
+            raise UserError(f"unknown --method {method!r}: pca or umap")
+        dataset = export(target, name, method)
+    typer.echo(f"FiftyOne dataset {dataset.name}: {len(dataset)} samples, brain runs {', '.join(dataset.list_brain_runs())}")
+    typer.echo(f"open it: fiftyone app launch {dataset.name}")
 
 
 @app.command()

@@ -11,13 +11,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from clustering.origin import OriginClusterer
 from clustering.stable_ids import carry_over_ids
 from flows.store import StoreError
+
+if TYPE_CHECKING:
+    from clustering.origin import OriginClusterer
 
 CLUSTERER_STATE = "index/clusterer.npz"
 _EVENT_COLUMNS = ["kind", "cluster_id", "from_ids", "to_ids", "overlap"]
@@ -46,6 +49,8 @@ def recluster(
     order = np.argsort(np.asarray(image_ids), kind="stable")
     ids = [image_ids[i] for i in order]
     vectors = vectors[order]
+    from clustering.origin import OriginClusterer  # hdbscan and scikit-learn: only when clustering
+
     params = {} if min_cluster_size is None else {"min_cluster_size": min_cluster_size}
     clusterer = OriginClusterer(**params)
     if len(ids) <= clusterer.min_cluster_size:  # too few images for any cluster
@@ -79,6 +84,8 @@ def save_state(state: dict[str, np.ndarray], path: Path) -> None:
 
 def _restore(path: Path) -> OriginClusterer:
     """An OriginClusterer able to `assign`, from the assignment state `save_state` wrote."""
+    from clustering.origin import OriginClusterer
+
     try:
         with np.load(path, allow_pickle=False) as arrays:
             return OriginClusterer.from_assignment_state({name: arrays[name] for name in arrays.files})

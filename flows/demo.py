@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from flows.export_fiftyone import default_name
 from flows.progress import progress_bar
 from flows.runs import RunSummary
 from flows.store import Store
@@ -37,6 +38,9 @@ class DemoResult:
             f"zoo:    {self.zoo} (generators.parquet, images.parquet: the true origin of every image)\n"
             f"known:  {', '.join(self.known)} (registered from {REFERENCES_PER_MEMBER} images each, with their designs)\n"
             f"vectors: {self.store.root}/runs/*/*/vectors/*.parquet; index: {self.store.root / Store.INDEX}\n"
+            f"open:   {self.store.root / Store.REPORT} (verdicts, map, every cluster; member pages in {self.store.root / Store.CURRENT}/report/)\n"
+            f"fiftyone: genprint export fiftyone --store {self.store.root}  (pip install 'genprint[fiftyone]'), "
+            f"then fiftyone app launch {default_name(self.store)}\n"
             f"demo finished in {self.seconds:.0f} s" + example
         )
 
@@ -47,7 +51,7 @@ def run_demo(out: Path, model: str = "default", progress: bool = True) -> DemoRe
 
     from fingerprinting.zoo import build_zoo, load_zoo
     from flows.designs import zoo_member_design
-    from flows.flows import known_add_flow, run_flow
+    from flows.batch import add_known
 
     started = time.perf_counter()
     zoo_dir = Path(out) / "zoo"
@@ -60,9 +64,9 @@ def run_demo(out: Path, model: str = "default", progress: bool = True) -> DemoRe
     for member, paths in _references(zoo.images, zoo_dir).items():
         name = f"zoo-member-{member}"
         if name not in set(store.known.list()["name"]):  # registered with the design the zoo knows it has
-            known_add_flow(str(store.root), name, paths, model, design=zoo_member_design(generators.loc[member]))
+            add_known(str(store.root), name, paths, model, design=zoo_member_design(generators.loc[member]))
         known.append(name)
-    summary = run_flow(store=str(store.root), sources=[str(zoo_dir)], model=model, progress=progress)
+    summary = store.run([str(zoo_dir)], model=model, progress=progress)
     return DemoResult(zoo_dir, store, known, summary, time.perf_counter() - started)
 
 

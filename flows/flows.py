@@ -15,8 +15,6 @@ from flows import prefect_env
 prefect_env.configure()
 
 import re  # noqa: E402
-import time  # noqa: E402
-from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from prefect import flow, get_run_logger, task, unmapped  # noqa: E402
@@ -25,53 +23,32 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.futures import as_completed  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
+from flows.batch import IO_RETRIES, IO_RETRY_DELAY_S, Steps, discover_step, execute, update_step  # noqa: E402
 from flows.markdown import markdown_table  # noqa: E402
 from flows.progress import progress_bar  # noqa: E402
 from flows.runners import pin_this_thread, shard_runner  # noqa: E402
-from flows.runs import Prepared, RunContext, RunSummary, check_model, prepare, resolve_model  # noqa: E402
-from flows.shards import cached_fingerprinter, fingerprint_shard  # noqa: E402
-from flows.stage_memory import StagePeaks  # noqa: E402
+from flows.runs import Prepared, RunSummary  # noqa: E402
+from flows.shards import fingerprint_shard  # noqa: E402
 from flows.store import Store  # noqa: E402
-from flows.update import update  # noqa: E402
+
 
 def _is_io_error(task, task_run, state) -> bool:
     """Retry only what a retry can fix: I/O errors (a busy disk, a flaky network filesystem)."""
     return isinstance(getattr(state, "data", None), OSError)
 
 
-_IO_RETRIES = dict(retries=2, retry_delay_seconds=3, retry_condition_fn=_is_io_error)
+_IO_RETRIES = dict(retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAY_S, retry_condition_fn=_is_io_error)
 _NO_RESULTS = dict(cache_policy=NO_CACHE, persist_result=False)
 
-
-@task(name="discover", **_IO_RETRIES, **_NO_RESULTS)
-def discover_task(
-    store: str, sources: list[str], model: str, shard_size: int, progress: bool, allowed_roots: list[str] | None = None
-) -> Prepared:
-    fingerprinter = cached_fingerprinter(model)
-    with progress_bar("discovering", enabled=progress) as on_progress:
-        return prepare(Store(store), sources, fingerprinter, shard_size, on_progress, allowed_roots)
+discover_task = task(name="discover", **_IO_RETRIES, **_NO_RESULTS)(discover_step)
+update_task = task(name="update-store", **_NO_RESULTS)(update_step)
 
 
 @task(name="fingerprint-shard", tags=["genprint-fingerprint"], **_IO_RETRIES, **_NO_RESULTS)
 def fingerprint_shard_task(store: str, key: str, paths: list[str], model: str) -> str:
+    prefect_env.guard_temporary_server()  # on a Dask worker without PREFECT_API_URL, its own temporary API
     pin_this_thread()
     return fingerprint_shard(store, key, paths, model)
-
-
-@task(name="update-store", **_NO_RESULTS)
-def update_task(
-    store: str,
-    context: RunContext,
-    prepared: Prepared,
-    shard_dirs: list[str],
-    model: str,
-    recluster: bool | None,
-    min_cluster_size: int | None,
-    seconds: dict[str, float],
-) -> RunSummary:
-    return update(
-        Store(store), context, prepared, shard_dirs, cached_fingerprinter(model), model, recluster, min_cluster_size, seconds
-    )
 
 
 @flow(name="genprint-run", task_runner=ThreadPoolTaskRunner(max_workers=1), validate_parameters=False)
@@ -87,43 +64,29 @@ def run_flow(
     dask_address: str | None = None,
     allowed_roots: list[str] | None = None,
 ) -> RunSummary:
-    """One incremental batch run over `sources` into `store` (see flows.update for the clustering rule).
+    """One incremental batch run over `sources` into `store` (flows.batch; see flows.update for the clustering rule).
 
     `dask_address`: the scheduler of an existing Dask cluster (tcp://HOST:PORT) whose workers run the
     fingerprint shards; left out, they run in this process. `allowed_roots`: folders every source and
     manifest row must lie under (flows.sources).
     """
-    logger = get_run_logger()
-    target = Store(store)
-    parameters = dict(model=model, shard_size=shard_size, recluster=recluster, min_cluster_size=min_cluster_size)
-    with target.lock("genprint run", timeout=wait):
-        model = resolve_model(target, model)
-        parameters["model"] = model
-        context = RunContext.start(sources, parameters)
-        check_model(target.meta(), cached_fingerprinter(model))
-        logger.info("run %s into %s", context.run_id, target.root)
-        # Each stage's peak on its own: fingerprinting works on bounded shards, the update holds every stored fingerprint.
-        peaks = StagePeaks()
-        with peaks.stage("fingerprint"):
-            prepared = discover_task(store, sources, model, shard_size, progress, allowed_roots)
-            started = time.perf_counter()
-            shard_dirs = _fingerprint_shards(store, prepared, model, progress, dask_address)
-            seconds = {"discover": prepared.seconds, "fingerprint": time.perf_counter() - started}
-        with peaks.stage("update"):
-            summary = update_task(store, context, prepared, shard_dirs, model, recluster, min_cluster_size, seconds)
-        summary = replace(summary, peak_memory_mb=peaks.mb)
+    prefect_env.guard_temporary_server()
+    steps = Steps(
+        discover=discover_task,
+        fingerprint=lambda *args: _fingerprint_shards(*args, dask_address),
+        update=update_task,
+    )
+    summary = execute(
+        store, sources, model, shard_size, wait, recluster, min_cluster_size, progress, allowed_roots, steps, get_run_logger()
+    )
     _publish_artifacts(summary)
-    logger.info(summary.describe())
+    get_run_logger().info(summary.describe())
     return summary
 
 
 def _fingerprint_shards(store: str, prepared: Prepared, model: str, progress: bool, dask_address: str | None) -> list[str]:
     """Fingerprint the run's shards as mapped tasks; their folders in the order of `prepared.shards`."""
     todo = sum(len(s.paths) for s in prepared.shards)
-    get_run_logger().info(
-        "%d inputs: %d images already stored, %d new in %d shards (%d finished earlier), %d unusable",
-        prepared.inputs, prepared.images_known, todo, len(prepared.shards), prepared.shards_done, len(prepared.errors),
-    )
     done: dict[str, str] = {}
     with shard_runner(dask_address) as runner, progress_bar("fingerprinting", enabled=progress and todo > 0) as on_progress:
         futures = runner.map(fingerprint_shard_task, dict(
@@ -165,6 +128,7 @@ def _artifact_key(store: str) -> str:
 @flow(name="genprint-investigate", validate_parameters=False)
 def investigate_flow(store: str, images: list[str], k: int = 10) -> dict:
     """Investigate query images against a store; the result as JSON-ready data (also a markdown artifact)."""
+    prefect_env.guard_temporary_server()
     investigation = Store(store).investigate(images, k=k)
     table = investigation.queries[["query", "cluster_id", "cluster_size", "fake_score", "attributed_generator"]]
     create_markdown_artifact(
@@ -180,6 +144,7 @@ def known_add_flow(
     store: str, name: str, sources: list[str], model: str | None = None, wait: float = 0.0, design: dict[str, object] | None = None
 ) -> int:
     """Register `sources` as reference images of generator `name` (and its known `design`); returns the number of unusable inputs."""
+    prefect_env.guard_temporary_server()
     errors = Store(store).known.add(name, sources, model=model, wait=wait, design=design)
     for row in errors.itertuples(index=False):
         get_run_logger().warning("reference not usable: %s: %s", row.path, row.error)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from flows.store import Store
 
 CLUSTER_MEMBERS_SHOWN = 20
+IMAGE_IDS_META = "genprint-image-ids"  # names the queries' image ids in the page's head: the report links to it from them
 
 
 @dataclass
@@ -60,10 +61,13 @@ class Investigation:
 
     def to_html(self) -> str:
         """A small self-contained page: per query its facts and its neighbour table."""
+        entries = self.to_dict()["queries"]
+        ids = " ".join(str(e["image_id"]) for e in entries if isinstance(e.get("image_id"), str))
         parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>genprint investigate</title>",
+                 f'<meta name="{IMAGE_IDS_META}" content="{html.escape(ids)}">',
                  "<style>body{font-family:sans-serif;margin:20px}table{border-collapse:collapse;font-size:13px}"
                  "td,th{border:1px solid #ccc;padding:3px 8px}</style></head><body><h1>genprint investigate</h1>"]
-        for entry in self.to_dict()["queries"]:
+        for entry in entries:
             facts = {k: v for k, v in entry.items() if k not in ("neighbours", "cluster") and not k.startswith("parsed_")}
             parts.append(f"<h2>{html.escape(str(entry['query']))}</h2><table>")
             parts += [f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items()]

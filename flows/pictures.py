@@ -1,4 +1,4 @@
-"""Pictures for the report: exemplar montages and mean residual spectra, as inline PNG data URIs.
+"""Pictures for the report: exemplar montages, mean residual spectra, member thumbnails (inline data URIs), the batch map (inline SVG).
 
 Everything here is for viewing only: thumbnails are resampled, and nothing drawn here is ever fed
 back to fingerprinting.
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from matplotlib import colormaps
@@ -77,3 +77,55 @@ def mean_spectrum(paths: Sequence[str], side: int = SPECTRUM_SIDE) -> Image.Imag
     scaled = np.clip((spectrum - low) / max(high - low, 1e-9), 0.0, 1.0)
     rgb = (colormaps["magma"](scaled)[..., :3] * 255).astype(np.uint8)
     return Image.fromarray(rgb).resize((SPECTRUM_SHOWN, SPECTRUM_SHOWN), Image.Resampling.NEAREST)
+
+
+def thumbnail_uri(path: str, tile: int = 64) -> str:
+    """A member's square thumbnail as a JPEG data URI (small: a member page carries hundreds)."""
+    buffer = io.BytesIO()
+    _thumbnail(path, tile).save(buffer, format="JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def project_2d(vectors: np.ndarray) -> np.ndarray:
+    """Fingerprints on their first two principal components, each axis scaled to 0..1 (PCA, deterministic)."""
+    from sklearn.decomposition import PCA
+
+    xy = PCA(n_components=2, svd_solver="full").fit_transform(np.asarray(vectors, np.float64))
+    low, high = xy.min(axis=0), xy.max(axis=0)
+    return (xy - low) / np.where(high > low, high - low, 1.0)
+
+
+MAP_WIDTH, MAP_HEIGHT, MAP_MARGIN = 760, 520, 12
+NOISE_COLOUR = "#b4b8bf"
+
+
+def cluster_colour(cluster_id: int) -> str:
+    """A cluster's colour on the map (tab20, by id, so it stays the same across runs); grey for none."""
+    if cluster_id < 0:
+        return NOISE_COLOUR
+    r, g, b, _ = colormaps["tab20"](cluster_id % 20)
+    return f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
+
+
+def map_svg(points: dict, link: Callable[[int], str] | None) -> str:
+    """An inline SVG of the batch map: one dot per image, coloured by cluster, unassigned in grey underneath.
+
+    `points`: `x`, `y` in 0..1 and `cluster` ids; `link`: a cluster id's page (each cluster's dots link
+    to it), or None for no links.
+    """
+    width, height, margin = MAP_WIDTH, MAP_HEIGHT, MAP_MARGIN
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" id="batch-map" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" role="img"><rect width="{width}" height="{height}" fill="#ffffff"/>']
+    xs, ys, labels = np.asarray(points["x"]), np.asarray(points["y"]), np.asarray(points["cluster"], np.int64)
+    for cluster_id in sorted(set(labels.tolist())):  # -1 first: the unassigned lie underneath
+        mask = labels == cluster_id
+        cx = margin + xs[mask] * (width - 2 * margin)
+        cy = height - margin - ys[mask] * (height - 2 * margin)
+        radius, opacity = (2.5, 0.6) if cluster_id < 0 else (3.5, 0.85)
+        name = "unassigned" if cluster_id < 0 else f"cluster {cluster_id}"
+        dots = "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius}"/>' for x, y in zip(cx, cy))
+        group = (f'<g class="map-cluster" data-cluster-id="{cluster_id}" fill="{cluster_colour(cluster_id)}" '
+                 f'fill-opacity="{opacity}"><title>{name}: {int(mask.sum())} dots</title>{dots}</g>')
+        parts.append(group if link is None else f'<a href="{link(int(cluster_id))}">{group}</a>')
+    parts.append("</svg>")
+    return "".join(parts)

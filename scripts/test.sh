@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# One command from a fresh clone: set up .venv with the test extras, make sure a headless Chromium is
-# there for the report's screenshot test, then run pytest (extra arguments pass through).
+# One command from a fresh clone: set up .venv with the test extras, fetch the wallpaper photographs of the
+# external corpus, make sure a headless Chromium is there for the report's screenshot test, then run pytest
+# (extra arguments pass through).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-"$root/scripts/setup-venv.sh" "test,dask"
+"$root/scripts/setup-venv.sh" "test,dask,fiftyone,external"
+"$root/scripts/fetch-wallpapers.sh" || echo "genprint: the external corpus tests will run without the wallpaper photographs" >&2
 
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -112,7 +112,7 @@ def test_a_registered_design_is_lent_to_its_generators_cluster(store_copy: Store
     assert mine["parsed_upsampling"] == "pixel_shuffle" and mine["parsed_norm"] == "instance" and mine["parsed_up_blocks"] == 4
     assert list(mine[LOSS_TYPES_COLUMN]) == ["wgan_gp", "perceptual"]
     assert pd.isna(mine["parsed_skip"])  # left out of the design, and the spectral fingerprint parses nothing
-    card = (store_copy / store_copy.REPORT).read_text().split(f'data-cluster-id="{home}"')[1].split("</section>")[0]
+    card = (store_copy / store_copy.REPORT).read_text().split(f'class="cluster" data-cluster-id="{home}"')[1].split("</section>")[0]
     assert "known design</td><td><span class=\"tag\">gen-x</span>" in card and "<b>wgan_gp, perceptual</b>" in card
 
     summary = store_copy.run([str(tiny_zoo.root)], **run_options)  # nothing new: the last full pass's match is kept

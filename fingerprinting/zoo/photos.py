@@ -64,12 +64,16 @@ def calibration_photo_files() -> list[str]:
     return [str(cbook.get_sample_data(name, asfileobj=False)) for name in _MATPLOTLIB_PHOTOS]
 
 
+def native_photo(name: str) -> np.ndarray:
+    """One photograph as its package ships it (RGB uint8), without the JPEG reduction of `load_photo`."""
+    return np.ascontiguousarray(_SOURCES[name][0]()[..., :3])
+
+
 @functools.lru_cache(maxsize=None)
 def load_photo(name: str) -> np.ndarray:
     """One photograph as an RGB uint8 array (read-only)."""
-    loader, is_jpeg = _SOURCES[name]
-    image = np.ascontiguousarray(loader()[..., :3])
-    if is_jpeg:
+    image = native_photo(name)
+    if _SOURCES[name][1]:
         pil = Image.fromarray(image)
         image = np.asarray(pil.resize((pil.width // 2, pil.height // 2), Image.Resampling.LANCZOS))
     image.setflags(write=False)
@@ -97,7 +101,11 @@ def regions(name: str, size: int) -> tuple[list[Region], list[Region]]:
     Training patches and real crops never overlap where a photo has two or more cells; a photo too small
     for two cells lends its one cell to both (and one smaller than `size` to none).
     """
-    height, width = load_photo(name).shape[:2]
+    return checkerboard(name, *load_photo(name).shape[:2], size)
+
+
+def checkerboard(name: str, height: int, width: int, size: int) -> tuple[list[Region], list[Region]]:
+    """`regions` of any photo `name` of `height` x `width` pixels."""
     if min(height, width) < size:
         return [], []
     rows, cols = max(1, height // (2 * size)), max(1, width // (2 * size))
