@@ -35,7 +35,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from bench.baselines.marra import MarraFingerprinter
-from bench.report import markdown_table
 from clustering import metrics
 from clustering.attribution import OpenSetAttributor
 from clustering.origin import OriginClusterer
@@ -45,6 +44,7 @@ from fingerprinting.models import Fingerprinter, attributor_params, load_fingerp
 from fingerprinting.self_description import SelfDescriptionDetector
 from fingerprinting.zoo.external import build_external
 from fingerprinting.zoo.external.photographs import camera_photos, load_camera_photo
+from flows.markdown import markdown_table
 
 VIEWS = ("clean", "jpeg85", "half_jpeg85")
 PHOTO_FOLDS = 2
@@ -146,8 +146,10 @@ def folds(images: pd.DataFrame) -> Iterator[tuple[str, int, np.ndarray, np.ndarr
             yield held, p, train, test
 
 
-def _detector(dim: int):
-    reduce = [PCA(DETECTOR_DIMS, random_state=0)] if dim > DETECTOR_DIMS else []
+def _detector(samples: int, dim: int):
+    """Standardise, reduce wide vectors, logistic regression: the same recipe for every method's vectors."""
+    dims = min(DETECTOR_DIMS, samples - 1)
+    reduce = [PCA(dims, random_state=0)] if dim > dims else []
     return make_pipeline(StandardScaler(), *reduce, LogisticRegression(C=0.1, max_iter=2000))
 
 
@@ -169,7 +171,7 @@ def detection_table(images: pd.DataFrame, prints: dict[str, Fingerprints]) -> pd
                     if family != held:
                         continue
                     if kind == "trained":
-                        model = _detector(fp.vectors.shape[1]).fit(fp.vectors[train], fake[train])
+                        model = _detector(len(train), fp.vectors.shape[1]).fit(fp.vectors[train], fake[train])
                         train_scores, scores[test] = model.predict_proba(fp.vectors[train])[:, 1], model.predict_proba(fp.vectors[test])[:, 1]
                     else:
                         train_scores, scores[test] = fp.fake_scores[train], fp.fake_scores[test]
