@@ -20,6 +20,9 @@ are split by name, so no crop of a test photograph is ever seen in training or c
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -70,13 +73,31 @@ def measure(work: Path, threads: int, log: Callable[[str], None]) -> str:
     images = load_images(summary.out)
     shipped = load_fingerprinter("default")
     methods: dict[str, Fingerprinter] = {SHIPPED: shipped, "spectral": load_fingerprinter("spectral"), "Marra 2019": MarraFingerprinter(64)}
-    prints = {label: fingerprint_corpus(images, fingerprinter, log) for label, fingerprinter in methods.items()}
+    cache = work / "fingerprints"
+    prints = {label: cached(cache, summary, fingerprinter.version, lambda f=fingerprinter: fingerprint_corpus(images, f, log))
+              for label, fingerprinter in methods.items()}
     prints["self-description (real only)"] = self_descriptions(images, log)
     detection = detection_table(images, prints)
     grouping = grouping_table(images, prints)
     attribution = attribution_table(images, prints, {**methods, "self-description (real only)": None})
     whole = whole_photo_table(shipped, images, prints[SHIPPED], work / "whole", log)
     return render(summary, images, detection, grouping, attribution, whole)
+
+
+def cached(folder: Path, summary, version: str, compute: Callable[[], Fingerprints]) -> Fingerprints:
+    """A method's fingerprints of this corpus, kept under ``folder`` by corpus options and model version:
+    fingerprinting 36,000 images takes minutes per method, and a rerun after a later stage fails needs none."""
+    key = hashlib.sha256(json.dumps([summary.options, version], sort_keys=True, default=str).encode()).hexdigest()[:16]
+    path = folder / f"{key}.npz"
+    if path.is_file():
+        with np.load(path) as stored:
+            return Fingerprints(stored["vectors"], stored["fake_scores"] if "fake_scores" in stored.files else None)
+    prints = compute()
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {"vectors": prints.vectors} | ({"fake_scores": prints.fake_scores} if prints.fake_scores is not None else {})
+    np.savez(folder / f"{key}.partial.npz", **arrays)
+    os.replace(folder / f"{key}.partial.npz", path)
+    return prints
 
 
 def load_images(corpus: Path) -> pd.DataFrame:

@@ -29,6 +29,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 _EPSILON = 1e-6
+_CHUNK = 256  # crops at a time: the unfolded windows of a crop take ~100x its pixels in memory
 _PHASE = 4  # generators upsample by 2 or 4: residual energy per position modulo 4 shows their phase
 
 
@@ -74,10 +75,16 @@ def fit_predictive_filters(crops: np.ndarray, radius: int = 2, scales: int = 2, 
     masks = neighbourhood_masks(radius)
     side = 2 * radius + 1
     centre = radius * side + radius
+    grams = torch.zeros(scales, side * side, side * side, dtype=torch.float64)
+    count = np.zeros(scales)
+    for start in range(0, len(crops), _CHUNK):
+        for s, planes in enumerate(_scales(_planes(crops[start : start + _CHUNK]), scales)):
+            windows = _unfold(planes, radius).permute(0, 2, 1).reshape(-1, side * side).double()
+            grams[s] += windows.T @ windows
+            count[s] += len(windows)
     kernels = np.zeros((scales, len(masks), side, side), np.float32)
-    for s, planes in enumerate(_scales(_planes(crops), scales)):
-        windows = _unfold(planes, radius).permute(0, 2, 1).reshape(-1, side * side).double()
-        gram = windows.T @ windows / len(windows)
+    for s in range(scales):
+        gram = grams[s] / count[s]
         for f, mask in enumerate(masks.values()):
             taps = np.flatnonzero(mask.ravel())
             a = gram[np.ix_(taps, taps)] + ridge * torch.eye(len(taps), dtype=torch.float64)
@@ -115,6 +122,10 @@ def _phase_energy(residual: torch.Tensor) -> torch.Tensor:
 
 def describe(crops: np.ndarray, kernels: np.ndarray) -> np.ndarray:
     """(n, s, s, 3) uint8 crops -> (n, d) float32 self-descriptions, channels averaged."""
+    return np.concatenate([_describe(crops[start : start + _CHUNK], kernels) for start in range(0, max(len(crops), 1), _CHUNK)])
+
+
+def _describe(crops: np.ndarray, kernels: np.ndarray) -> np.ndarray:
     n = len(crops)
     scales, filters, side, _ = kernels.shape
     parts = []
