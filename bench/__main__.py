@@ -7,6 +7,8 @@ from pathlib import Path
 
 # The separately run parts of BENCHMARKS.md, one option each.
 PARTS = {
+    "outside": "Only the judge outside the zoo: every method on the external corpus (real generators trained by others, camera photographs), "
+               "leave-one-family-out where a method trains, clean and in both platform views (builds the corpus first: about 20 min).",
     "shipped": "Only the shipped checkpoint beside the spectral fingerprint on a 30-member zoo of a seed it never saw (the issues' quality targets).",
     "zoo": "Only time the paper-size zoo build (100 members x 1000 images, 64 px) and its size on disk.",
     "scale": "Only the million-image figures: index, clustering, assignment, table writing and a 10k incremental run on a store of 1e6 synthetic fingerprints.",

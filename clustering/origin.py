@@ -17,9 +17,14 @@ from clustering.loose_split import split_loose_clusters
 from clustering.params import Flag, Number, OneOf, check_params
 from clustering.pooled import acceptance_bounds, compact, pooled_centroids, reassign
 from clustering.vectors import normalise
+from clustering.whitened_split import split_excess_scatter
 
 # PCA is fitted on at most this many points: the components are stable long before.
 PCA_SAMPLE = 100_000
+# With `min_cluster_size=None`: the first pass's minimum cluster size, and the share of the median
+# cluster size found then that the second pass asks for (`OriginClusterer._resolve_size`).
+AUTO_FLOOR = 5
+AUTO_SHARE = 1 / 3
 
 
 class _Clock:
@@ -82,17 +87,29 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
     measurements behind these choices and defaults are in `data/MODEL_CARD.md` ("Clustering and
     attribution: the measurements behind the defaults").
 
+    With `split_excess`, clusters that spread further than the batch's clusters do, in the space
+    whitened by their pooled within-cluster scatter, are split in two after HDBSCAN
+    (`clustering.whitened_split`). It is off by default: it splits merged origins where single
+    origins spread alike (synthetic origins in pairs sharing a design), but on zoo fingerprints
+    single generators spread unevenly and it cuts them apart (`BENCHMARKS.md`, development note on
+    batch-level grouping).
+
     Parameters
     ----------
-    min_cluster_size : int, default=10
+    min_cluster_size : int or None, default=10
         The smallest origin group worth reporting (at least 2). It should grow with the batch: a
-        generator's several output modes each pass a small one.
+        generator's several output modes each pass a small one. None follows the batch: HDBSCAN
+        runs at `AUTO_FLOOR`, then again (on the same graph) at `AUTO_SHARE` of the median size
+        of the clusters it found, never below the floor; the size used is `min_cluster_size_`.
     min_samples : int or None, default=5
         How conservative density estimation is (higher: more noise); None uses `min_cluster_size`.
     n_components : int or None, default=64
         Dimensions kept by PCA; None, or at least the number of points or features, skips PCA.
     refine : bool, default=False
         Run pooled refinement (split, merge, re-assign) after HDBSCAN.
+    split_excess : float or None, default=None
+        Split a cluster in two while its held-out whitened spread exceeds this many times the
+        batch's typical within-cluster variance (`clustering.whitened_split`); None: never.
     merge_evidence : float or None, default=2.0
         With `refine`: merge two neighbouring clusters when the held-out evidence that they are two
         origins is below this many nats; None skips merging.
@@ -142,6 +159,9 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
         space (no PCA asked or possible, or after the single-group try).
     n_features_in_ : int
         Number of features seen during fit.
+    min_cluster_size_ : int
+        The minimum cluster size the fit used (`min_cluster_size`, or the one that followed the
+        batch).
     timings_ : dict of str to float
         Wall-clock seconds of each step of the fit.
 
@@ -160,10 +180,11 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
     """
 
     _rules = {
-        "min_cluster_size": Number(integer=True, low=2),
+        "min_cluster_size": Number(integer=True, low=2, optional=True),
         "min_samples": Number(integer=True, low=1, optional=True),
         "n_components": Number(integer=True, low=1, optional=True),
         "refine": Flag(),
+        "split_excess": Number(low=0, optional=True),
         "merge_evidence": Number(optional=True),
         "split_evidence": Number(optional=True),
         "assign_mads": Number(low=0),
@@ -178,10 +199,11 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
     def __init__(
         self,
         *,
-        min_cluster_size: int = 10,
+        min_cluster_size: int | None = 10,
         min_samples: int | None = 5,
         n_components: int | None = 64,
         refine: bool = False,
+        split_excess: float | None = None,
         merge_evidence: float | None = 2.0,
         split_evidence: float | None = None,
         assign_mads: float = 3.0,
@@ -196,6 +218,7 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
         self.min_samples = min_samples
         self.n_components = n_components
         self.refine = refine
+        self.split_excess = split_excess
         self.merge_evidence = merge_evidence
         self.split_evidence = split_evidence
         self.assign_mads = assign_mads
@@ -226,7 +249,14 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
         clock.lap("reduce")
         hdbscan_labels, outlier_scores = self._density_clusters(X, reduced)
         clock.lap("hdbscan")
-        labels = self._refine(reduced, hdbscan_labels, clock) if self.refine else hdbscan_labels
+        labels = hdbscan_labels
+        if self.split_excess is not None:
+            labels = split_excess_scatter(
+                reduced, compact(labels), self.split_excess, self.min_cluster_size_,
+                np.random.default_rng(self.random_state),
+            )
+            clock.lap("split_excess")
+        labels = self._refine(reduced, labels, clock) if self.refine else labels
         labels = self._drop_loose(X, labels)
         labels = self._split_loose(X, labels)
         clock.lap("split_loose")
@@ -258,30 +288,62 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
         X = normalise(validate_data(self, X, dtype=np.float32, reset=False, ensure_min_samples=0))
         return _project(self.pca_, X)
 
-    @property
-    def _min_samples(self) -> int:
-        return self.min_samples or self.min_cluster_size
+    def _min_samples(self, min_cluster_size: int) -> int:
+        return self.min_samples or min_cluster_size
 
     def _density_clusters(self, X: np.ndarray, reduced: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(labels, GLOSH outlier scores) of HDBSCAN on `reduced`; with excess of mass and a
-        `min_cohesion`, the selection skips clusters of `X` below it (`clustering.cohesive_selection`)."""
-        if len(reduced) < max(self.min_cluster_size, 2):  # no cluster is possible
+        `min_cohesion`, the selection skips clusters of `X` below it (`clustering.cohesive_selection`).
+        Sets `min_cluster_size_` (`min_cluster_size`, or with None the size that follows the batch)."""
+        size = self.min_cluster_size or AUTO_FLOOR
+        if len(reduced) < max(size, 2):  # no cluster is possible
+            self.min_cluster_size_ = size
             return np.full(len(reduced), -1, np.int64), np.zeros(len(reduced), np.float32)
-        if len(reduced) <= self.graph_threshold:
+        # The k-NN graph is built once: only the tree's condensing depends on the minimum size.
+        # min_samples (the density estimate) stays that of the first pass.
+        min_samples = self._min_samples(size)
+        data = reduced.astype(np.float64) if len(reduced) <= self.graph_threshold else (
+            mutual_reachability_tree(reduced, min_samples, self.n_neighbors)
+        )
+        labels, scores = self._select(X, data, size, min_samples)
+        if self.min_cluster_size is None:
+            resolved = self._resolve_size(labels)
+            if resolved != size:
+                size = resolved
+                labels, scores = self._select(X, data, size, min_samples)
+        self.min_cluster_size_ = size
+        return labels, scores
+
+    @staticmethod
+    def _resolve_size(labels: np.ndarray) -> int:
+        """The minimum cluster size that follows the batch: a share of the median size of the
+        clusters a first pass at `AUTO_FLOOR` found (a generator's images form clusters of about
+        that size, its output modes smaller ones), never below the floor."""
+        sizes = np.bincount(labels[labels >= 0])
+        sizes = sizes[sizes > 0]
+        if len(sizes) == 0:
+            return AUTO_FLOOR
+        return max(AUTO_FLOOR, int(round(AUTO_SHARE * float(np.median(sizes)))))
+
+    def _select(
+        self, X: np.ndarray, data: np.ndarray, size: int, min_samples: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """HDBSCAN's (labels, outlier scores) at minimum cluster size `size`, on points (dense
+        `data`) or on their precomputed mutual-reachability tree (sparse `data`)."""
+        if not hasattr(data, "tocsr"):
             model = hdbscan.HDBSCAN(
-                min_cluster_size=self.min_cluster_size,
-                min_samples=self._min_samples,
+                min_cluster_size=size,
+                min_samples=min_samples,
                 cluster_selection_method=self.cluster_selection_method,
                 core_dist_n_jobs=1,
-            ).fit(reduced.astype(np.float64))
+            ).fit(data)
         else:
-            tree = mutual_reachability_tree(reduced, self._min_samples, self.n_neighbors)
             model = hdbscan.HDBSCAN(
-                min_cluster_size=self.min_cluster_size,
+                min_cluster_size=size,
                 min_samples=1,  # the tree already holds mutual reachability distances
                 metric="precomputed",
                 cluster_selection_method=self.cluster_selection_method,
-            ).fit(tree)
+            ).fit(data)
         labels = model.labels_.astype(np.int64)
         if self.cluster_selection_method == "eom" and self.min_cohesion is not None:
             labels = cohesive_eom_labels(model.condensed_tree_.to_numpy(), X, self.min_cohesion)
@@ -292,7 +354,7 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
         labels = compact(labels)
         if self.split_evidence is not None:
             labels = refine.split_disagreeing(
-                reduced, labels, self.split_evidence, self.min_cluster_size, rng
+                reduced, labels, self.split_evidence, self.min_cluster_size_, rng
             )
             clock.lap("split")
         if self.merge_evidence is not None:
@@ -322,13 +384,13 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
             return labels
         inner = clone(self).set_params(split_cohesion=None)
         return split_loose_clusters(
-            X, compact(labels), self.split_cohesion, self.min_cluster_size, inner.fit_predict
+            X, compact(labels), self.split_cohesion, self.min_cluster_size_, inner.fit_predict
         )
 
     def _one_group(self, X: np.ndarray, clock: _Clock) -> np.ndarray | None:
         """With no cluster found: labels of every point as one cluster in the input space, refined
         (split if asked, merge, re-assign), loose parts dropped; None if no cluster stays."""
-        if self.min_cohesion is None or len(X) < self.min_cluster_size:
+        if self.min_cohesion is None or len(X) < self.min_cluster_size_:
             return None
         grouped = self._drop_loose(X, self._refine(X, np.zeros(len(X), np.int64), clock))
         clock.lap("one_group")

@@ -219,6 +219,7 @@ def render_report(
     context = dict(
         common,
         verdicts={"run": _counts(verdicts[run_new]), "store": _counts(verdicts)},
+        judged=bool(images["verdict"].notna().any()),
         totals={
             "images": len(images),
             "clusters": len(clusters),

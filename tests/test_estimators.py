@@ -55,7 +55,7 @@ def test_attributor_predictions_are_invariant_and_survive_pickling():
 @pytest.mark.parametrize(
     ("make", "error", "message"),
     [
-        (lambda: OriginClusterer(min_cluster_size=1), ValueError, "min_cluster_size must be an integer >= 2, got 1"),
+        (lambda: OriginClusterer(min_cluster_size=1), ValueError, "min_cluster_size must be an integer >= 2 or None, got 1"),
         (lambda: OriginClusterer(min_samples=2.5), TypeError, "min_samples must be an integer >= 1 or None"),
         (lambda: OriginClusterer(refine="yes"), TypeError, "refine must be True or False"),
         (lambda: OriginClusterer(min_cohesion=1.5), ValueError, "min_cohesion must be a real number >= -1 and <= 1 or None"),

@@ -1,6 +1,8 @@
 """Verdicts in the store: a checkpoint calibrated on the packages' photographs, real runs, investigate, older stores."""
 from __future__ import annotations
 
+import re
+
 import json
 import shutil
 from pathlib import Path
@@ -71,7 +73,8 @@ def test_a_run_stores_the_calibrated_verdict_of_every_image(judged_store: Store,
     assert images["verdict"].tolist() == expected.tolist()
     assert judged_store.meta()[VERDICT_META] == calibrator.digest
     report = (judged_store / Store.REPORT).read_text()
-    assert "called generated / unsure / real" in report and "verdicts" in report
+    shown = re.search(r'id="verdicts-store">.*?count-generated">(\d+)<.*?count-real">(\d+)<.*?count-unsure">(\d+)<', report, re.S)
+    assert [int(n) for n in shown.groups()] == [int((images["verdict"] == v).sum()) for v in VERDICTS]
 
 
 def test_an_incremental_run_gives_the_verdicts_of_a_single_run(

@@ -1,0 +1,60 @@
+"""The bench's "outside the zoo" section on a small external corpus: folds that never leak, and every table."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ncnn", reason="the external extra is not installed (pip install 'genprint[external]')")
+
+from bench import outside_part  # noqa: E402
+from fingerprinting.models import load_fingerprinter  # noqa: E402
+from fingerprinting.zoo.external import build_external  # noqa: E402
+from fingerprinting.zoo.external.catalogue import generator  # noqa: E402
+
+SMALL = dict(images_per_generator=6, sizes=(64,), seed=0, real_images=48,
+             generators=tuple(generator(g) for g in ("realcugan-se-up2x-conservative", "realcugan-se-up2x-no-denoise",
+                                                     "span-spanx2_ch48", "span-spanx2_ch52")))
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    return outside_part.load_images(build_external(tmp_path_factory.mktemp("outside") / "corpus", **SMALL).out)
+
+
+def test_folds_hold_out_a_family_and_half_of_the_photographs(images):
+    seen = set()
+    for held, fold, train, test in outside_part.folds(images):
+        seen.add(held)
+        assert not set(images["photo"].iloc[train]) & set(images["photo"].iloc[test])  # no photograph on both sides
+        assert held not in set(images["family"].iloc[train].dropna())
+        assert set(images["family"].iloc[test].dropna()) == {held}
+        assert (~images["is_fake"].iloc[train]).any() and (~images["is_fake"].iloc[test]).any()
+    assert seen == {"realcugan", "span"}
+
+
+def test_every_table_has_a_row_per_method_family_and_view(images, tmp_path: Path):
+    spectral = load_fingerprinter("spectral")
+    prints = {"spectral": outside_part.fingerprint_corpus(images, spectral, print),
+              "self-description (real only)": outside_part.self_descriptions(images, print)}
+    assert prints["spectral"].vectors.shape == (len(images), spectral.dim) and prints["spectral"].fake_scores is None
+    detection = outside_part.detection_table(images, prints)
+    # spectral has no head of its own: only its trained detector; the self-description has both.
+    assert len(detection) == (1 + 2) * 2 * len(outside_part.VIEWS)
+    assert detection["auc"].between(0, 1).all()
+    assert detection[["photos_generated", "photos_real", "family_flagged"]].stack().between(0, 1).all()
+    grouping = outside_part.grouping_table(images, prints)
+    assert len(grouping) == 2 * 2 * len(outside_part.VIEWS) and grouping["ari"].between(-1, 1).all()
+    attribution = outside_part.attribution_table(images, prints, {"spectral": spectral, "self-description (real only)": None})
+    assert attribution["closed_set_accuracy"].between(0, 1).all() and len(attribution) == len(grouping)
+    markdown = outside_part.render(_Summary(), images, detection, grouping, attribution, detection.head(0))
+    assert "### Detection per held-out family" in markdown
+    assert "| method | view | realcugan | span |" in markdown  # AUC per held-out family, side by side
+
+
+class _Summary:
+    generators_by_family = {"realcugan": 2, "span": 2}
+
+    def describe(self) -> str:
+        return "a small corpus"
