@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("ncnn", reason="the external extra is not installed (pip install 'genprint[external]')")
@@ -55,6 +54,4 @@ def test_every_table_has_a_row_per_method_family_and_view(images, tmp_path: Path
 
 class _Summary:
     generators_by_family = {"realcugan": 2, "span": 2}
-
-    def describe(self) -> str:
-        return "a small corpus"
+    options = {"images_per_generator": 6, "seed": 0, "sizes": [64]}
