@@ -7,6 +7,8 @@ Every clustering path uses these (a fit with or without refinement, and `assign`
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import faiss
 import numpy as np
 
@@ -34,6 +36,28 @@ def members_of(labels: np.ndarray, n_clusters: int) -> list[np.ndarray]:
     kept = np.flatnonzero(labels >= 0)
     order = kept[np.argsort(labels[kept], kind="stable")]
     return np.split(order, np.cumsum(np.bincount(labels[kept], minlength=n_clusters))[:-1])
+
+
+def bisect_clusters(labels: np.ndarray, min_size: int, split: Callable[[np.ndarray], np.ndarray | None]) -> np.ndarray:
+    """Split clusters in two while ``split(members)`` gives a side mask (None: keep it whole) and both
+    parts keep ``min_size`` members; each part is tried again, new parts take new numbers."""
+    labels = labels.copy()
+    next_label = int(labels.max(initial=-1)) + 1
+    members_by_label = dict(enumerate(members_of(labels, next_label)))
+    queue = list(range(next_label))
+    while queue:
+        cluster = queue.pop()
+        members = members_by_label[cluster]
+        if len(members) < 2 * min_size:
+            continue
+        side = split(members)
+        if side is None or min(side.sum(), len(side) - side.sum()) < min_size:
+            continue
+        labels[members[side == 1]] = next_label
+        members_by_label[cluster], members_by_label[next_label] = members[side == 0], members[side == 1]
+        queue += [cluster, next_label]
+        next_label += 1
+    return labels
 
 
 def pooled_centroids(vectors: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import faiss
 import numpy as np
 
-from clustering.pooled import MAD_TO_STD, members_of, pooled_centroids
+from clustering.pooled import MAD_TO_STD, bisect_clusters, members_of, pooled_centroids
 
 # Cap on the evidence (nats) one point contributes to a split or merge decision.
 MAX_POINT_EVIDENCE = 2.0
@@ -144,22 +144,10 @@ def split_disagreeing(
 ) -> np.ndarray:
     """Split clusters in two (2-means) while the held-out evidence for two origins exceeds
     `min_evidence` nats and both parts keep `min_cluster_size` members; parts are tested again."""
-    labels = labels.copy()
-    next_label = int(labels.max(initial=-1)) + 1
-    members_by_label = dict(enumerate(members_of(labels, next_label)))
-    queue = list(range(next_label))
-    while queue:
-        cluster = queue.pop()
-        members = members_by_label[cluster]
-        if len(members) < 2 * min_cluster_size:
-            continue
+
+    def split(members: np.ndarray) -> np.ndarray | None:
         if split_evidence(vectors[members], rng) <= min_evidence:
-            continue
-        side = _two_means(vectors[members], int(rng.integers(2**31)))
-        if min(side.sum(), len(side) - side.sum()) < min_cluster_size:
-            continue
-        labels[members[side == 1]] = next_label
-        members_by_label[cluster], members_by_label[next_label] = members[side == 0], members[side == 1]
-        queue += [cluster, next_label]
-        next_label += 1
-    return labels
+            return None
+        return _two_means(vectors[members], int(rng.integers(2**31)))
+
+    return bisect_clusters(labels, min_cluster_size, split)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from clustering.pooled import members_of
+from clustering.pooled import bisect_clusters
 
 # Ridge added to the within-cluster covariance, relative to its mean eigenvalue (directions with
 # almost no within-cluster spread would otherwise turn into huge whitened variances).
@@ -96,23 +96,11 @@ def split_excess_scatter(
     transform = whitening(vectors, labels)
     if transform is None:
         return labels
-    labels = labels.copy()
-    next_label = int(labels.max(initial=-1)) + 1
-    members_by_label = dict(enumerate(members_of(labels, next_label)))
-    queue = list(range(next_label))
-    while queue:
-        cluster = queue.pop()
-        members = members_by_label[cluster]
-        if len(members) < 2 * min_size:
-            continue
+
+    def split(members: np.ndarray) -> np.ndarray | None:
         z = np.asarray(vectors[members], np.float64) @ transform
         if held_out_excess(z, rng) <= min_excess:
-            continue
-        side = _two_means(z, rng)
-        if min(side.sum(), len(side) - side.sum()) < min_size:
-            continue
-        labels[members[side == 1]] = next_label
-        members_by_label[cluster], members_by_label[next_label] = members[side == 0], members[side == 1]
-        queue += [cluster, next_label]
-        next_label += 1
-    return labels
+            return None
+        return _two_means(z, rng)
+
+    return bisect_clusters(labels, min_size, split)

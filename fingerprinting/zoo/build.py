@@ -173,7 +173,7 @@ def _save_png(pixels: np.ndarray, path: Path) -> None:
 
 
 @contextmanager
-def _staging(final: Path) -> Iterator[Path]:
+def staging(final: Path) -> Iterator[Path]:
     """A fresh `.partial` folder that becomes `final` only when the block completes."""
     partial = final.with_name(final.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -196,7 +196,7 @@ def _build_reals(out: Path, specs: list[MemberSpec], options: dict) -> None:
     size = options["size"]
     rng = np.random.default_rng([options["seed"], 0x5EA1])
     records = []
-    with _staging(out / "real") as folder:
+    with staging(out / "real") as folder:
         for split, count in _real_counts(specs, options["real_images"]).items():
             crops, photos = sample_crops(heldout_regions(usable_photos(size), size), count, size, rng)
             for crop, photo in zip(crops, photos):
@@ -215,7 +215,7 @@ def _build_member(out: Path, spec: MemberSpec, options: dict) -> None:
     picked = [pool[i] for i in rng.choice(len(pool), images - samples, replace=images - samples > len(pool))]
     sources = np.stack([np.asarray(Image.open(out / "real" / f"{r['real_id']}.png")) for r in picked]) if picked else np.empty((0,))
     records = []
-    with _staging(out / "members" / spec.member_id) as folder, reproducible_torch():
+    with staging(out / "members" / spec.member_id) as folder, reproducible_torch():
         model = train_member(spec, options["size"], options["batch_size"])
         for kind, batch in generate(model, spec, samples, sources):
             for pixels in batch:

@@ -29,14 +29,19 @@ def sample_grid(zoo_dir: Path | str, out_png: Path | str, per_row: int = 12, sca
                     picks.append(Path(paths.pop(rng.integers(len(paths)))))
         rows.append((family, picks))
     size = Image.open(rows[0][1][0]).size[0] * scale
-    grid = Image.new("RGB", (LABEL_WIDTH + per_row * (size + 2), len(rows) * (size + 2)), "white")
+    return labelled_rows(rows, size, out_png)
+
+
+def labelled_rows(rows: list[tuple[str, list[Path]]], size: int, out_png: Path | str, label_width: int = LABEL_WIDTH) -> Path:
+    """Write rows of ``size`` px tiles (enlarged by nearest neighbour where smaller), each row with its label, as a PNG."""
+    grid = Image.new("RGB", (label_width + max(len(p) for _, p in rows) * (size + 2), len(rows) * (size + 2)), "white")
     draw = ImageDraw.Draw(grid)
-    for r, (family, paths) in enumerate(rows):
+    for r, (label, paths) in enumerate(rows):
         top = r * (size + 2)
-        draw.text((6, top + size // 2 - 6), family, fill="black")
+        draw.text((6, top + size // 2 - 6), label, fill="black")
         for c, path in enumerate(paths):
-            tile = Image.open(path).convert("RGB").resize((size, size), Image.Resampling.NEAREST)
-            grid.paste(tile, (LABEL_WIDTH + c * (size + 2), top))
+            with Image.open(path) as tile:
+                grid.paste(tile.convert("RGB").resize((size, size), Image.Resampling.NEAREST), (label_width + c * (size + 2), top))
     out_png = Path(out_png)
     grid.save(out_png, optimize=True)
     return out_png

@@ -15,11 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import shutil
 import time
 import zlib
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -28,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from fingerprinting.design import HYPERPARAMETERS, LOSS_TYPES
-from fingerprinting.zoo.build import ZooOptionsMismatch
+from fingerprinting.zoo.build import ZooOptionsMismatch, staging
 from fingerprinting.zoo.external.catalogue import FAMILY_SKIP, GENERATORS, ExternalGenerator
 from fingerprinting.zoo.external.packages import PINNED
 from fingerprinting.zoo.external.param_file import design_facts
@@ -164,17 +161,6 @@ def _finished(out: Path, unit: str, size: int) -> bool:
     return (_unit_folder(out, unit, size) / MARKER).exists()
 
 
-@contextmanager
-def _staging(final: Path) -> Iterator[Path]:
-    """A fresh `.partial` folder that becomes `final` only when the block completes."""
-    partial = final.with_name(final.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    shutil.rmtree(final, ignore_errors=True)
-    partial.mkdir(parents=True)
-    yield partial
-    os.replace(partial, final)
-
-
 def _cells(photo: CameraPhoto, cell: int) -> tuple[list[Region], list[Region]]:
     """(cells for fakes, cells for reals) of a photo, on its shipped resolution."""
     height, width = load_camera_photo(photo.name).shape[:2]
@@ -215,7 +201,7 @@ def _build_reals(out: Path, photos: tuple[CameraPhoto, ...], size: int, options:
     scales_of = {p.name: [s for s in REAL_SCALES if by_scale[s][p.name]] for p in photos}
     usable = sorted(name for name, scales in scales_of.items() if scales)
     records = []
-    with _staging(_unit_folder(out, "real", size)) as folder:
+    with staging(_unit_folder(out, "real", size)) as folder:
         for index in range(options["real_images"]):
             name = usable[rng.integers(len(usable))]
             scale = scales_of[name][rng.integers(len(scales_of[name]))]
@@ -233,7 +219,7 @@ def _build_fakes(out: Path, generator: ExternalGenerator, upscaler: Upscaler, ph
     rng = np.random.default_rng([options["seed"], size, zlib.crc32(generator.member_id.encode())])
     offset = (scale * side - size) // 2
     records = []
-    with _staging(_unit_folder(out, generator.member_id, size)) as folder:
+    with staging(_unit_folder(out, generator.member_id, size)) as folder:
         for index in range(options["images_per_generator"]):
             patch, photo = _draw(rng, pool, scale * side, 1.0)
             low = Image.fromarray(patch).resize((side, side), DOWNSCALE_FILTERS[rng.integers(len(DOWNSCALE_FILTERS))])

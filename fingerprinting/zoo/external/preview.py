@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-from PIL import Image, ImageDraw
 
+from fingerprinting.zoo.preview import labelled_rows
 from fingerprinting.zoo.tables import GENERATORS_FILE, IMAGES_FILE
 
 LABEL_WIDTH = 230
@@ -25,14 +25,4 @@ def sample_grid(corpus_dir: Path | str, out_png: Path | str, size: int = 64, per
     reals = images.loc[~images["is_fake"], "path"].to_numpy()
     picks = list(rng.choice(reals, min(per_row * real_rows, len(reals)), replace=False))
     rows += [(f"camera photographs {i + 1}", picks[i * per_row : (i + 1) * per_row]) for i in range(real_rows)]
-    grid = Image.new("RGB", (LABEL_WIDTH + per_row * (size + 2), len(rows) * (size + 2)), "white")
-    draw = ImageDraw.Draw(grid)
-    for r, (label, paths) in enumerate(rows):
-        top = r * (size + 2)
-        draw.text((6, top + size // 2 - 6), label, fill="black")
-        for c, path in enumerate(paths):
-            with Image.open(root / path) as tile:
-                grid.paste(tile.convert("RGB"), (LABEL_WIDTH + c * (size + 2), top))
-    out_png = Path(out_png)
-    grid.save(out_png, optimize=True)
-    return out_png
+    return labelled_rows([(label, [root / p for p in paths]) for label, paths in rows], size, out_png, LABEL_WIDTH)
