@@ -179,11 +179,18 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
 
 
 def load_learned(path: str | os.PathLike) -> LearnedFingerprinter:
-    """A ``Fingerprinter`` from a checkpoint file (the .safetensors or its .json), with its verdict calibration if it has one."""
+    """A ``Fingerprinter`` from a checkpoint file (the .safetensors or its .json), with its verdict calibration and parsing policy where it has them."""
     from fingerprinting.learned import LearnedFingerprinter
 
+    from fingerprinting.shown import load_policy
+
     checkpoint = load_checkpoint(path)
-    return LearnedFingerprinter(checkpoint, verdict_calibrator=load_verdict_calibration(_weights_path(path), checkpoint.version))
+    weights_path = _weights_path(path)
+    try:
+        policy = load_policy(weights_path, checkpoint.version)
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
+    return LearnedFingerprinter(checkpoint, verdict_calibrator=load_verdict_calibration(weights_path, checkpoint.version), parsing_policy=policy)
 
 
 def load_verdict_calibration(weights_path: Path, version: str) -> VerdictCalibrator | None:

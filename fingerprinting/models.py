@@ -12,6 +12,7 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from fingerprinting.calibration import VerdictCalibrator
+    from fingerprinting.shown import ParsingPolicy
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,11 @@ def verdict_calibrator(fingerprinter: Fingerprinter) -> VerdictCalibrator | None
     for a checkpoint without a calibration made for it (``genprint calibrate`` makes one).
     """
     return getattr(fingerprinter, "verdict_calibrator", None)
+
+
+def parsing_policy(fingerprinter: Fingerprinter) -> ParsingPolicy | None:
+    """The fingerprinter's parsing policy (``fingerprinting.shown``): which heads it shows, calibrated how; None: all, uncalibrated."""
+    return getattr(fingerprinter, "parsing_policy", None)
 
 
 def attributor_params(fingerprinter: Fingerprinter) -> dict[str, object]:
