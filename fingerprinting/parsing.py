@@ -160,10 +160,14 @@ def aggregate_parsed_by(parsed: pd.DataFrame, groups: np.ndarray, keys: Sequence
 
 def _types_in_family(types: np.ndarray, families: np.ndarray, owner: np.ndarray, group_family: np.ndarray) -> np.ndarray:
     """``types`` with null wherever the group as a whole reports none: a type is voted only among
-    rows in the group's family, and only where such reporting rows are at least half of the group's
-    rows with a family."""
-    reporting = ~pd.isna(types) & (families == group_family[owner])
-    with_family = np.bincount(owner, weights=~pd.isna(families), minlength=len(group_family))
+    rows in the group's family (any, where the group has none), and only where such rows are at
+    least half of the group's rows with a family (a row's type implies its family)."""
+    family_of_type = {t: family for family, members in UPSAMPLING_FAMILIES.items() for t in members}
+    derived = pd.Series(types, dtype=object).map(family_of_type).to_numpy(object)
+    derived = np.where(pd.isna(derived), families, derived)
+    target = group_family[owner]
+    reporting = ~pd.isna(types) & (pd.isna(target) | (derived == target))
+    with_family = np.bincount(owner, weights=~pd.isna(derived), minlength=len(group_family))
     reported = np.bincount(owner, weights=reporting, minlength=len(group_family))
     kept = reporting & (2 * reported[owner] >= with_family[owner])
     return np.where(kept, types, None)

@@ -9,7 +9,8 @@ import jinja2
 import pandas as pd
 
 from fingerprinting.calibration import VERDICTS
-from fingerprinting.parsing import LOSS_TYPES_COLUMN, continuous_names, discrete_names, loss_columns
+from fingerprinting.parsing import LOSS_TYPES_COLUMN, loss_columns
+from flows.parsed_view import described_design
 from flows.pictures import data_uri, mean_spectrum, montage
 
 if TYPE_CHECKING:
@@ -96,16 +97,10 @@ def _cluster_card(row, images: pd.DataFrame, path_of: dict[str, str]) -> dict:
 
 
 def _design(values: dict) -> dict:
-    """The parsed design for display: discrete (value, confidence), continuous values, loss probabilities."""
-    discrete = [
-        (name, values[f"parsed_{name}"], _number(values[f"parsed_{name}_confidence"]))
-        for name in discrete_names()
-        if isinstance(values[f"parsed_{name}"], str)
-    ]
-    continuous = [(name, _number(values[f"parsed_{name}"])) for name in continuous_names() if _number(values[f"parsed_{name}"]) is not None]
+    """The parsed design for display: worded hyperparameters (``flows.parsed_view``), loss probabilities and the named loss set."""
     losses = [(c.removeprefix("parsed_loss_"), _number(values[c])) for c in loss_columns() if _number(values[c]) is not None]
     named = values[LOSS_TYPES_COLUMN]
-    return {"discrete": discrete, "continuous": continuous, "losses": sorted(losses, key=lambda x: -x[1]),
+    return {"described": described_design(values), "losses": sorted(losses, key=lambda x: -x[1]),
             "loss_types": [str(t) for t in named] if named is not None else []}
 
 

@@ -26,8 +26,9 @@ import pandas as pd
 import pyarrow as pa
 
 from clustering.index import FingerprintIndex, IndexCorruptError
-from fingerprinting.models import Fingerprinter, attributor_params
+from fingerprinting.models import Fingerprinter, attributor_params, parsing_policy
 from fingerprinting.parsing import aggregate_parsed_by, parsed_columns
+from fingerprinting.shown import ParsingPolicy, calibrate_pooled
 from flows import schemas
 from flows.atomic import COMMIT_MARKER, STAGING, Transaction
 from flows.clustering_step import CLUSTERER_STATE, Clustered, assign_new, recluster, save_state
@@ -122,7 +123,7 @@ def update(
     images = _attribute(images, attributed, vectors, store.known, attributor_params(fingerprinter))
     every_vector = needs_all or not len(previous)  # `vectors` then holds every image's, in `image_ids` order
     images = _judge(store, images, meta, previous, new, vectors if every_vector else None, fingerprinter)
-    clusters = _clusters_table(images, before[Store.CLUSTERS], context.run_id)
+    clusters = _clusters_table(images, before[Store.CLUSTERS], context.run_id, parsing_policy(fingerprinter))
     clusters = _lend_designs(clusters, before[Store.CLUSTERS], images, image_ids, vectors if every_vector else None, store.known, fingerprinter)
     errors, errors_met = _errors_table(before[Store.ERRORS], prepared, new.errors, paths, context.run_id)
 
@@ -339,7 +340,7 @@ def _judge(
     return judge(images, previous["image_id"].tolist() + new.records["image_id"].tolist(), every_vector, fingerprinter)
 
 
-def _clusters_table(images: pd.DataFrame, previous: pd.DataFrame, run_id: str) -> pd.DataFrame:
+def _clusters_table(images: pd.DataFrame, previous: pd.DataFrame, run_id: str, policy: ParsingPolicy | None = None) -> pd.DataFrame:
     members = images[images["cluster_id"] != NO_CLUSTER]
     columns = schemas.clusters_schema().names
     if members.empty:
@@ -358,7 +359,8 @@ def _clusters_table(images: pd.DataFrame, previous: pd.DataFrame, run_id: str) -
     table["fake_score_mean"] = grouped["fake_score"].mean().reindex(keys).astype(np.float32).to_numpy()
     votes = _cluster_attribution(members, keys)
     table = pd.concat([table, votes], axis=1).assign(design_source=None, design_similarity=np.float32(np.nan))  # see _lend_designs
-    parsed = aggregate_parsed_by(members[parsed_columns()], members["cluster_id"].to_numpy(), keys)
+    # Calibrated once, here, as a cluster: a cluster's vote is right more or less often than its share says.
+    parsed = calibrate_pooled(aggregate_parsed_by(members[parsed_columns()], members["cluster_id"].to_numpy(), keys), policy)
     table = pd.concat([table, parsed], axis=1)
     return table.sort_values(["size", "cluster_id"], ascending=[False, True], ignore_index=True)[columns]
 

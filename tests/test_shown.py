@@ -142,3 +142,24 @@ def test_policy_round_trips_as_json_beside_the_checkpoint(tmp_path) -> None:
     assert out["parsed_norm"].isna().all() and out[FAMILY_COLUMN].notna().all()
     ParsingPolicy(model_version="other").save(sidecar_path(weights))
     assert load_learned(weights).parsing_policy is None  # decided for other weights: left out
+
+
+def test_bench_decides_and_stores_a_policy_on_a_tiny_zoo(tiny_zoo, tmp_path, capsys) -> None:
+    from bench.parsing_part import main
+
+    torch.manual_seed(5)
+    net = FingerprintNet(NetworkConfig(encoder_widths=(8, 16, 32), hidden_dim=32, embedding_dim=16, spectrum_bins=8)).eval()
+    weights = save_checkpoint(Checkpoint(net, version="learned-test"), tmp_path / "tiny.safetensors")
+    figure = tmp_path / "reliability.png"
+    main([str(tiny_zoo.root), "--model", str(weights), "--folds", "2", "--figure", str(figure), "--write"])
+    printed = capsys.readouterr().out
+    assert "| upsampling_family |" in printed and "Loss-type F1 (clean)" in printed and figure.stat().st_size > 0
+    policy = load_learned(weights).parsing_policy
+    assert policy is not None and set(policy.shown) >= {"upsampling_family", "upsampling", "loss_family_kl", "up_blocks"}
+    assert policy.evaluation["members"] == len(tiny_zoo.generators)
+    pixels = np.random.default_rng(1).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    parsed = load_learned(weights).fingerprint(pixels).parsed
+    for head, shown in policy.shown.items():  # a head that did not pass is null everywhere
+        column = FAMILY_COLUMN if head == "upsampling_family" else f"parsed_{head}"
+        if not shown:
+            assert parsed[column].isna().all()
