@@ -52,6 +52,7 @@ TYPE_TARGET = 0.85  # issue 26: upsampling type right on at least this share of 
 TEMPERATURES = np.geomspace(0.25, 8.0, 41)
 THRESHOLDS = np.round(np.arange(0.0, 1.0001, 0.05), 2)
 ECE_BINS = 10
+PLATT_BOUNDS = ((0.0, 5.0), (-5.0, 5.0))  # (scale, bias)
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,9 @@ def fit_platt(probability: np.ndarray, outcome: np.ndarray) -> tuple[float, floa
     if known.sum() < 2:
         return 1.0, 0.0
     p, y = probability[known], np.asarray(outcome, bool)[known]
-    fit = minimize(lambda x: _nll(platt(p, x[0], x[1]), y), np.array([1.0, 0.0]), method="Nelder-Mead", options={"xatol": 1e-4, "fatol": 1e-6, "maxiter": 400})
+    # Bounded: on a few dozen members an unbounded fit turns the map around (a higher share, a lower
+    # confidence) or makes it a step; scale 0 says the share carries nothing and gives the head's hit rate.
+    fit = minimize(lambda x: _nll(platt(p, x[0], x[1]), y), np.array([1.0, 0.0]), method="L-BFGS-B", bounds=PLATT_BOUNDS)
     return float(fit.x[0]), float(fit.x[1])
 
 
@@ -302,7 +305,7 @@ def decide(conditions: dict[str, Crops], truth: Truth, members: int, model_versi
     policy.shown = dict(zip(table["head"], table["shown"].astype(bool)))
     policy.evaluation = {
         "members": members, "folds": folds, "fold_type_thresholds": [p.type_threshold for p in fold_policies],
-        "heads": table.to_dict(orient="records"), "losses": losses,
+        "heads": table.astype(object).where(table.notna(), None).to_dict(orient="records"), "losses": losses,
     }
     return policy, table, tables
 
@@ -355,7 +358,7 @@ def markdown(table: pd.DataFrame, losses: dict, policy: ParsingPolicy) -> str:
     for row in table.to_dict(orient="records"):
         cells = []
         for condition in ("clean", "jpeg75"):
-            if f"{condition} error" in row:
+            if not pd.isna(row.get(f"{condition} error", np.nan)):
                 cells.append(f"{number(row[f'{condition} error'])} ({number(row[f'{condition} baseline'])})")
             else:
                 cells.append(f"{number(row[f'{condition} accuracy'])} ({number(row[f'{condition} baseline'])})")
@@ -396,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     fakes = data.is_fake
     conditions = {"clean": Crops(fingerprinter.head_outputs(data.pixels[fakes]), data.member[fakes]),
                   "jpeg75": Crops(fingerprinter.head_outputs(jpeg_copy(data.pixels[fakes], 75)), data.member[fakes])}
-    truth = zoo_truth(data, fingerprinter.net.config.heads)
+    truth = zoo_truth(data, HeadSpec.from_space())  # the spec load_labelled_images encoded the labels with
     members = len(data.member_ids)
     policy, table, tables = decide(conditions, truth, members, fingerprinter.checkpoint.version, args.folds)
     policy.evaluation["zoo"] = {"path": str(args.zoo), "seed": zoo_seed, "members": members, "images": int(fakes.sum())}
