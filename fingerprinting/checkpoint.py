@@ -24,6 +24,7 @@ from fingerprinting.network import FingerprintNet, NetworkConfig
 
 if TYPE_CHECKING:
     from fingerprinting.calibration import VerdictCalibrator
+    from fingerprinting.shown import ParsingPolicy
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +164,16 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         spectral_weight=float(config.get("spectral_weight", 0.0)),
         spectral_options=dict(config.get("spectral_options", {})),
     )
+
+
+def load_parsing_policy(path: str | os.PathLike, version: str) -> ParsingPolicy | None:
+    """The sidecar parsing policy (``shown.sidecar_path``) of the checkpoint at ``path``, if there is one decided for this version."""
+    from fingerprinting.shown import load_policy
+
+    try:
+        return load_policy(_weights_path(path), version)
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
 
 
 def load_verdict_calibration(path: str | os.PathLike, version: str) -> VerdictCalibrator | None:

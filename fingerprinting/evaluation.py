@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
-from fingerprinting.fingerprinter import Fingerprinter
+from fingerprinting.fingerprinter import Fingerprinter, parsing_policy
 from fingerprinting.network import HeadSpec
 from fingerprinting.parsing import LOSS_TYPES_COLUMN, aggregate_parsed_by
+from fingerprinting.shown import decode_shown
 from fingerprinting.training_data import LabelledImages
 
 # On a zoo built with a seed never used in training every member is new to the network; its
@@ -50,6 +51,9 @@ def evaluate(fingerprinter: Fingerprinter, data: LabelledImages, splits: Sequenc
 
     pixels = data.pixels if jpeg_quality is None else jpeg_copy(data.pixels, jpeg_quality)
     output = fingerprinter.fingerprint(pixels)
+    parsed = output.parsed
+    if parsing_policy(fingerprinter) is not None:  # the heads themselves, not what the policy lets the product show
+        parsed = decode_shown(fingerprinter.head_outputs(pixels))
     rows = []
     for name, members in [(s, np.flatnonzero(data.member_split == s)) for s in splits] + [("all", np.flatnonzero(np.isin(data.member_split, splits)))]:
         fakes = np.isin(data.member, members)
@@ -57,8 +61,8 @@ def evaluate(fingerprinter: Fingerprinter, data: LabelledImages, splits: Sequenc
         figures["nn_same_member"] = nearest_neighbour_same_label_rate(output.vectors[fakes], data.member[fakes])
         if output.fake_scores is not None:
             figures.update(detection_figures(output.fake_scores, fakes, data))
-        if output.parsed is not None:
-            figures.update(parsing_figures(output.parsed, fakes, data, HeadSpec.from_space()))
+        if parsed is not None:
+            figures.update(parsing_figures(parsed, fakes, data, HeadSpec.from_space()))
         rows.append(figures)
     return pd.DataFrame(rows)
 

@@ -9,6 +9,7 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from fingerprinting.calibration import VerdictCalibrator
+    from fingerprinting.shown import ParsingPolicy
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,8 @@ class Fingerprinter(Protocol):
     without it the embedder pads such images (see ``crops``). One whose space calls for another
     attribution rule than ``clustering.attribution.OpenSetAttributor``'s defaults sets a class
     attribute ``attributor_params`` (keyword arguments of that class). One with a calibrated verdict
-    (``fingerprinting.calibration``) has an attribute ``verdict_calibrator``.
+    (``fingerprinting.calibration``) has an attribute ``verdict_calibrator``; one with a parsing
+    policy (``fingerprinting.shown``) an attribute ``parsing_policy``.
     """
 
     name: str
@@ -56,6 +58,11 @@ def verdict_calibrator(fingerprinter: Fingerprinter) -> VerdictCalibrator | None
     for a checkpoint without a calibration made for it (``genprint calibrate`` makes one).
     """
     return getattr(fingerprinter, "verdict_calibrator", None)
+
+
+def parsing_policy(fingerprinter: Fingerprinter) -> ParsingPolicy | None:
+    """The fingerprinter's parsing policy (``fingerprinting.shown``): which heads it shows, calibrated how; None: all, uncalibrated."""
+    return getattr(fingerprinter, "parsing_policy", None)
 
 
 def attributor_params(fingerprinter: Fingerprinter) -> dict[str, object]:

@@ -10,7 +10,8 @@ import torch
 from fingerprinting.checkpoint import Checkpoint
 from fingerprinting.fingerprinter import FingerprintOutput
 from fingerprinting.network import HeadSpec, NetworkOutput, inference_copy, to_unshuffled_input
-from fingerprinting.parsing import LOSS_TYPES_COLUMN, conform_parsed, decode_loss_types
+from fingerprinting.parsing import conform_parsed
+from fingerprinting.shown import HeadOutputs, ParsingPolicy, decode_shown
 from fingerprinting.runtime import map_batches
 from fingerprinting.spectral import SpectralFingerprinter
 
@@ -40,9 +41,12 @@ class LearnedFingerprinter:
     attributor_params = {"whiten": True}
 
     def __init__(
-        self, checkpoint: Checkpoint, crop_size: int = 64, batch_size: int = 64, verdict_calibrator: VerdictCalibrator | None = None
+        self, checkpoint: Checkpoint, crop_size: int = 64, batch_size: int = 64, verdict_calibrator: VerdictCalibrator | None = None,
+        parsing_policy: ParsingPolicy | None = None,
     ) -> None:
         self.checkpoint = checkpoint
+        # Which parsing heads are shown, calibrated how (fingerprinting.shown); None: all, uncalibrated.
+        self.parsing_policy = parsing_policy
         # Fake score -> generated / real / unsure (fingerprinting.calibration); None: no verdicts.
         self.verdict_calibrator = verdict_calibrator
         self.net = inference_copy(checkpoint.net)
@@ -55,10 +59,7 @@ class LearnedFingerprinter:
 
     def fingerprint(self, crops: np.ndarray) -> FingerprintOutput:
         """(n, s, s, 3) uint8 crops -> L2-normalised vectors, fake scores in [0, 1] and parsed_* columns."""
-        if crops.ndim != 4 or crops.shape[3] != 3:
-            raise ValueError(f"expected crops of shape (n, s, s, 3), got {crops.shape}")
-        # Batches side by side, each on one thread: see runtime.map_batches.
-        outputs = map_batches(self._run, [crops[start : start + self.batch_size] for start in range(0, len(crops), self.batch_size)])
+        outputs = self._run_all(crops)
         if not outputs:
             return FingerprintOutput(np.zeros((0, self.dim), np.float32), np.zeros(0, np.float32), conform_parsed(pd.DataFrame(), 0))
         merged = NetworkOutput(*(_concat([getattr(o, f) for o, _ in outputs]) for f in NetworkOutput._fields))
@@ -68,8 +69,20 @@ class LearnedFingerprinter:
         return FingerprintOutput(
             vectors=combine_vectors(merged.embedding.numpy(), spectral, self.checkpoint.spectral_weight),
             fake_scores=scores.numpy().astype(np.float32),
-            parsed=decode_parsed(merged, self.net.config.heads),
+            parsed=decode_parsed(merged, self.net.config.heads, self.parsing_policy),
         )
+
+    def head_outputs(self, crops: np.ndarray) -> HeadOutputs:
+        """The parsing heads' raw outputs for (n, s, s, 3) uint8 crops: what a parsing policy is fitted on."""
+        outputs = self._run_all(crops)
+        merged = NetworkOutput(*(_concat([getattr(o, f) for o, _ in outputs]) for f in NetworkOutput._fields))
+        return head_outputs(merged, self.net.config.heads)
+
+    def _run_all(self, crops: np.ndarray) -> list[tuple[NetworkOutput, np.ndarray | None]]:
+        if crops.ndim != 4 or crops.shape[3] != 3:
+            raise ValueError(f"expected crops of shape (n, s, s, 3), got {crops.shape}")
+        # Batches side by side, each on one thread: see runtime.map_batches.
+        return map_batches(self._run, [crops[start : start + self.batch_size] for start in range(0, len(crops), self.batch_size)])
 
     def _run(self, crops: np.ndarray) -> tuple[NetworkOutput, np.ndarray | None]:
         """One batch: the network's outputs and the spectral vectors (its vectors do not depend on the batch)."""
@@ -88,17 +101,16 @@ def _concat(parts: list) -> torch.Tensor | tuple[torch.Tensor, ...]:
     return torch.cat(parts)
 
 
-def decode_parsed(output: NetworkOutput, spec: HeadSpec) -> pd.DataFrame:
-    """Head outputs -> the ``parsed_*`` columns of ``fingerprinting.parsing`` (natural units, choice names)."""
-    columns: dict[str, object] = {}
-    for (name, low, high), column in zip(spec.continuous, output.continuous.T):
-        columns[f"parsed_{name}"] = (low + column.numpy() * (high - low)).astype(np.float32)
-    for (name, choices), logits in zip(spec.discrete, output.discrete):
-        confidence, index = torch.softmax(logits, 1).max(1)
-        columns[f"parsed_{name}"] = np.asarray(choices, dtype=object)[index.numpy()]
-        columns[f"parsed_{name}_confidence"] = confidence.numpy().astype(np.float32)
-    probabilities = torch.sigmoid(output.loss_logits).numpy().astype(np.float32)
-    for loss, column in zip(spec.loss_types, probabilities.T):
-        columns[f"parsed_loss_{loss}"] = column
-    columns[LOSS_TYPES_COLUMN] = decode_loss_types(probabilities, spec.loss_types)
-    return conform_parsed(pd.DataFrame(columns), len(probabilities))
+def head_outputs(output: NetworkOutput, spec: HeadSpec) -> HeadOutputs:
+    """The network's parsing outputs as numpy, continuous ones in natural units."""
+    return HeadOutputs(
+        continuous={name: (low + column.numpy() * (high - low)).astype(np.float32) for (name, low, high), column in zip(spec.continuous, output.continuous.T)},
+        discrete={name: (tuple(choices), logits.numpy()) for (name, choices), logits in zip(spec.discrete, output.discrete)},
+        loss_types=tuple(spec.loss_types),
+        loss_logits=output.loss_logits.numpy(),
+    )
+
+
+def decode_parsed(output: NetworkOutput, spec: HeadSpec, policy: ParsingPolicy | None = None) -> pd.DataFrame:
+    """Head outputs -> the ``parsed_*`` columns of ``fingerprinting.parsing`` under ``policy`` (``fingerprinting.shown``)."""
+    return decode_shown(head_outputs(output, spec), policy)

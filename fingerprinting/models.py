@@ -34,10 +34,14 @@ def load_fingerprinter(name: str | os.PathLike = "default") -> Fingerprinter:
 
 
 def load_learned(path: str | os.PathLike) -> LearnedFingerprinter:
-    """A ``Fingerprinter`` from a checkpoint file (the .safetensors or its .json), with its verdict calibration if it has one."""
+    """A ``Fingerprinter`` from a checkpoint file (the .safetensors or its .json), with its verdict calibration and parsing policy where it has them."""
     # Imported here so loading, cropping and the spectral fingerprint work without the learned model.
-    from fingerprinting.checkpoint import load_checkpoint, load_verdict_calibration
+    from fingerprinting.checkpoint import load_checkpoint, load_parsing_policy, load_verdict_calibration
     from fingerprinting.learned import LearnedFingerprinter
 
     checkpoint = load_checkpoint(path)
-    return LearnedFingerprinter(checkpoint, verdict_calibrator=load_verdict_calibration(path, checkpoint.version))
+    return LearnedFingerprinter(
+        checkpoint,
+        verdict_calibrator=load_verdict_calibration(path, checkpoint.version),
+        parsing_policy=load_parsing_policy(path, checkpoint.version),
+    )

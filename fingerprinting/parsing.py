@@ -4,13 +4,23 @@ Columns follow ``fingerprinting.design``:
 - discrete hyperparameter ``h``: ``parsed_h`` (string, the predicted choice) and
   ``parsed_h_confidence`` (float32, its probability);
 - continuous ``h``: ``parsed_h`` (float32, natural units, e.g. layers, not the min-max scale);
+- upsampling also as a family (``UPSAMPLING_FAMILIES``): ``parsed_upsampling_family`` and its
+  confidence (the sum of its types' probabilities), before ``parsed_upsampling``, the type, which is
+  null where its calibrated confidence does not clear the checkpoint's threshold (family alone);
 - each loss type ``t``: ``parsed_loss_t`` (float32, probability that the member was trained with it);
+- each loss family ``f`` of ``LOSS_FAMILIES``: ``parsed_loss_family_f`` (float32, probability that
+  the member was trained with at least one loss of that family);
 - ``parsed_loss_types``: the set of loss types with the highest expected F1 under those
   probabilities (see `decode_loss_types`).
 
+A column is null where the checkpoint's leave-out evaluation found its head no better than the
+majority class (``fingerprinting.shown``): "not estimable from images".
+
 Aggregation over a group (the crops of one image, or a cluster): discrete by confidence-weighted
 vote, the winner's share of the total confidence as its confidence; continuous by median; loss
-probabilities by mean, and loss types re-derived from the mean probabilities.
+probabilities by mean, and loss types re-derived from the mean probabilities. The upsampling type
+is voted among the rows that report one in the group's family, and reported only where those rows
+are at least half of the rows with a family: a group whose rows mostly name the family alone does too.
 """
 from __future__ import annotations
 
@@ -25,6 +35,17 @@ import pyarrow as pa
 from fingerprinting.design import HYPERPARAMETERS, LOSS_TYPES
 
 LOSS_TYPES_COLUMN = "parsed_loss_types"
+UPSAMPLING = "upsampling"
+FAMILY_COLUMN = "parsed_upsampling_family"
+# Interpolation then a convolution, against upsampling whose weights are learnt: the pairs inside
+# each family compute near-identical functions in the zoo (data/MODEL_CARD.md), the families do not.
+UPSAMPLING_FAMILIES: dict[str, tuple[str, ...]] = {"interpolation": ("nearest", "bilinear"), "learned": ("transposed", "pixel_shuffle")}
+# What a user asks of a training objective: adversarial or not, a reconstruction term or not, a VAE's KL or not.
+LOSS_FAMILIES: dict[str, tuple[str, ...]] = {
+    "adversarial": ("ns_gan", "lsgan", "wgan_gp", "hinge"),
+    "reconstruction": ("l1", "l2", "perceptual"),
+    "kl": ("kl",),
+}
 
 
 def discrete_names() -> list[str]:
@@ -39,16 +60,36 @@ def loss_columns() -> list[str]:
     return [f"parsed_loss_{loss}" for loss in LOSS_TYPES]
 
 
+def loss_family_columns() -> list[str]:
+    return [f"parsed_loss_family_{family}" for family in LOSS_FAMILIES]
+
+
+def upsampling_family(choice: str) -> str:
+    """The family of an upsampling type (``UPSAMPLING_FAMILIES``)."""
+    return next(family for family, types in UPSAMPLING_FAMILIES.items() if choice in types)
+
+
+def loss_family_probabilities(probabilities: np.ndarray, loss_types: Sequence[str]) -> np.ndarray:
+    """(rows, types) loss probabilities -> (rows, families): P(at least one of the family), the types taken as independent."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    columns = [1 - np.prod(1 - p[:, [loss_types.index(t) for t in types if t in loss_types]], axis=1) for types in LOSS_FAMILIES.values()]
+    return np.stack(columns, 1).astype(np.float32)
+
+
 def parsed_fields() -> list[pa.Field]:
     """The arrow fields of every ``parsed_*`` column, in table order."""
     fields: list[pa.Field] = []
     for h in HYPERPARAMETERS:
+        if h.name == UPSAMPLING:
+            fields.append(pa.field(FAMILY_COLUMN, pa.string()))
+            fields.append(pa.field(f"{FAMILY_COLUMN}_confidence", pa.float32()))
         if h.kind == "discrete":
             fields.append(pa.field(f"parsed_{h.name}", pa.string()))
             fields.append(pa.field(f"parsed_{h.name}_confidence", pa.float32()))
         else:
             fields.append(pa.field(f"parsed_{h.name}", pa.float32()))
     fields.extend(pa.field(column, pa.float32()) for column in loss_columns())
+    fields.extend(pa.field(column, pa.float32()) for column in loss_family_columns())
     fields.append(pa.field(LOSS_TYPES_COLUMN, pa.list_(pa.string())))
     return fields
 
@@ -99,16 +140,37 @@ def aggregate_parsed_by(parsed: pd.DataFrame, groups: np.ndarray, keys: Sequence
         return parsed[column].to_numpy(np.float64, na_value=np.nan)[rows]
 
     columns: dict[str, np.ndarray] = {}
+    family = parsed[FAMILY_COLUMN].to_numpy(object)[rows]
+    columns[FAMILY_COLUMN], columns[f"{FAMILY_COLUMN}_confidence"] = _vote(family, floats(f"{FAMILY_COLUMN}_confidence"), owner, count)
     for name in discrete_names():
         value, confidence = f"parsed_{name}", f"parsed_{name}_confidence"
-        columns[value], columns[confidence] = _vote(parsed[value].to_numpy(object)[rows], floats(confidence), owner, count)
+        values = parsed[value].to_numpy(object)[rows]
+        if name == UPSAMPLING:
+            values = _types_in_family(values, family, owner, columns[FAMILY_COLUMN])
+        columns[value], columns[confidence] = _vote(values, floats(confidence), owner, count)
     for name in continuous_names():
         columns[f"parsed_{name}"] = _group_median(floats(f"parsed_{name}"), owner, count).astype(np.float32)
     loss_means = np.stack([_group_mean(floats(column), owner, count) for column in loss_columns()], 1).astype(np.float32)
     columns.update(zip(loss_columns(), loss_means.T))
+    columns.update((column, _group_mean(floats(column), owner, count).astype(np.float32)) for column in loss_family_columns())
     columns[LOSS_TYPES_COLUMN] = decode_loss_types(loss_means, LOSS_TYPES)
     take = unique_keys.get_indexer(wanted)
     return conform_parsed(pd.DataFrame({name: column[take] for name, column in columns.items()}), len(wanted))
+
+
+def _types_in_family(types: np.ndarray, families: np.ndarray, owner: np.ndarray, group_family: np.ndarray) -> np.ndarray:
+    """``types`` with null wherever the group as a whole reports none: a type is voted only among
+    rows in the group's family (any, where the group has none), and only where such rows are at
+    least half of the group's rows with a family (a row's type implies its family)."""
+    family_of_type = {t: family for family, members in UPSAMPLING_FAMILIES.items() for t in members}
+    derived = pd.Series(types, dtype=object).map(family_of_type).to_numpy(object)
+    derived = np.where(pd.isna(derived), families, derived)
+    target = group_family[owner]
+    reporting = ~pd.isna(types) & (pd.isna(target) | (derived == target))
+    with_family = np.bincount(owner, weights=~pd.isna(derived), minlength=len(group_family))
+    reported = np.bincount(owner, weights=reporting, minlength=len(group_family))
+    kept = reporting & (2 * reported[owner] >= with_family[owner])
+    return np.where(kept, types, None)
 
 
 def _vote(values: np.ndarray, confidences: np.ndarray, owner: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:

@@ -336,6 +336,11 @@ def _print_investigation(result) -> None:
         verdict = entry["verdict"] or "no verdict (no calibrated detector)"
         ood = "" if entry["ood_score"] is None else f", ood {entry['ood_score']:.2f}"
         console.print(f"[bold]{entry['query']}[/]: {verdict} (fake score {fake}{ood}), {where}, {name}{stored}")
+        from flows.parsed_view import described_design
+
+        design = described_design(entry)
+        if design:
+            console.print("  parsed design: " + "; ".join(f"{k}: {v}" for k, v in design))
         table = Table(show_edge=False)
         for column in ("rank", "similarity", "cluster", "generator", "path"):
             table.add_column(column)

@@ -17,7 +17,16 @@ import pandas as pd
 
 from clustering.pooled import pooled_centroids
 from fingerprinting.design import HYPERPARAMETERS, LOSS_TYPES
-from fingerprinting.parsing import LOSS_TYPES_COLUMN, conform_parsed, empty_parsed, parsed_columns
+from fingerprinting.parsing import (
+    FAMILY_COLUMN,
+    LOSS_FAMILIES,
+    LOSS_TYPES_COLUMN,
+    UPSAMPLING,
+    conform_parsed,
+    empty_parsed,
+    parsed_columns,
+    upsampling_family,
+)
 from flows.errors import UserError
 
 LOSS_TYPES_KEY = "loss_types"
@@ -55,6 +64,8 @@ def design_row(design: Mapping[str, object]) -> pd.DataFrame:
             if value not in h.choices:
                 raise UserError(f"design: {name} must be one of {', '.join(h.choices)}, not {value!r}")
             row[f"parsed_{name}"], row[f"parsed_{name}_confidence"] = value, 1.0
+            if name == UPSAMPLING:
+                row[FAMILY_COLUMN], row[f"{FAMILY_COLUMN}_confidence"] = upsampling_family(value), 1.0
         else:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise UserError(f"design: {name} must be a number, not {value!r}")
@@ -65,6 +76,8 @@ def design_row(design: Mapping[str, object]) -> pd.DataFrame:
             raise UserError(f"design: {LOSS_TYPES_KEY} must be a non-empty list of {', '.join(LOSS_TYPES)}, not {losses!r}")
         for loss in LOSS_TYPES:
             row[f"parsed_loss_{loss}"] = float(loss in losses)
+        for family, types in LOSS_FAMILIES.items():
+            row[f"parsed_loss_family_{family}"] = float(bool(set(types) & set(losses)))
         row[LOSS_TYPES_COLUMN] = [[loss for loss in LOSS_TYPES if loss in losses]]
     return conform_parsed(row, 1)
 

@@ -24,6 +24,7 @@ from fingerprinting.parsing import parsed_columns
 from flows.clustering_step import CLUSTERER_STATE, assign_new
 from flows.known import KnownGenerators
 from flows.model import open_model
+from flows.parsed_view import described_design
 from flows.schemas import NO_CLUSTER
 from flows.store import StoreError, StoreFolder
 from flows.verdicts import verdicts_of
@@ -69,6 +70,8 @@ class Investigation:
             facts = {k: v for k, v in entry.items() if k not in ("neighbours", "cluster") and not k.startswith("parsed_")}
             parts.append(f"<h2>{html.escape(str(entry['query']))}</h2><table>")
             parts += [f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items()]
+            parts.append("</table><h3>parsed design</h3><table>")
+            parts += [f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in described_design(entry)]
             parts.append("</table><h3>nearest stored fingerprints</h3><table><tr><th>rank</th><th>similarity</th><th>cluster</th><th>path</th></tr>")
             parts += [
                 f"<tr><td>{n['rank']}</td><td>{n['similarity']:.3f}</td><td>{n['cluster_id']}</td><td>{html.escape(str(n['path']))}</td></tr>"

@@ -25,8 +25,9 @@ import pandas as pd
 from markupsafe import Markup
 
 from fingerprinting.calibration import UNSURE, VERDICTS
-from fingerprinting.parsing import LOSS_TYPES_COLUMN, continuous_names, discrete_names, loss_columns
+from fingerprinting.parsing import LOSS_TYPES_COLUMN, loss_columns
 from flows.investigate import IMAGE_IDS_META
+from flows.parsed_view import described_design
 from flows.schemas import NO_CLUSTER
 from flows.store import StoreFolder
 
@@ -44,6 +45,7 @@ MEMBER_PICTURES = 3000  # thumbnails on member pages per report: the first page 
 MAP_POINTS = 4000  # images drawn on the map: those with the smallest image ids (a uniform, stable sample)
 PAGES = "report"  # the member pages' folder, beside the index page
 PICTURES_CACHE = "index/report_pictures.json"
+PICTURES_FORMAT = "2"  # changed with what a card holds: a cache of another format is drawn again
 INVESTIGATIONS = "investigations"  # where `genprint investigate` writes its pages by default
 
 _environment = jinja2.Environment(
@@ -151,7 +153,8 @@ def _members_by_cluster(images: pd.DataFrame) -> dict[int, pd.DataFrame]:
 
 
 def _signature(clusters: pd.DataFrame, sample: pd.DataFrame) -> str:
-    digest = hashlib.sha256(clusters.to_json(orient="records", default_handler=str).encode())
+    digest = hashlib.sha256(PICTURES_FORMAT.encode())
+    digest.update(clusters.to_json(orient="records", default_handler=str).encode())
     digest.update(sample[["image_id", "cluster_id"]].to_json(orient="values").encode())
     return digest.hexdigest()
 
@@ -230,7 +233,7 @@ def render_report(
         },
         table=groups,
         sections=_sections(pictures.cards, groups),
-        any_design=any(card["design"]["discrete"] for card in pictures.cards),
+        any_design=any(card["design"]["described"] for card in pictures.cards),
         investigations=[{"name": name, "href": f"../{INVESTIGATIONS}/{name}"} for name in sorted({p for ps in investigations.values() for p in ps}, reverse=True)],
         errors=[_plain(r) for r in errors.sort_values("run_id", ascending=False).head(ERRORS_SHOWN).to_dict("records")],
         errors_hidden=max(0, len(errors) - ERRORS_SHOWN),
@@ -375,16 +378,10 @@ def _cluster_card(row, images: pd.DataFrame, path_of: dict[str, str]) -> dict:
 
 
 def _design(values: dict) -> dict:
-    """The parsed design for display: discrete (value, confidence), continuous values, loss probabilities."""
-    discrete = [
-        (name, values[f"parsed_{name}"], _number(values[f"parsed_{name}_confidence"]))
-        for name in discrete_names()
-        if isinstance(values[f"parsed_{name}"], str)
-    ]
-    continuous = [(name, _number(values[f"parsed_{name}"])) for name in continuous_names() if _number(values[f"parsed_{name}"]) is not None]
+    """The parsed design for display: worded hyperparameters (``flows.parsed_view``), loss probabilities and the named loss set."""
     losses = [(c.removeprefix("parsed_loss_"), _number(values[c])) for c in loss_columns() if _number(values[c]) is not None]
     named = values[LOSS_TYPES_COLUMN]
-    return {"discrete": discrete, "continuous": continuous, "losses": sorted(losses, key=lambda x: -x[1]),
+    return {"described": described_design(values), "losses": sorted(losses, key=lambda x: -x[1]),
             "loss_types": [str(t) for t in named] if named is not None else []}
 
 

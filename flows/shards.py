@@ -82,10 +82,14 @@ def fingerprint_shard(store_root: str | os.PathLike, key: str, paths: list[str],
 
 
 def read_shard(folder: Path) -> tuple[pd.DataFrame, pa.Table, pd.DataFrame]:
-    """(records, vectors table, errors) of a finished shard."""
+    """(records, vectors table, errors) of a finished shard.
+
+    Read under today's schema, as the store's tables are: a shard written before a column existed
+    (the parsed upsampling and loss families) has it null.
+    """
     folder = Path(folder)
     return (
-        pq.read_table(folder / RECORDS_FILE).to_pandas(),
+        pq.read_table(folder / RECORDS_FILE, schema=shard_records_schema()).to_pandas(),
         pq.read_table(folder / VECTORS_FILE),
         pq.read_table(folder / ERRORS_FILE).to_pandas(),
     )

@@ -30,8 +30,9 @@ import pyarrow as pa
 
 from clustering.index import FingerprintIndex, IndexCorruptError
 from clustering.votes import cluster_votes
-from fingerprinting.fingerprinter import Fingerprinter, attributor_params
+from fingerprinting.fingerprinter import Fingerprinter, attributor_params, parsing_policy
 from fingerprinting.parsing import aggregate_parsed_by, parsed_columns
+from fingerprinting.shown import ParsingPolicy, calibrate_pooled
 from flows import schemas
 from flows.atomic import COMMIT_MARKER, STAGING, Transaction
 from flows.clustering_step import CLUSTERER_STATE, Clustered, assign_new, recluster, save_state
@@ -136,7 +137,7 @@ def update(
     attribution = stage("attribution", _attribution_stage, clustering, new, known, fingerprinter)
     images, paths = stage("images", _images_stage, before, new, prepared, clustering, attribution, context.run_id)
     images = stage("verdicts", _judge, store, images, meta, before[IMAGES], new, clustering, fingerprinter)
-    tables = stage("tables", _tables_stage, images, paths, before, new, prepared, context.run_id)
+    tables = stage("tables", _tables_stage, images, paths, before, new, prepared, context.run_id, parsing_policy(fingerprinter))
     clusters = stage("design-lending", _lend_designs, tables.clusters, before[CLUSTERS], tables.images, clustering, known, fingerprinter)
     timings = dict(seconds or {})
     summary = _summary(store, context, prepared, clustering, len(new.records), tables, clusters, timings)
@@ -225,10 +226,11 @@ def _judge(
 
 
 def _tables_stage(
-    images: pd.DataFrame, paths: pd.DataFrame, before: dict[str, pd.DataFrame], new: _NewImages, prepared: Prepared, run_id: str
+    images: pd.DataFrame, paths: pd.DataFrame, before: dict[str, pd.DataFrame], new: _NewImages, prepared: Prepared, run_id: str,
+    policy: ParsingPolicy | None,
 ) -> _Tables:
-    """The clusters and errors tables beside the images and paths tables."""
-    clusters = _clusters_table(images, before[CLUSTERS], run_id)
+    """The clusters and errors tables beside the images and paths tables (parsed designs calibrated under ``policy``)."""
+    clusters = _clusters_table(images, before[CLUSTERS], run_id, policy)
     errors, errors_met = _errors_table(before[ERRORS], prepared, new.errors, paths, run_id)
     return _Tables(images, paths, clusters, errors, errors_met)
 
@@ -410,7 +412,7 @@ def _attribute(images: pd.DataFrame, image_ids: list[str], names: list[str | Non
     return images.reset_index()[schemas.images_schema().names]
 
 
-def _clusters_table(images: pd.DataFrame, previous: pd.DataFrame, run_id: str) -> pd.DataFrame:
+def _clusters_table(images: pd.DataFrame, previous: pd.DataFrame, run_id: str, policy: ParsingPolicy | None = None) -> pd.DataFrame:
     members = images[images["cluster_id"] != NO_CLUSTER]
     columns = schemas.clusters_schema().names
     if members.empty:
@@ -429,7 +431,8 @@ def _clusters_table(images: pd.DataFrame, previous: pd.DataFrame, run_id: str) -
     table["fake_score_mean"] = grouped["fake_score"].mean().reindex(keys).astype(np.float32).to_numpy()
     votes = _cluster_attribution(members, keys)
     table = pd.concat([table, votes], axis=1).assign(design_source=None, design_similarity=np.float32(np.nan))  # see _lend_designs
-    parsed = aggregate_parsed_by(members[parsed_columns()], members["cluster_id"].to_numpy(), keys)
+    # Calibrated once, here, as a cluster: a cluster's vote is right more or less often than its share says.
+    parsed = calibrate_pooled(aggregate_parsed_by(members[parsed_columns()], members["cluster_id"].to_numpy(), keys), policy)
     table = pd.concat([table, parsed], axis=1)
     return table.sort_values(["size", "cluster_id"], ascending=[False, True], ignore_index=True)[columns]
 

@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from fingerprinting.parsing import empty_parsed
+from flows.parsed_view import described_design
 from flows.report import MEMBERS_PER_PAGE, page_name, render_report, report_pictures, verdict_of
 from flows.schemas import NO_CLUSTER
 
@@ -110,11 +112,25 @@ def test_parsed_designs_come_with_how_far_to_trust_them(tiny_store: SimpleNamesp
     store = tiny_store.store
     images, clusters = store.images(), store.clusters()
     pictures = report_pictures(store, images, clusters)
-    assert not any(card["design"]["discrete"] for card in pictures.cards)  # the spectral fingerprint parses nothing
+    assert not any(card["design"]["described"] for card in pictures.cards)  # the spectral fingerprint parses nothing
     assert 'id="parsing-caveat"' not in render_report(store, images, clusters, store.errors(), tiny_store.summary, pictures).index
-    pictures.cards[0]["design"]["discrete"] = [("upsampling", "nearest", 0.9)]
+    row = empty_parsed(1).iloc[0].to_dict() | {"parsed_upsampling_family": "learned", "parsed_upsampling_family_confidence": 0.93,
+                                               "parsed_skip": "unet", "parsed_skip_confidence": 0.8, "parsed_loss_family_adversarial": 0.7}
+    pictures.cards[0]["design"]["described"] = described_design(row)
     html = render_report(store, images, clusters, store.errors(), tiny_store.summary, pictures).index
-    assert 'id="parsing-caveat"' in html and "upsampling: nearest (90 %)" in html
+    assert 'id="parsing-caveat"' in html and "upsampling family: learned (93 %)" in html and "skip: unet (80 %)" in html
+    assert "upsampling type: not reported (family alone)" in html and "norm: not estimable from images" in html
+    assert "adversarial loss: yes (P 0.70)" in html and "kl loss: not estimable from images" in html
+
+
+def test_described_design_words_types_families_and_nulls() -> None:
+    row = empty_parsed(1).iloc[0].to_dict()
+    assert described_design(row) == []  # no parsing heads: nothing to word
+    row |= {"parsed_upsampling_family": "interpolation", "parsed_upsampling_family_confidence": 0.97,
+            "parsed_upsampling": "bilinear", "parsed_upsampling_confidence": 0.88}
+    described = dict(described_design(row))
+    assert described["upsampling family"] == "interpolation (97 %)" and described["upsampling type"] == "bilinear (88 %)"
+    assert described["activation"] == described["up blocks"] == "not estimable from images"
 
 
 def test_member_rows_link_to_their_investigations(store_copy, tiny_store: SimpleNamespace) -> None:

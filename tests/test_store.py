@@ -18,7 +18,8 @@ from flows import schemas
 from flows.atomic import COMMIT_MARKER, STAGING, Transaction, recover, write_json
 from flows.lock import StoreLock, StoreLockedError
 from flows.schemas import vectors_from_table, vectors_table
-from flows.shards import plan_shards
+from flows.shards import ERRORS_FILE, RECORDS_FILE, VECTORS_FILE, plan_shards, read_shard
+from flows.store import StoreFolder
 from flows.sources import SourceError, discover, identify
 
 
@@ -169,6 +170,22 @@ def test_vectors_are_fixed_size_float32_lists(tmp_path: Path) -> None:
 def test_tables_refuse_missing_columns() -> None:
     with pytest.raises(ValueError, match="lacks columns"):
         schemas.to_table(pd.DataFrame({"path": ["a"]}), schemas.errors_schema())
+
+
+def test_tables_written_before_the_parsed_families_read_with_them_null(tmp_path: Path) -> None:
+    new = ["parsed_upsampling_family", "parsed_upsampling_family_confidence", "parsed_loss_family_adversarial"]
+    for rel, schema in ((StoreFolder.CLUSTERS, schemas.clusters_schema()), (f"shard/{RECORDS_FILE}", schemas.shard_records_schema())):
+        old = pa.schema([f for f in schema if "_family" not in f.name])
+        filler = {pa.string(): "a", pa.int32(): 1, pa.int64(): 1, pa.list_(pa.string()): ["a"]}
+        row = {f.name: [None if f.nullable else filler[f.type]] for f in old}
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table(row, schema=old), tmp_path / rel)
+    pq.write_table(vectors_table(["a"], np.zeros((1, 4), np.float32)), tmp_path / "shard" / VECTORS_FILE)
+    pq.write_table(schemas.shard_errors_schema().empty_table(), tmp_path / "shard" / ERRORS_FILE)
+    clusters = StoreFolder(tmp_path).clusters()
+    records = read_shard(tmp_path / "shard")[0]
+    for frame in (clusters, records):
+        assert len(frame) == 1 and set(new) <= set(frame.columns) and frame[new].isna().all(axis=None)
 
 
 def test_shard_plan_is_deterministic_and_model_specific() -> None:
