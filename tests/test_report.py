@@ -136,7 +136,7 @@ def test_described_design_words_types_families_and_nulls() -> None:
 def test_member_rows_link_to_their_investigations(store_copy, tiny_store: SimpleNamespace) -> None:
     images, clusters = store_copy.images(), store_copy.clusters()
     member = images[images["cluster_id"] == clusters["cluster_id"].iloc[0]].iloc[0]
-    (store_copy / "investigations").mkdir()
+    (store_copy / "investigations").mkdir(exist_ok=True)  # other tests may have investigated the shared tiny store
     (store_copy / "investigations/20260101T000000Z.html").write_text(store_copy.investigate([member["path"]], k=3).to_html())
     report = render_report(store_copy, images, clusters, store_copy.errors(), tiny_store.summary)
     row = report.pages[page_name(int(member["cluster_id"]))].split(f'data-image-id="{member["image_id"]}"')[1].split("</tr>")[0]
