@@ -119,8 +119,8 @@ def _publish_artifacts(summary: RunSummary) -> None:
         f"- inputs: {summary.inputs}; new images: {summary.images_new}; already stored: {summary.images_known}; unusable: {summary.errors}",
         f"- shards: {summary.shards} ({summary.shards_reused} reused after an interruption)",
         f"- store now: {summary.images_total} images, {summary.clusters} clusters, {summary.unassigned} unassigned ({summary.clustering})",
-        f"- seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in summary.seconds.items()),
-        f"- peak memory (MiB): " + ", ".join(f"{k} {v:.0f}" for k, v in summary.peak_memory_mb.items()),
+        "- seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in summary.seconds.items()),
+        "- peak memory (MiB): " + ", ".join(f"{k} {v:.0f}" for k, v in summary.peak_memory_mb.items()),
         f"- report: `{summary.store}/{StoreFolder.REPORT}`",
     ]
     create_markdown_artifact("\n".join(lines), key=f"{key}-run-summary", description="genprint run summary")
