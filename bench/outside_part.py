@@ -137,17 +137,15 @@ def _pixels(path: str) -> np.ndarray:
 
 
 def self_descriptions(images: pd.DataFrame, log: Callable[[str], None]) -> Fingerprints:
-    """Self-descriptions of every image (filters fitted on every photograph crop: they hold no label),
-    and, per photograph fold, the anomaly score of a mixture that saw only the other fold's photographs."""
+    """Per photograph fold, the anomaly score of a detector fitted on the other fold's photographs only; as
+    vectors, every image described with the last fold's filters (filters hold no label: they only predict pixels)."""
     pixels = np.stack([_pixels(p) for p in images["path"]])
     real = ~images["is_fake"].to_numpy()
-    detector = SelfDescriptionDetector(n_components=2)
     scores = np.zeros(len(images), np.float32)
     for fold in range(PHOTO_FOLDS):
-        fitted = SelfDescriptionDetector(n_components=2).fit(pixels[real & (images["fold"].to_numpy() != fold)])
+        detector = SelfDescriptionDetector(n_components=2).fit(pixels[real & (images["fold"].to_numpy() != fold)])
         mine = images["fold"].to_numpy() == fold
-        scores[mine] = fitted.anomaly_score(pixels[mine])
-        detector = fitted
+        scores[mine] = detector.anomaly_score(pixels[mine])
     vectors = detector.describe(pixels)
     vectors = (vectors - vectors.mean(0)) / (vectors.std(0) + 1e-6)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)

@@ -29,7 +29,7 @@ from fingerprinting.zoo.build import ZooOptionsMismatch, staging
 from fingerprinting.zoo.external.catalogue import FAMILY_SKIP, GENERATORS, ExternalGenerator
 from fingerprinting.zoo.external.packages import PINNED
 from fingerprinting.zoo.external.param_file import design_facts
-from fingerprinting.zoo.external.photographs import CameraPhoto, camera_photos, load_camera_photo
+from fingerprinting.zoo.external.photographs import CorpusPhoto, camera_photos, load_camera_photo
 from fingerprinting.zoo.external.runner import Upscaler
 from fingerprinting.zoo.external.tables import EXTERNAL_GENERATORS_SCHEMA, EXTERNAL_IMAGES_SCHEMA, EXTERNAL_SPLIT
 from fingerprinting.zoo.external.views import VIEW_SUFFIX, VIEWS, save_views, view_side
@@ -161,7 +161,7 @@ def _finished(out: Path, unit: str, size: int) -> bool:
     return (_unit_folder(out, unit, size) / MARKER).exists()
 
 
-def _cells(photo: CameraPhoto, cell: int) -> tuple[list[Region], list[Region]]:
+def _cells(photo: CorpusPhoto, cell: int) -> tuple[list[Region], list[Region]]:
     """(cells for fakes, cells for reals) of a photo, on its shipped resolution."""
     height, width = load_camera_photo(photo.name).shape[:2]
     return checkerboard(photo.name, height, width, cell)
@@ -194,7 +194,7 @@ def _draw(rng: np.random.Generator, choices: dict[str, list[Region]], side: int,
     return patch, cell.photo
 
 
-def _build_reals(out: Path, photos: tuple[CameraPhoto, ...], size: int, options: dict) -> None:
+def _build_reals(out: Path, photos: tuple[CorpusPhoto, ...], size: int, options: dict) -> None:
     rng = np.random.default_rng([options["seed"], size, 0x5EA1])
     by_scale = {scale: {p.name: [_scaled(c, scale) for c in _cells(p, _cell_side(size))[1]] for p in photos} for scale in REAL_SCALES}
     by_scale = {s: {name: [c for c in cells if _fits(c, size)] for name, cells in pool.items()} for s, pool in by_scale.items()}
@@ -211,7 +211,7 @@ def _build_reals(out: Path, photos: tuple[CameraPhoto, ...], size: int, options:
         (folder / MARKER).write_text(json.dumps({"images": records}))
 
 
-def _build_fakes(out: Path, generator: ExternalGenerator, upscaler: Upscaler, photos: tuple[CameraPhoto, ...], size: int, options: dict) -> None:
+def _build_fakes(out: Path, generator: ExternalGenerator, upscaler: Upscaler, photos: tuple[CorpusPhoto, ...], size: int, options: dict) -> None:
     scale = generator.scale
     side = low_res_side(size, scale)
     pool = {p.name: [c for c in _cells(p, _cell_side(size))[0] if _fits(c, scale * side)] for p in photos}

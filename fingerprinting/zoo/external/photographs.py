@@ -48,7 +48,7 @@ _PACKAGE_SOURCE = {"china": "sklearn", "flower": "sklearn"}
 
 
 @dataclass(frozen=True)
-class CameraPhoto:
+class CorpusPhoto:
     """`name` is what images.parquet's `photo` column holds; `source` the package it comes from."""
 
     name: str
@@ -66,10 +66,10 @@ def _sha16(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-def camera_photos() -> tuple[tuple[CameraPhoto, ...], list[str]]:
+def camera_photos() -> tuple[tuple[CorpusPhoto, ...], list[str]]:
     """(the photographs available here, problems to report loudly: the wallpapers missing or changed)."""
-    photos = [CameraPhoto(f"matplotlib:{name}", "matplotlib") for name in MATPLOTLIB_PHOTOS]
-    photos += [CameraPhoto(f"{_PACKAGE_SOURCE.get(name, 'skimage')}:{name}", _PACKAGE_SOURCE.get(name, "skimage")) for name in PACKAGE_PHOTOS]
+    photos = [CorpusPhoto(f"matplotlib:{name}", "matplotlib") for name in MATPLOTLIB_PHOTOS]
+    photos += [CorpusPhoto(f"{_PACKAGE_SOURCE.get(name, 'skimage')}:{name}", _PACKAGE_SOURCE.get(name, "skimage")) for name in PACKAGE_PHOTOS]
     problems = []
     folder = plasma_folder()
     if folder is None:
@@ -78,7 +78,7 @@ def camera_photos() -> tuple[tuple[CameraPhoto, ...], list[str]]:
     else:
         for name, (_, digest) in PLASMA_PHOTOS.items():
             if _sha16(folder / name / PLASMA_FILE) == digest:
-                photos.append(CameraPhoto(f"plasma:{name}", "plasma"))
+                photos.append(CorpusPhoto(f"plasma:{name}", "plasma"))
             else:
                 problems.append(f"{folder / name / PLASMA_FILE} is not the file this corpus describes (another package version?); left out")
     return tuple(sorted(photos, key=lambda p: p.name)), problems
