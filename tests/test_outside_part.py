@@ -7,7 +7,10 @@ import pytest
 
 pytest.importorskip("ncnn", reason="the external extra is not installed (pip install 'genprint[external]')")
 
-from bench import outside_part  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bench import outside_part, outside_parsing  # noqa: E402
 from fingerprinting.models import load_fingerprinter  # noqa: E402
 from fingerprinting.zoo.external import build_external  # noqa: E402
 from fingerprinting.zoo.external.catalogue import generator  # noqa: E402
@@ -18,8 +21,13 @@ SMALL = dict(images_per_generator=6, sizes=(64,), seed=0, real_images=48,
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    return outside_part.load_images(build_external(tmp_path_factory.mktemp("outside") / "corpus", **SMALL).out)
+def corpus(tmp_path_factory) -> Path:
+    return build_external(tmp_path_factory.mktemp("outside") / "corpus", **SMALL).out
+
+
+@pytest.fixture(scope="module")
+def images(corpus: Path):
+    return outside_part.load_images(corpus)
 
 
 def test_folds_hold_out_a_family_and_half_of_the_photographs(images):
@@ -33,7 +41,7 @@ def test_folds_hold_out_a_family_and_half_of_the_photographs(images):
     assert seen == {"realcugan", "span"}
 
 
-def test_every_table_has_a_row_per_method_family_and_view(images, tmp_path: Path):
+def test_every_table_has_a_row_per_method_family_and_view(images, corpus: Path, tmp_path: Path):
     spectral = load_fingerprinter("spectral")
     prints = {"spectral": outside_part.fingerprint_corpus(images, spectral, print),
               "self-description (real only)": outside_part.self_descriptions(images, print)}
@@ -47,9 +55,31 @@ def test_every_table_has_a_row_per_method_family_and_view(images, tmp_path: Path
     assert len(grouping) == 2 * 2 * len(outside_part.VIEWS) and grouping["ari"].between(-1, 1).all()
     attribution = outside_part.attribution_table(images, prints, {"spectral": spectral, "self-description (real only)": None})
     assert attribution["closed_set_accuracy"].between(0, 1).all() and len(attribution) == len(grouping)
-    markdown = outside_part.render(_Summary(), images, detection, grouping, attribution, detection.head(0))
+    generators = pd.read_parquet(corpus / "generators.parquet")
+    designs = outside_parsing.generator_designs(images, outside_parsing.parse_images(images, load_fingerprinter("default"), tmp_path / "p.parquet", print),
+                                                load_fingerprinter("default"))
+    markdown = outside_part.render(_Summary(), images, detection, grouping, attribution, detection.head(0), designs, generators)
     assert "### Detection per held-out family" in markdown
     assert "| method | view | realcugan | span |" in markdown  # AUC per held-out family, side by side
+    assert "### Parsing: what the shipped heads say of each external generator" in markdown
+
+
+def test_parsing_pools_each_generator_and_view_as_a_cluster_and_scores_it_against_its_param_file(images, corpus: Path, tmp_path: Path):
+    shipped = load_fingerprinter("default")
+    parsed = outside_parsing.parse_images(images, shipped, tmp_path / "parsed.parquet", print)
+    assert len(parsed) == len(images) and parsed.loc[images["is_fake"].to_numpy(), "parsed_upsampling_family"].notna().all()
+    assert outside_parsing.parse_images(images.head(0), shipped, tmp_path / "parsed.parquet", print).equals(parsed)  # kept, not recomputed
+    designs = outside_parsing.generator_designs(images, parsed, shipped)
+    assert len(designs) == 4 * len(outside_part.VIEWS) and set(designs["parsed_upsampling_family"]) <= {"learned", "interpolation"}
+    generators = pd.read_parquet(corpus / "generators.parquet")
+    table = outside_parsing.parsing_table(designs, generators)
+    assert sorted(table["family"].unique()) == ["realcugan", "span"] and (table["generators"] == 2).all()
+    # Both families' upsampling is learned (transposed, pixel shuffle): "right" means the shown family says so.
+    expected = {(f, v): float(np.mean(g["parsed_upsampling_family"] == "learned"))
+                for (f, v), g in designs.assign(family=designs["member_id"].str.split("-").str[0]).groupby(["family", "view"])}
+    assert dict(zip(zip(table["family"], table["view"]), table["upsampling family right"])) == expected
+    per_generator = outside_parsing.generator_table(designs, generators)
+    assert len(per_generator) == 4 and set(per_generator["true upsampling"]) == {"transposed", "pixel_shuffle"}
 
 
 class _Summary:
