@@ -85,7 +85,7 @@ def measure(work: Path, threads: int, log: Callable[[str], None]) -> str:
     whole = whole_photo_table(shipped, images, prints[SHIPPED], work / "whole", log)
     designs = generator_designs(images, parse_images(images, shipped, work / "parsed" / f"{cache_key(summary, shipped.version)}.parquet", log), shipped)
     generators = pd.read_parquet(summary.out / "generators.parquet")
-    return render(summary, images, detection, grouping, attribution, whole, designs, generators)
+    return render(summary, images, detection, grouping, attribution, whole, designs, generators, shipped)
 
 
 def cache_key(summary, version: str) -> str:
@@ -316,7 +316,7 @@ def _pivot(table: pd.DataFrame, value: str) -> pd.DataFrame:
 
 
 def render(summary, images: pd.DataFrame, detection: pd.DataFrame, grouping: pd.DataFrame, attribution: pd.DataFrame, whole: pd.DataFrame,
-           designs: pd.DataFrame, generators: pd.DataFrame) -> str:
+           designs: pd.DataFrame, generators: pd.DataFrame, shipped: Fingerprinter) -> str:
     fakes = images[images["is_fake"] & (images["view"] == "clean")]
     reals = images[~images["is_fake"] & (images["view"] == "clean")]
     lines = [
@@ -363,9 +363,11 @@ def render(summary, images: pd.DataFrame, detection: pd.DataFrame, grouping: pd.
         "Each generator's images pooled as the product pools a cluster's (then the checkpoint's pooled calibration), per view, "
         "against the design read from its `.param` file; pooled by true generator, since grouping them apart fails (above). "
         "The parser never trained on either family. Targets of the parsing issue: upsampling family right for every held-out "
-        "family, the type right or not reported. Shares of generators; a blank cell is a head the checkpoint does not show.",
+        "family, the type right or not reported. Shares of generators, every head decoded; \"(hidden)\": the checkpoint's policy "
+        "(`python -m bench.parsing_part ZOO --external EXT`) does not show that head, because it is wrong on most generators "
+        "of a family here, so the product says \"not estimable from images\" instead.",
         "",
-        markdown_table(parsing_table(designs, generators)),
+        markdown_table(parsing_table(designs, generators, shipped)),
         "",
         "Per generator, clean images (calibrated confidence in brackets):",
         "",

@@ -1,6 +1,6 @@
 """Decide a checkpoint's parsing policy on a zoo it never trained on, and measure it: calibration, the null rule, families.
 
-``python -m bench.parsing_part ZOO_DIR [--model default] [--write] [--figure PNG]`` fingerprints
+``python -m bench.parsing_part ZOO_DIR [--external EXT_DIR] [--model default] [--write] [--figure PNG]`` fingerprints
 every generated image of the zoo clean and after JPEG 75, pools each member's rows as the product
 pools a cluster's (``fingerprinting.parsing.aggregate_parsed_by``), and:
 - fits the calibration (a temperature per discrete head, Platt scaling per loss family) and the
@@ -8,6 +8,9 @@ pools a cluster's (``fingerprinting.parsing.aggregate_parsed_by``), and:
   folds of members, so every figure is out-of-fold;
 - shows a head only where, out of fold, it beats the majority class of those members both clean
   and after JPEG 75 (a continuous head: the mean of those members, in mean absolute error);
+- with ``--external EXT_DIR`` (`genprint zoo external`), also only where it holds on generators
+  trained by others (``outside_figures``): a discrete value right for at least half of each external
+  family's generators, a continuous one nearer the truth than the middle of the head's range;
 - prints the markdown table, draws the reliability diagram and, with ``--write``, stores the
   policy fitted on all the members beside the checkpoint (``fingerprinting.shown.sidecar_path``).
 """
@@ -53,6 +56,9 @@ TEMPERATURES = np.geomspace(0.25, 8.0, 41)
 THRESHOLDS = np.round(np.arange(0.0, 1.0001, 0.05), 2)
 ECE_BINS = 10
 PLATT_BOUNDS = ((0.0, 5.0), (-5.0, 5.0))  # (scale, bias)
+# A shown value must be right for at least this share of each external family's generators: below
+# it, the product would be wrong about most generators of a real design.
+OUTSIDE_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -288,8 +294,45 @@ def _f1(named: frozenset[str], truth: frozenset[str]) -> float:
     return 2 * len(named & truth) / max(len(named) + len(truth), 1)
 
 
-def decide(conditions: dict[str, Crops], truth: Truth, members: int, model_version: str, folds: int = FOLDS) -> tuple[ParsingPolicy, pd.DataFrame, dict]:
-    """The policy fitted on every member, with ``shown`` from the out-of-fold figures; the per-head table and the loss figures."""
+@dataclass(frozen=True)
+class Outside:
+    """Generators trained by others: their clean crops' head outputs, their designs, and each one's family."""
+
+    crops: Crops
+    truth: Truth
+    family: np.ndarray
+
+
+def outside_figures(outside: Outside, policy: ParsingPolicy, continuous_ranges: dict[str, tuple[float, float]]) -> pd.DataFrame:
+    """Per head and external family, under ``policy`` with every head shown: the share of generators whose
+    shown value is right (the upsampling type: of those it is reported for), or the mean absolute error
+    beside that of the head's range middle; ``passes`` by ``OUTSIDE_SHARE`` or that middle."""
+    table = pooled(outside.crops, len(outside.family), replace(policy, shown={}))
+    rows = []
+    for family in sorted(set(outside.family)):
+        mine = outside.family == family
+        for head in [FAMILY_HEAD, *outside.truth.discrete]:
+            confidence, correct = head_confidence(table, outside.truth, head)
+            expected = outside.truth.family() if head == FAMILY_HEAD else outside.truth.discrete[head]
+            judged = mine & np.array([e is not None for e in expected]) & (~np.isnan(confidence) if head == UPSAMPLING else True)
+            share = float(correct[judged].mean()) if judged.any() else float("nan")
+            rows.append({"head": head, "family": family, "generators": int(judged.sum()), "right": share,
+                         "passes": bool(np.isnan(share) or share >= OUTSIDE_SHARE)})
+        for head, values in outside.truth.continuous.items():
+            judged = mine & ~np.isnan(values)
+            if not judged.any():
+                continue
+            low, high = continuous_ranges[head]
+            error = float(np.mean(np.abs(table[f"parsed_{head}"].to_numpy(np.float64)[judged] - values[judged])))
+            middle = float(np.mean(np.abs((low + high) / 2 - values[judged])))
+            rows.append({"head": head, "family": family, "generators": int(judged.sum()), "error": error, "baseline": middle, "passes": error < middle})
+    return pd.DataFrame(rows)
+
+
+def decide(conditions: dict[str, Crops], truth: Truth, members: int, model_version: str, folds: int = FOLDS,
+           outside: Outside | None = None, continuous_ranges: dict[str, tuple[float, float]] | None = None) -> tuple[ParsingPolicy, pd.DataFrame, dict]:
+    """The policy fitted on every member, with ``shown`` from the out-of-fold figures (and, given ``outside``, from
+    generators trained by others); the per-head table and the loss figures."""
     tables, fold_policies = out_of_fold(conditions, truth, members, folds)
     rows = []
     for head in head_names(conditions["clean"], truth):
@@ -302,11 +345,17 @@ def decide(conditions: dict[str, Crops], truth: Truth, members: int, model_versi
     losses = {condition: loss_figures(tables[condition]["calibrated"], truth, conditions["clean"].heads.loss_types) for condition in conditions}
     policy = fit_policy(conditions["clean"], truth, members)
     policy.model_version = model_version
+    evaluation = {"members": members, "folds": folds, "fold_type_thresholds": [p.type_threshold for p in fold_policies]}
+    if outside is not None:
+        figures = outside_figures(outside, policy, continuous_ranges or {})
+        held = figures.groupby("head")["passes"].all()
+        table["outside"] = [bool(held.get(head, True)) for head in table["head"]]
+        table["shown"] = table["shown"] & table["outside"]
+        # The type is shown inside its family: without a family there is nothing to report it in.
+        table.loc[table["head"] == UPSAMPLING, "shown"] &= bool(table.loc[table["head"] == FAMILY_HEAD, "shown"].all())
+        evaluation["outside"] = figures.astype(object).where(figures.notna(), None).to_dict(orient="records")
     policy.shown = dict(zip(table["head"], table["shown"].astype(bool)))
-    policy.evaluation = {
-        "members": members, "folds": folds, "fold_type_thresholds": [p.type_threshold for p in fold_policies],
-        "heads": table.astype(object).where(table.notna(), None).to_dict(orient="records"), "losses": losses,
-    }
+    policy.evaluation = evaluation | {"heads": table.astype(object).where(table.notna(), None).to_dict(orient="records"), "losses": losses}
     return policy, table, tables
 
 
@@ -354,7 +403,10 @@ def markdown(table: pd.DataFrame, losses: dict, policy: ParsingPolicy) -> str:
     def number(value: object) -> str:
         return "" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.3f}"
 
-    lines = ["| head | shown | clean: accuracy (majority) or MAE (mean) | JPEG 75 | ECE before -> after calibration, clean |", "|---|---|---|---|---|"]
+    outside = _outside_cells(policy.evaluation.get("outside"))
+    lines = ["| head | shown | clean: accuracy (majority) or MAE (mean) | JPEG 75 | ECE before -> after calibration, clean |"
+             + (" outside the zoo: right (or MAE, range middle's) per family |" if outside else ""),
+             "|---|---|---|---|---|" + ("---|" if outside else "")]
     for row in table.to_dict(orient="records"):
         cells = []
         for condition in ("clean", "jpeg75"):
@@ -363,7 +415,8 @@ def markdown(table: pd.DataFrame, losses: dict, policy: ParsingPolicy) -> str:
             else:
                 cells.append(f"{number(row[f'{condition} accuracy'])} ({number(row[f'{condition} baseline'])})")
         ece = f"{number(row.get('clean ece_raw'))} -> {number(row.get('clean ece'))}" if "clean ece" in row and not pd.isna(row.get("clean ece")) else ""
-        lines.append(f"| {row['head']} | {'yes' if row['shown'] else 'no: not estimable'} | {cells[0]} | {cells[1]} | {ece} |")
+        lines.append(f"| {row['head']} | {'yes' if row['shown'] else 'no: not estimable'} | {cells[0]} | {cells[1]} | {ece} |"
+                     + (f" {outside.get(row['head'], '')} |" if outside else ""))
     up = table.set_index("head").loc[UPSAMPLING]
     lines.append("")
     lines.append(f"Upsampling type threshold {policy.type_threshold:.2f}: out of fold, a type is reported for "
@@ -372,6 +425,32 @@ def markdown(table: pd.DataFrame, losses: dict, policy: ParsingPolicy) -> str:
     for condition, figures in losses.items():
         lines.append(f"Loss-type F1 ({condition}): " + ", ".join(f"{k} {v:.3f}" for k, v in figures.items()) + ".")
     return "\n".join(lines) + "\n"
+
+
+def _outside_cells(records: list[dict] | None) -> dict[str, str]:
+    """Per head, its outside figures as one markdown cell ("family share", or "family MAE (middle's)")."""
+    cells: dict[str, list[str]] = {}
+    for r in records or []:
+        figure = f"{r['error']:.2f} ({r['baseline']:.2f})" if r.get("error") is not None else ("n/a" if r["right"] is None else f"{r['right']:.2f}")
+        cells.setdefault(r["head"], []).append(f"{r['family']} {figure}{'' if r['passes'] else ' ✗'}")
+    return {head: ", ".join(parts) for head, parts in cells.items()}
+
+
+def external_outside(corpus: Path, fingerprinter: object, spec: object) -> Outside:
+    """The clean 64 px images of every generator of an external corpus, with the designs its tables record."""
+    from fingerprinting.training_data import read_pixels
+
+    images = pd.read_parquet(corpus / "images.parquet")
+    images = images[images["is_fake"] & (images["view"] == "clean") & (images["width"] == 64)]
+    generators = pd.read_parquet(corpus / "generators.parquet").set_index("member_id")
+    order = sorted(images["member_id"].unique())
+    generators = generators.loc[order]
+    member = pd.Index(order).get_indexer(images["member_id"])
+    discrete = {name: np.array([v if v in choices else None for v in generators[name]], dtype=object)
+                for name, choices in spec.discrete if name in generators}
+    continuous = {name: generators[name].to_numpy(np.float64) for name, _, _ in spec.continuous if name in generators}
+    crops = Crops(fingerprinter.head_outputs(read_pixels([corpus / p for p in images["path"]])), member)
+    return Outside(crops, Truth(discrete, continuous, [[] for _ in order]), generators["family"].to_numpy())
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -386,6 +465,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("zoo", type=Path, help="A zoo built with a seed the checkpoint never trained on.")
     parser.add_argument("--model", default="default")
     parser.add_argument("--folds", type=int, default=FOLDS)
+    parser.add_argument("--external", type=Path, help="An external corpus (genprint zoo external): show only heads that also hold on its generators.")
     parser.add_argument("--figure", type=Path, default=Path("data/bench_figures/parsing_reliability.png"))
     parser.add_argument("--write", action="store_true", help="Store the decided policy beside the checkpoint.")
     args = parser.parse_args(argv)
@@ -401,7 +481,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                   "jpeg75": Crops(fingerprinter.head_outputs(jpeg_copy(data.pixels[fakes], 75)), data.member[fakes])}
     truth = zoo_truth(data, HeadSpec.from_space())  # the spec load_labelled_images encoded the labels with
     members = len(data.member_ids)
-    policy, table, tables = decide(conditions, truth, members, fingerprinter.checkpoint.version, args.folds)
+    spec = HeadSpec.from_space()
+    outside = external_outside(args.external, fingerprinter, spec) if args.external else None
+    ranges = {name: (low, high) for name, low, high in spec.continuous}
+    policy, table, tables = decide(conditions, truth, members, fingerprinter.checkpoint.version, args.folds, outside, ranges)
+    if args.external:
+        policy.evaluation["external"] = {"path": str(args.external), "generators": len(outside.family)}
     policy.evaluation["zoo"] = {"path": str(args.zoo), "seed": zoo_seed, "members": members, "images": int(fakes.sum())}
     print(markdown(table, policy.evaluation["losses"], policy))
     shown = [h for h in table["head"] if h not in truth.continuous]

@@ -58,7 +58,8 @@ def test_every_table_has_a_row_per_method_family_and_view(images, corpus: Path, 
     generators = pd.read_parquet(corpus / "generators.parquet")
     designs = outside_parsing.generator_designs(images, outside_parsing.parse_images(images, load_fingerprinter("default"), tmp_path / "p.parquet", print),
                                                 load_fingerprinter("default"))
-    markdown = outside_part.render(_Summary(), images, detection, grouping, attribution, detection.head(0), designs, generators)
+    markdown = outside_part.render(_Summary(), images, detection, grouping, attribution, detection.head(0), designs, generators,
+                                   load_fingerprinter("default"))
     assert "### Detection per held-out family" in markdown
     assert "| method | view | realcugan | span |" in markdown  # AUC per held-out family, side by side
     assert "### Parsing: what the shipped heads say of each external generator" in markdown
@@ -72,12 +73,13 @@ def test_parsing_pools_each_generator_and_view_as_a_cluster_and_scores_it_agains
     designs = outside_parsing.generator_designs(images, parsed, shipped)
     assert len(designs) == 4 * len(outside_part.VIEWS) and set(designs["parsed_upsampling_family"]) <= {"learned", "interpolation"}
     generators = pd.read_parquet(corpus / "generators.parquet")
-    table = outside_parsing.parsing_table(designs, generators)
+    table = outside_parsing.parsing_table(designs, generators, shipped)
     assert sorted(table["family"].unique()) == ["realcugan", "span"] and (table["generators"] == 2).all()
     # Both families' upsampling is learned (transposed, pixel shuffle): "right" means the shown family says so.
     expected = {(f, v): float(np.mean(g["parsed_upsampling_family"] == "learned"))
                 for (f, v), g in designs.assign(family=designs["member_id"].str.split("-").str[0]).groupby(["family", "view"])}
-    assert dict(zip(zip(table["family"], table["view"]), table["upsampling family right"])) == expected
+    hidden = not shipped.parsing_policy.is_shown("upsampling_family")
+    assert dict(zip(zip(table["family"], table["view"]), table["upsampling family right" + " (hidden)" * hidden])) == expected
     per_generator = outside_parsing.generator_table(designs, generators)
     assert len(per_generator) == 4 and set(per_generator["true upsampling"]) == {"transposed", "pixel_shuffle"}
 

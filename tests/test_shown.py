@@ -8,6 +8,7 @@ import torch
 
 from bench.parsing_part import (
     Crops,
+    Outside,
     Truth,
     decide,
     expected_calibration_error,
@@ -127,6 +128,28 @@ def test_leave_out_decision_shows_informative_heads_and_nulls_noise() -> None:
     out = decode_shown(crops.heads, policy)
     assert out["parsed_norm"].isna().all() and out[FAMILY_COLUMN].notna().all()
     assert set(table["head"]) >= {"upsampling_family", "upsampling", "norm", "loss_family_adversarial", "up_blocks"}
+
+
+def test_heads_wrong_on_most_generators_trained_by_others_are_not_shown() -> None:
+    crops, truth = synthetic_zoo(members=60, crops=3, seed=3)
+    # Two outside families of learned upsamplers that the head sees as nearest, with confidence; designs
+    # say nothing of their norm; their up_blocks sits where a range-middle guess is nearer than the head.
+    generators, per = 6, 4
+    member = np.repeat(np.arange(generators), per)
+    logits = np.tile([0.0, 9.0, 0.0, 0.0], (len(member), 1))
+    outside = Outside(Crops(heads(logits), member),
+                      Truth(discrete={"upsampling": np.array(["transposed", "pixel_shuffle"] * 3, dtype=object)},
+                            continuous={"up_blocks": np.full(generators, 3.2)}, losses=[[] for _ in range(generators)]),
+                      family=np.array(["a", "b"] * 3))
+    ranges = {name: (low, high) for name, low, high in SPEC.continuous}
+    policy, table, _ = decide({"clean": crops, "jpeg75": crops}, truth, 60, "v-test", folds=3, outside=outside, continuous_ranges=ranges)
+    assert not policy.shown["upsampling_family"] and not policy.shown["upsampling"]  # right on the zoo, wrong outside it
+    assert not table.set_index("head").at["upsampling_family", "outside"]
+    assert policy.shown["loss_family_adversarial"] == table.set_index("head").at["loss_family_adversarial", "shown"]  # no outside evidence
+    figures = pd.DataFrame(policy.evaluation["outside"])
+    family = figures[figures["head"] == "upsampling_family"]
+    assert sorted(family["family"]) == ["a", "b"] and (family["right"] == 0.0).all() and (family["generators"] == 3).all()
+    assert decode_shown(crops.heads, policy)[FAMILY_COLUMN].isna().all()  # "not estimable from images" in the product
 
 
 def test_policy_round_trips_as_json_beside_the_checkpoint(tmp_path) -> None:
