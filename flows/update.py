@@ -56,7 +56,6 @@ SCHEMAS = {
 }
 EXEMPLARS = 8
 LARGEST_SHOWN = 10
-FAKE_THRESHOLD = 0.5
 
 
 @dataclass
@@ -406,9 +405,6 @@ def _attribute(images: pd.DataFrame, image_ids: list[str], names: list[str | Non
     if image_ids:
         images.loc[image_ids, "attributed_generator"] = pd.Series(names, index=image_ids, dtype=object)
         images.loc[image_ids, "attribution_score"] = scores
-    # Generated (by the detector's word) and made by no registered generator. Without a fake score
-    # (a fingerprinter with no detection head) nothing is called generated.
-    images["unknown_generator"] = images["attributed_generator"].isna() & (images["fake_score"] >= FAKE_THRESHOLD)
     return images.reset_index()[schemas.images_schema().names]
 
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from fingerprinting.calibration import GENERATED
 from fingerprinting.fingerprinter import Fingerprinter, verdict_calibrator
 
 VERDICT_META = "verdict_calibration"  # meta key: digest of the calibration that made the verdicts ("": none)
+# Where a model has a detector but no calibration, "generated" is the raw score's reading.
+UNCALIBRATED_THRESHOLD = 0.5
 
 
 def calibration_digest(fingerprinter: Fingerprinter) -> str:
@@ -35,7 +38,17 @@ def judge(images: pd.DataFrame, image_ids: list[str], vectors: np.ndarray, finge
         images.loc[image_ids, "verdict"] = pd.Series(verdicts, index=image_ids, dtype=object)
         images.loc[image_ids, "ood_score"] = ood
     images["ood_score"] = images["ood_score"].astype(np.float32)
+    images["unknown_generator"] = unknown_generators(images)
     return images.reset_index()
+
+
+def unknown_generators(images: pd.DataFrame) -> pd.Series:
+    """Generated and made by no registered generator: `unknown_generator`. Generated is the verdict's word
+    where there is one; ``fake_score >= UNCALIBRATED_THRESHOLD`` for a detector without a calibration;
+    never without a fake score."""
+    verdict = images["verdict"]
+    generated = verdict.eq(GENERATED).where(verdict.notna(), images["fake_score"] >= UNCALIBRATED_THRESHOLD)
+    return images["attributed_generator"].isna() & generated.astype(bool)
 
 
 def verdicts_of(scores: np.ndarray, vectors: np.ndarray, fingerprinter: Fingerprinter) -> tuple[np.ndarray, np.ndarray]:

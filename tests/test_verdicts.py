@@ -21,7 +21,7 @@ from fingerprinting.models import DEFAULT_CHECKPOINT, load_learned
 from fingerprinting.zoo.photos import load_photo
 from flows import Store, schemas
 from flows.cli import app
-from flows.verdicts import VERDICT_META
+from flows.verdicts import VERDICT_META, unknown_generators
 
 RUN = dict(shard_size=16, min_cluster_size=5)
 
@@ -71,6 +71,8 @@ def test_a_run_stores_the_calibrated_verdict_of_every_image(judged_store: Store,
     np.testing.assert_allclose(images["ood_score"], calibrator.ood_score(vectors), rtol=1e-5)
     expected = calibrator.verdicts(images["fake_score"].to_numpy(np.float64), images["ood_score"].to_numpy())
     assert images["verdict"].tolist() == expected.tolist()
+    # An unknown generator is what the verdict calls generated and no registered generator made (none is registered here).
+    assert images["unknown_generator"].tolist() == (images["verdict"] == "generated").tolist()
     assert judged_store.meta()[VERDICT_META] == calibrator.digest
     report = (judged_store / Store.REPORT).read_text()
     shown = re.search(r'id="verdicts-store">.*?count-generated">(\d+)<.*?count-real">(\d+)<.*?count-unsure">(\d+)<', report, re.S)
@@ -115,6 +117,14 @@ def test_a_store_made_before_verdicts_loads_and_is_judged_on_its_next_run(
     summary = old.run([str(tiny_zoo.root)], model=calibrated.model, **RUN)
     assert summary.images_new == 0
     pd.testing.assert_frame_equal(_verdicts(old), _verdicts(judged_store))
+
+
+def test_unknown_generator_follows_the_verdict_and_the_raw_score_only_without_one() -> None:
+    images = pd.DataFrame({"verdict": ["generated", "unsure", "real", None, None, "generated"],
+                           "fake_score": [0.99, 0.97, 0.9, 0.7, np.nan, 0.99],
+                           "attributed_generator": [None, None, None, None, None, "gan-a"]})
+    # unsure at 0.97 is not generated; a detector without calibration reads 0.5; no score, no call; attributed, not unknown.
+    assert unknown_generators(images).tolist() == [True, False, False, True, False, False]
 
 
 def test_without_a_calibrated_detector_there_is_no_verdict(tiny_store: SimpleNamespace) -> None:
