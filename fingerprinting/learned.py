@@ -12,7 +12,7 @@ from fingerprinting.fingerprinter import FingerprintOutput
 from fingerprinting.network import HeadSpec, NetworkOutput, inference_copy, to_unshuffled_input
 from fingerprinting.parsing import conform_parsed
 from fingerprinting.shown import HeadOutputs, ParsingPolicy, decode_shown
-from fingerprinting.runtime import map_batches
+from fingerprinting.runtime import map_batches, pin_torch
 from fingerprinting.spectral import SpectralFingerprinter
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ class LearnedFingerprinter:
         self, checkpoint: Checkpoint, crop_size: int = 64, batch_size: int = 64, verdict_calibrator: VerdictCalibrator | None = None,
         parsing_policy: ParsingPolicy | None = None,
     ) -> None:
+        pin_torch()  # before the network first runs: the thread count pin_threads chose
         self.checkpoint = checkpoint
         # Which parsing heads are shown, calibrated how (fingerprinting.shown); None: all, uncalibrated.
         self.parsing_policy = parsing_policy

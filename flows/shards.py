@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from clustering.atomic_file import write_dir_atomic
 from fingerprinting.embed import embed_paths
 from fingerprinting.fingerprinter import Fingerprinter
+from fingerprinting.runtime import pinned_threads
 from flows.model import cached_fingerprinter
 from flows.schemas import shard_errors_schema, shard_records_schema, to_table, vectors_table
 
@@ -67,7 +68,9 @@ def fingerprint_shard(store_root: str | os.PathLike, key: str, paths: list[str],
     if out.is_dir():
         return str(out)
     fingerprinter = cached_fingerprinter(model)
-    chunks = list(embed_paths(paths, fingerprinter, chunk_size=max(1, len(paths))))
+    # The whole shard in one chunk, decoded on every core: the network then runs many batches side by side
+    # (runtime.map_batches). Smaller chunks, decoded one ahead, left it one batch at a time: slower on 2 cores.
+    chunks = list(embed_paths(paths, fingerprinter, chunk_size=max(1, len(paths)), workers=pinned_threads()))
     records = pd.concat([c.records for c in chunks], ignore_index=True)
     vectors = np.concatenate([c.vectors for c in chunks]) if chunks else np.zeros((0, fingerprinter.dim), np.float32)
     errors = pd.concat([c.errors for c in chunks], ignore_index=True)
