@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from flows.model import cached_fingerprinter
+from flows.model import cached_identity
 from flows.progress import progress_bar
 from flows.runs import Prepared, RunContext, RunOptions, RunSummary, prepare
 from flows.shards import fingerprint_shard
@@ -67,9 +67,9 @@ def execute(
 
 def discover_step(store: str, sources: list[str], options: RunOptions) -> Prepared:
     """Discovery and the shard plan (flows.runs.prepare), with a progress bar."""
-    fingerprinter = cached_fingerprinter(options.model)
+    identity = cached_identity(options.model)  # the shards' names need no network
     with progress_bar("discovering", enabled=options.progress) as on_progress:
-        return prepare(StoreFolder(store), sources, fingerprinter, options.shard_size, on_progress, options.allowed_roots)
+        return prepare(StoreFolder(store), sources, identity, options.shard_size, on_progress, options.allowed_roots)
 
 
 def _fingerprint_here(store: str, prepared: Prepared, options: RunOptions) -> list[str]:

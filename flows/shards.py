@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from clustering.atomic_file import write_dir_atomic
 from fingerprinting.embed import embed_paths
-from fingerprinting.fingerprinter import Fingerprinter
+from fingerprinting.fingerprinter import ModelIdentity
 from fingerprinting.runtime import pinned_threads
 from flows.model import cached_fingerprinter
 from flows.schemas import shard_errors_schema, shard_records_schema, to_table, vectors_table
@@ -58,7 +58,7 @@ def is_done(store_root: Path, key: str) -> bool:
     return shard_dir(store_root, key).is_dir()
 
 
-def model_key(fingerprinter: Fingerprinter) -> str:
+def model_key(fingerprinter: ModelIdentity) -> str:
     return f"{fingerprinter.name}:{fingerprinter.version}"
 
 
