@@ -16,8 +16,15 @@ from flows.store import FORMAT_VERSION, StoreError, StoreFolder
 
 @lru_cache(maxsize=4)
 def cached_fingerprinter(model: str) -> Fingerprinter:
-    """One fingerprinter per model and process: shard tasks reuse it instead of reloading weights."""
-    return load_fingerprinter(model)
+    """One fingerprinter per model and process: shard tasks reuse it instead of reloading weights.
+
+    Loaded when a run first fingerprints (after `check_model`, which reads no weights): weights missing,
+    damaged or not fitting their config stop the run there, as a user error.
+    """
+    try:
+        return load_fingerprinter(model)
+    except ValueError as exc:  # CheckpointError is one
+        raise UserError(str(exc)) from exc
 
 
 @lru_cache(maxsize=4)
@@ -44,10 +51,7 @@ def check_model(store: StoreFolder, model: str | None) -> tuple[str, ModelIdenti
 def open_model(store: StoreFolder, model: str | None) -> tuple[str, Fingerprinter]:
     """`check_model`, then the model loaded to fingerprint with."""
     model, _ = check_model(store, model)
-    try:
-        return model, cached_fingerprinter(model)
-    except ValueError as exc:  # weights missing, damaged or not fitting the config
-        raise UserError(str(exc)) from exc
+    return model, cached_fingerprinter(model)
 
 
 def _check_model(meta: dict, fingerprinter: ModelIdentity) -> None:
