@@ -32,7 +32,7 @@ def run_and_write(quick: bool, out: Path, work: Path, threads: int = 2, log: Cal
 
 
 def run_part(name: str, out: Path, work: Path, threads: int = 2, log: Callable[[str], None] = print) -> Path:
-    """Measure one separately run part of BENCHMARKS.md (``shipped``, ``zoo``, ``scale`` or ``soak``) and rewrite the page."""
+    """Measure one separately run part of BENCHMARKS.md (``outside``, ``shipped``, ``zoo``, ``scale``, ``soak`` or ``speed``) and rewrite the page."""
     from importlib import import_module
 
     from bench.provenance import provenance

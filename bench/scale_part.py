@@ -162,7 +162,7 @@ def seed_store(store: str, n: int, model: str, seed: int = 2) -> dict:
 
     from clustering import metrics
     from flows import schemas
-    from flows.model import cached_fingerprinter
+    from flows.model import cached_identity
     from flows.runs import Prepared, RunContext, RunOptions
     from flows.schemas import vectors_table
     from flows.shards import ERRORS_FILE, RECORDS_FILE, VECTORS_FILE, model_key, plan_shards, shard_dir
@@ -170,7 +170,7 @@ def seed_store(store: str, n: int, model: str, seed: int = 2) -> dict:
     from flows.update import update
 
     shutil.rmtree(store, ignore_errors=True)  # a seed that failed half-way is redone from nothing
-    fingerprinter = cached_fingerprinter(model)  # the one `update` uses
+    fingerprinter = cached_identity(model)  # the one `update` uses
     data = store_fingerprints(n, fingerprinter.dim, seed=seed)
     count = len(data.origins)
     records = pd.DataFrame({"image_id": _image_ids(count, "seed")})

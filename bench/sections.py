@@ -1,4 +1,4 @@
-"""BENCHMARKS.md as parts: the suite's page, then sections that their own commands measure (shipped model, zoo build, external corpus build, scale, soak),
+"""BENCHMARKS.md as parts: the suite's page, then sections that their own commands measure (shipped model, zoo build, external corpus build, scale, soak, speed),
 then hand-written development notes (``notes``: labelled as such, no command rewrites them).
 
 Each part is kept as markdown under ``data/bench_sections/`` beside BENCHMARKS.md, so rerunning one command
@@ -12,7 +12,7 @@ from pathlib import Path
 SECTIONS_DIR = Path("data/bench_sections")
 SUITE = "suite"
 # Order on the page; a part not measured yet is left out.
-ORDER = (SUITE, "outside", "shipped", "zoo", "external", "scale", "soak", "notes")
+ORDER = (SUITE, "outside", "shipped", "zoo", "external", "scale", "soak", "speed", "notes")
 
 
 def section_path(out: Path, name: str) -> Path:

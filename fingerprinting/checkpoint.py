@@ -1,5 +1,7 @@
 """The safe checkpoint format: safetensors weights beside a json config; loading executes no code.
 
+Only writing and loading weights import torch: the config and the sidecars read without it.
+
 A checkpoint ``NAME.safetensors`` has a sibling ``NAME.json`` with the architecture, the head spec,
 the detector's calibration, a version string, the training options and the sha256 of the weights
 file. Only those two formats are ever read (never pickle), and the weights must match the recorded
@@ -16,14 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors_bytes
-from safetensors.torch import save as save_safetensors_bytes
 
 from clustering.atomic_file import write_bytes_atomic, write_text_atomic
-from fingerprinting.network import FingerprintNet, NetworkConfig
 
 if TYPE_CHECKING:
     from fingerprinting.calibration import VerdictCalibrator
+    from fingerprinting.network import FingerprintNet
     from fingerprinting.shown import ParsingPolicy
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,8 @@ def _weights_path(path: str | os.PathLike) -> Path:
 
 def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike) -> Path:
     """Write ``path`` (.safetensors) and its .json; returns the weights path. The version ends in the checksum."""
+    from safetensors.torch import save as save_safetensors_bytes  # torch: only where weights are written or read
+
     weights_path = _weights_path(path)
     state = {name: tensor.detach().contiguous().cpu() for name, tensor in checkpoint.net.state_dict().items()}
     weights = save_safetensors_bytes(state)
@@ -134,6 +136,10 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Read, verify and rebuild a checkpoint (network in eval mode). Raises CheckpointError."""
+    from safetensors.torch import load as load_safetensors_bytes
+
+    from fingerprinting.network import FingerprintNet, NetworkConfig
+
     weights_path = _weights_path(path)
     config = read_config(weights_path)
     try:

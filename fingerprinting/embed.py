@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
@@ -64,7 +64,18 @@ def embed_paths(
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
-    chunks = _chunks(paths, chunk_size)
+    return embed_chunks(_chunks(paths, chunk_size), fingerprinter, max_crops, on_progress, workers)
+
+
+def embed_chunks(
+    chunks: Iterable[Sequence[str | os.PathLike]],
+    fingerprinter: Fingerprinter,
+    max_crops: int = 4,
+    on_progress: Callable[[int], None] | None = None,
+    workers: int = 1,
+) -> Iterator[EmbeddedChunk]:
+    """``embed_paths`` over chunks the caller cut (a run's shards): one ``EmbeddedChunk`` per chunk, in order."""
+    chunks = iter(chunks)
     load_and_crop = partial(_load_and_crop, crop=partial(_crop, fingerprinter=fingerprinter, max_crops=max_crops))
     if workers <= 1:
         for chunk in chunks:
@@ -73,13 +84,13 @@ def embed_paths(
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="genprint-decode")
     try:
 
-        def submit(chunk: list[str | os.PathLike]) -> tuple[list[str | os.PathLike], list[Future]]:
+        def submit(chunk: Sequence[str | os.PathLike]) -> tuple[Sequence[str | os.PathLike], list[Future]]:
             return chunk, [pool.submit(load_and_crop, path) for path in chunk]
 
-        pending = submit(chunk) if (chunk := next(chunks, None)) else None
+        pending = submit(chunk) if (chunk := next(chunks, None)) is not None else None
         while pending is not None:
             chunk, futures = pending
-            pending = submit(following) if (following := next(chunks, None)) else None
+            pending = submit(following) if (following := next(chunks, None)) is not None else None
             yield _finish_chunk(chunk, [future.result() for future in futures], fingerprinter, on_progress)
     finally:
         pool.shutdown(cancel_futures=True)
@@ -92,7 +103,7 @@ def _chunks(paths: Iterable[str | os.PathLike], chunk_size: int) -> Iterator[lis
 
 
 def _finish_chunk(
-    chunk: list[str | os.PathLike],
+    chunk: Sequence[str | os.PathLike],
     results: list[_Cropped | ImageLoadError],
     fingerprinter: Fingerprinter,
     on_progress: Callable[[int], None] | None,

@@ -26,8 +26,20 @@ class FingerprintOutput:
     parsed: pd.DataFrame | None = None
 
 
+class ModelIdentity(Protocol):
+    """What a store records and checks of a fingerprint model: its name, version and vector size.
+
+    Every ``Fingerprinter`` is one; ``models.describe_fingerprinter`` gives one without loading a
+    network. The helpers below (attribution rule, verdict calibration, parsing policy) take either.
+    """
+
+    name: str
+    version: str
+    dim: int
+
+
 @runtime_checkable
-class Fingerprinter(Protocol):
+class Fingerprinter(ModelIdentity, Protocol):
     """A fingerprint model. ``fingerprint`` takes uint8 RGB crops (n, s, s, 3), s == ``crop_size``.
 
     A fingerprinter that also accepts smaller square crops (an image smaller than ``crop_size``,
@@ -39,9 +51,6 @@ class Fingerprinter(Protocol):
     policy (``fingerprinting.shown``) an attribute ``parsing_policy``.
     """
 
-    name: str
-    version: str
-    dim: int
     crop_size: int
 
     def fingerprint(self, crops: np.ndarray) -> FingerprintOutput: ...
@@ -51,7 +60,7 @@ def is_size_agnostic(fingerprinter: Fingerprinter) -> bool:
     return bool(getattr(fingerprinter, "size_agnostic", False))
 
 
-def verdict_calibrator(fingerprinter: Fingerprinter) -> VerdictCalibrator | None:
+def verdict_calibrator(fingerprinter: ModelIdentity) -> VerdictCalibrator | None:
     """The fingerprinter's verdict calibration (``fingerprinting.calibration``), or None: no verdicts.
 
     None for a fingerprinter without a detection head (the spectral one: no fake score to judge) and
@@ -60,11 +69,11 @@ def verdict_calibrator(fingerprinter: Fingerprinter) -> VerdictCalibrator | None
     return getattr(fingerprinter, "verdict_calibrator", None)
 
 
-def parsing_policy(fingerprinter: Fingerprinter) -> ParsingPolicy | None:
+def parsing_policy(fingerprinter: ModelIdentity) -> ParsingPolicy | None:
     """The fingerprinter's parsing policy (``fingerprinting.shown``): which heads it shows, calibrated how; None: all, uncalibrated."""
     return getattr(fingerprinter, "parsing_policy", None)
 
 
-def attributor_params(fingerprinter: Fingerprinter) -> dict[str, object]:
+def attributor_params(fingerprinter: ModelIdentity) -> dict[str, object]:
     """Keyword arguments of ``OpenSetAttributor`` that suit this fingerprinter's vectors (empty: its defaults)."""
     return dict(getattr(fingerprinter, "attributor_params", {}))

@@ -10,10 +10,10 @@ import torch
 from fingerprinting.checkpoint import Checkpoint
 from fingerprinting.fingerprinter import FingerprintOutput
 from fingerprinting.network import HeadSpec, NetworkOutput, inference_copy, to_unshuffled_input
+from fingerprinting.models import LEARNED_ATTRIBUTOR_PARAMS, LEARNED_NAME, learned_identity, spectral_part
 from fingerprinting.parsing import conform_parsed
 from fingerprinting.shown import HeadOutputs, ParsingPolicy, decode_shown
-from fingerprinting.runtime import map_batches
-from fingerprinting.spectral import SpectralFingerprinter
+from fingerprinting.runtime import map_batches, pin_torch
 
 if TYPE_CHECKING:
     from fingerprinting.calibration import VerdictCalibrator
@@ -34,16 +34,15 @@ def combine_vectors(learned: np.ndarray, spectral: np.ndarray | None, spectral_w
 class LearnedFingerprinter:
     """Runs a checkpoint's network on uint8 crops (any square side of 32 px and more), in batches."""
 
-    name = "learned"
+    name = LEARNED_NAME
     size_agnostic = True
-    # Naming in a space whitened against each generator's own scatter: a third to a half fewer
-    # naming errors on three tuning zoos (see clustering.attribution.OpenSetAttributor).
-    attributor_params = {"whiten": True}
+    attributor_params = LEARNED_ATTRIBUTOR_PARAMS
 
     def __init__(
         self, checkpoint: Checkpoint, crop_size: int = 64, batch_size: int = 64, verdict_calibrator: VerdictCalibrator | None = None,
         parsing_policy: ParsingPolicy | None = None,
     ) -> None:
+        pin_torch()  # before the network first runs: the thread count pin_threads chose
         self.checkpoint = checkpoint
         # Which parsing heads are shown, calibrated how (fingerprinting.shown); None: all, uncalibrated.
         self.parsing_policy = parsing_policy
@@ -52,10 +51,9 @@ class LearnedFingerprinter:
         self.net = inference_copy(checkpoint.net)
         self.crop_size = crop_size
         self.batch_size = batch_size
-        self.spectral = SpectralFingerprinter(crop_size, **_spectral_arguments(checkpoint.spectral_options)) if checkpoint.spectral_weight > 0 else None
-        self.dim = self.net.config.embedding_dim + (self.spectral.dim if self.spectral else 0)
-        # The spectral part's own version too: its vectors change if that algorithm changes.
-        self.version = checkpoint.version + (f"/spectral-{self.spectral.version}" if self.spectral else "")
+        self.spectral = spectral_part(checkpoint.spectral_weight, checkpoint.spectral_options, crop_size)
+        # As models.describe_learned gives them without loading the network.
+        self.version, self.dim = learned_identity(checkpoint.version, self.net.config.embedding_dim, self.spectral)
 
     def fingerprint(self, crops: np.ndarray) -> FingerprintOutput:
         """(n, s, s, 3) uint8 crops -> L2-normalised vectors, fake scores in [0, 1] and parsed_* columns."""
@@ -89,10 +87,6 @@ class LearnedFingerprinter:
         with torch.inference_mode():
             output = self.net.forward_unshuffled(to_unshuffled_input(torch.from_numpy(np.ascontiguousarray(crops))), with_residual=False)
         return output, self.spectral.fingerprint(crops).vectors if self.spectral else None
-
-
-def _spectral_arguments(options: dict) -> dict:
-    return {key: tuple(value) if isinstance(value, list) else value for key, value in options.items()}
 
 
 def _concat(parts: list) -> torch.Tensor | tuple[torch.Tensor, ...]:

@@ -1,35 +1,58 @@
-"""``load_fingerprinter``: a fingerprint model by name ("spectral", "default") or checkpoint path."""
+"""``load_fingerprinter``: a fingerprint model by name ("spectral", "default") or checkpoint path; ``describe_fingerprinter``: the same model's identity without loading it."""
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from fingerprinting.fingerprinter import Fingerprinter
+from fingerprinting.fingerprinter import Fingerprinter, ModelIdentity
+from fingerprinting.spectral import SpectralFingerprinter
 
 if TYPE_CHECKING:
+    from fingerprinting.calibration import VerdictCalibrator
     from fingerprinting.learned import LearnedFingerprinter
+    from fingerprinting.shown import ParsingPolicy
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "default.safetensors"
+LEARNED_NAME = "learned"
+# Naming in a space whitened against each generator's own scatter: a third to a half fewer
+# naming errors on three tuning zoos (see clustering.attribution.OpenSetAttributor).
+LEARNED_ATTRIBUTOR_PARAMS: dict[str, Any] = {"whiten": True}
+LEARNED_CROP_SIZE = 64
 
 
 def load_fingerprinter(name: str | os.PathLike = "default") -> Fingerprinter:
     """``"spectral"``; ``"default"`` (the shipped checkpoint, else spectral with a warning); or a checkpoint path."""
-    if name == "spectral":
-        from fingerprinting.spectral import SpectralFingerprinter
+    path = _checkpoint_of(name)
+    return SpectralFingerprinter() if path is None else load_learned(path)
 
-        return SpectralFingerprinter()
+
+def describe_fingerprinter(name: str | os.PathLike = "default") -> ModelIdentity:
+    """What ``load_fingerprinter(name)`` would give, as a store sees it, without loading a network (or importing torch).
+
+    A checkpoint is described from its json config and sidecars (``LearnedDescription``); its weights
+    are read, and checked against the config's checksum, only when the model is loaded to fingerprint.
+    """
+    path = _checkpoint_of(name)
+    return SpectralFingerprinter() if path is None else describe_learned(path)
+
+
+def _checkpoint_of(name: str | os.PathLike) -> Path | None:
+    """The checkpoint file a model name stands for; None: the spectral fingerprint."""
+    if name == "spectral":
+        return None
     if name == "default":
         if DEFAULT_CHECKPOINT.is_file():
-            return load_learned(DEFAULT_CHECKPOINT)
+            return DEFAULT_CHECKPOINT
         log.warning("no shipped checkpoint at %s: using the training-free spectral fingerprint", DEFAULT_CHECKPOINT)
-        return load_fingerprinter("spectral")
+        return None
     path = Path(name)
     if path.is_file():
-        return load_learned(path)
+        return path
     raise ValueError(f"unknown fingerprinter {str(name)!r}: use 'spectral', 'default' or a checkpoint file path")
 
 
@@ -45,3 +68,54 @@ def load_learned(path: str | os.PathLike) -> LearnedFingerprinter:
         verdict_calibrator=load_verdict_calibration(path, checkpoint.version),
         parsing_policy=load_parsing_policy(path, checkpoint.version),
     )
+
+
+@dataclass(frozen=True)
+class LearnedDescription:
+    """A learned checkpoint as ``LearnedFingerprinter`` presents it to a store, from its config: no network.
+
+    Attributes
+    ----------
+    version, dim : str, int
+        ``LearnedFingerprinter``'s, from the checkpoint's version and vector parts (``learned_identity``).
+    verdict_calibrator : VerdictCalibrator or None
+        Its sidecar verdict calibration, as ``load_learned`` reads it.
+    parsing_policy : ParsingPolicy or None
+        Its sidecar parsing policy, as ``load_learned`` reads it.
+    """
+
+    version: str
+    dim: int
+    verdict_calibrator: VerdictCalibrator | None = None
+    parsing_policy: ParsingPolicy | None = None
+    name: str = LEARNED_NAME
+    attributor_params: dict[str, Any] = field(default_factory=lambda: dict(LEARNED_ATTRIBUTOR_PARAMS))
+
+
+def describe_learned(path: str | os.PathLike) -> LearnedDescription:
+    """``load_learned(path)``'s name, version, dim, calibration and parsing policy, from the json config and sidecars only."""
+    from fingerprinting.checkpoint import load_parsing_policy, load_verdict_calibration, read_config
+
+    config = read_config(path)
+    checkpoint_version = str(config["version"])
+    spectral = spectral_part(float(config.get("spectral_weight", 0.0)), dict(config.get("spectral_options", {})))
+    version, dim = learned_identity(checkpoint_version, int(config["network"]["embedding_dim"]), spectral)
+    return LearnedDescription(
+        version=version, dim=dim, verdict_calibrator=load_verdict_calibration(path, checkpoint_version),
+        parsing_policy=load_parsing_policy(path, checkpoint_version),
+    )
+
+
+def spectral_part(spectral_weight: float, options: dict[str, Any], crop_size: int = LEARNED_CROP_SIZE) -> SpectralFingerprinter | None:
+    """The spectral fingerprint a learned checkpoint appends to its embedding (None: weight 0, none appended)."""
+    if spectral_weight <= 0:
+        return None
+    arguments = {key: tuple(value) if isinstance(value, list) else value for key, value in options.items()}
+    return SpectralFingerprinter(crop_size, **arguments)
+
+
+def learned_identity(checkpoint_version: str, embedding_dim: int, spectral: SpectralFingerprinter | None) -> tuple[str, int]:
+    """A learned fingerprint's (version, dim): the spectral part's own version too, since its vectors change if that algorithm does."""
+    if spectral is None:
+        return checkpoint_version, embedding_dim
+    return f"{checkpoint_version}/spectral-{spectral.version}", embedding_dim + spectral.dim

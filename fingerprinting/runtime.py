@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -13,6 +14,9 @@ _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
+_pinned: int | None = None  # pin_threads's count in this process
+_pending_torch_threads: int | None = None  # that count, until torch has it
+
 
 def default_threads() -> int:
     """All cores of this machine, at most 8 (beyond that small convolutions stop scaling)."""
@@ -20,21 +24,42 @@ def default_threads() -> int:
 
 
 def pin_threads(threads: int | None = None) -> int:
-    """Pin torch and the BLAS/OpenMP pools to `threads` (default: `default_threads()`); returns it."""
+    """Pin torch and the BLAS/OpenMP pools to `threads` (default: `default_threads()`); returns it.
+
+    Torch is pinned now if it is loaded, else when the learned model loads it (`pin_torch`): a
+    command that needs no network (a run with nothing new, --help) never imports torch.
+    """
+    global _pending_torch_threads, _pinned
     threads = threads or default_threads()
-    for name in _THREAD_VARIABLES:  # for pools not loaded yet, and child processes
+    for name in _THREAD_VARIABLES:  # for pools not loaded yet (torch reads them at import), and child processes
         os.environ[name] = str(threads)
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(threads)  # pools already loaded (numpy's BLAS) ignore the variables above
+    _pinned = _pending_torch_threads = threads
+    if "torch" in sys.modules:
+        pin_torch()
+    return threads
+
+
+def pin_torch() -> None:
+    """Give torch the count `pin_threads` chose, if it has not had it yet (call before torch computes)."""
+    global _pending_torch_threads
+    if _pending_torch_threads is None:
+        return
     import torch
 
-    torch.set_num_threads(threads)
+    torch.set_num_threads(_pending_torch_threads)
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:
         pass  # inter-op pool already started in this process; it can only be set once
-    return threads
+    _pending_torch_threads = None
+
+
+def pinned_threads() -> int:
+    """The count `pin_threads` chose in this process, else `default_threads()`: how many decode threads to run."""
+    return _pinned or default_threads()
 
 
 def map_batches(function: Callable[[Item], Result], batches: Sequence[Item]) -> list[Result]:

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from flows.model import cached_fingerprinter
+from flows.model import cached_identity
 from flows.progress import progress_bar
 from flows.runs import Prepared, RunContext, RunOptions, RunSummary, prepare
-from flows.shards import fingerprint_shard
+from flows.shards import Shard, fingerprint_shards
 from flows.stage_memory import StagePeaks
 from flows.store import StoreFolder
 from flows.update import StageRunner, run_stage, update
@@ -67,20 +67,23 @@ def execute(
 
 def discover_step(store: str, sources: list[str], options: RunOptions) -> Prepared:
     """Discovery and the shard plan (flows.runs.prepare), with a progress bar."""
-    fingerprinter = cached_fingerprinter(options.model)
+    identity = cached_identity(options.model)  # the shards' names need no network
     with progress_bar("discovering", enabled=options.progress) as on_progress:
-        return prepare(StoreFolder(store), sources, fingerprinter, options.shard_size, on_progress, options.allowed_roots)
+        return prepare(StoreFolder(store), sources, identity, options.shard_size, on_progress, options.allowed_roots)
 
 
 def _fingerprint_here(store: str, prepared: Prepared, options: RunOptions) -> list[str]:
-    """Each shard in turn, in this process."""
+    """Every shard in this process, one decoding while the one before is fingerprinted (flows.shards.fingerprint_shards)."""
     todo = sum(len(s.paths) for s in prepared.shards)
-    folders: list[str] = []
+    done: dict[str, int] = {}  # shard key -> images (a retry reports the shards it finds written again)
     with progress_bar("fingerprinting", enabled=options.progress and todo > 0) as on_progress:
-        for shard in prepared.shards:
-            folders.append(retry_io(lambda: fingerprint_shard(store, shard.key, list(shard.paths), options.model)))
-            on_progress(sum(len(s.paths) for s in prepared.shards[: len(folders)]), todo, f"{len(folders)}/{len(prepared.shards)} shards")
-    return folders
+
+        def shard_done(shard: Shard) -> None:
+            done[shard.key] = len(shard.paths)
+            on_progress(sum(done.values()), todo, f"{len(done)}/{len(prepared.shards)} shards")
+
+        # After an I/O error the shards written so far are kept and the rest are fingerprinted again.
+        return retry_io(lambda: fingerprint_shards(store, prepared.shards, options.model, shard_done))
 
 
 def retry_io(call: Callable[[], T], retries: int = IO_RETRIES, delay: float = IO_RETRY_DELAY_S) -> T:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from fingerprinting.fingerprinter import Fingerprinter
-from flows.model import open_model
+from fingerprinting.fingerprinter import ModelIdentity
+from flows.model import check_model
 from flows.shards import Shard, is_done, model_key, plan_shards
 from flows.sources import ProgressCallback, check_sources, discover, identify
 from flows.store import FORMAT_VERSION, StoreFolder, is_in
@@ -67,7 +67,7 @@ def begin_run(store: StoreFolder, sources: list[str], options: RunOptions) -> It
     """
     check_sources(sources, options.allowed_roots)
     with store.lock("genprint run", timeout=options.wait):
-        model, _ = open_model(store, options.model)
+        model, _ = check_model(store, options.model)
         yield replace(options, model=model)
 
 
@@ -142,7 +142,7 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def new_meta(fingerprinter: Fingerprinter, model: str) -> dict:
+def new_meta(fingerprinter: ModelIdentity, model: str) -> dict:
     """The record of a brand-new store: its fingerprint model and fresh id counters."""
     return {
         "format_version": FORMAT_VERSION,
@@ -162,7 +162,7 @@ def new_meta(fingerprinter: Fingerprinter, model: str) -> dict:
 def prepare(
     store: StoreFolder,
     sources: list[str],
-    fingerprinter: Fingerprinter,
+    fingerprinter: ModelIdentity,
     shard_size: int,
     on_progress: ProgressCallback | None = None,
     allowed_roots: list[str] | None = None,

@@ -8,19 +8,21 @@ and a worker on another machine (Dask) needs nothing but the store's path and it
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from clustering.atomic_file import write_dir_atomic
-from fingerprinting.embed import embed_paths
-from fingerprinting.fingerprinter import Fingerprinter
+from fingerprinting.embed import EmbeddedChunk, embed_chunks
+from fingerprinting.fingerprinter import ModelIdentity
+from fingerprinting.runtime import pinned_threads
 from flows.model import cached_fingerprinter
 from flows.schemas import shard_errors_schema, shard_records_schema, to_table, vectors_table
 
@@ -57,7 +59,7 @@ def is_done(store_root: Path, key: str) -> bool:
     return shard_dir(store_root, key).is_dir()
 
 
-def model_key(fingerprinter: Fingerprinter) -> str:
+def model_key(fingerprinter: ModelIdentity) -> str:
     return f"{fingerprinter.name}:{fingerprinter.version}"
 
 
@@ -66,16 +68,39 @@ def fingerprint_shard(store_root: str | os.PathLike, key: str, paths: list[str],
     out = shard_dir(Path(store_root), key)
     if out.is_dir():
         return str(out)
-    fingerprinter = cached_fingerprinter(model)
-    chunks = list(embed_paths(paths, fingerprinter, chunk_size=max(1, len(paths))))
-    records = pd.concat([c.records for c in chunks], ignore_index=True)
-    vectors = np.concatenate([c.vectors for c in chunks]) if chunks else np.zeros((0, fingerprinter.dim), np.float32)
-    errors = pd.concat([c.errors for c in chunks], ignore_index=True)
+    # The whole shard in one chunk, decoded on every core: the network then runs many batches side by side
+    # (runtime.map_batches). Smaller chunks left it one batch at a time: slower on 2 cores.
+    chunk = next(embed_chunks([paths], cached_fingerprinter(model), workers=pinned_threads()))
+    return _write_shard(out, chunk)
 
+
+def fingerprint_shards(store_root: str | os.PathLike, shards: Sequence[Shard], model: str,
+                       on_done: Callable[[Shard], None] = lambda shard: None) -> list[str]:
+    """`fingerprint_shard` of each shard in turn, in this process, the next shard decoding while one is fingerprinted.
+
+    The same chunks as `fingerprint_shard` (each shard whole), so the same files; `on_done(shard)` as each
+    is written or found written by an earlier attempt. Returns their folders in `shards` order.
+    """
+    todo = []
+    for shard in shards:
+        if is_done(Path(store_root), shard.key):
+            on_done(shard)
+        else:
+            todo.append(shard)
+    if todo:
+        chunks = embed_chunks([list(shard.paths) for shard in todo], cached_fingerprinter(model), workers=pinned_threads())
+        with contextlib.closing(chunks):  # its decoding threads end here, also after an error
+            for shard, chunk in zip(todo, chunks):
+                _write_shard(shard_dir(Path(store_root), shard.key), chunk)
+                on_done(shard)
+    return [str(shard_dir(Path(store_root), shard.key)) for shard in shards]
+
+
+def _write_shard(out: Path, chunk: EmbeddedChunk) -> str:
     def write(tmp: Path) -> None:
-        pq.write_table(to_table(records, shard_records_schema()), tmp / RECORDS_FILE)
-        pq.write_table(vectors_table(records["image_id"].tolist(), vectors), tmp / VECTORS_FILE)
-        pq.write_table(to_table(errors, shard_errors_schema()), tmp / ERRORS_FILE)
+        pq.write_table(to_table(chunk.records, shard_records_schema()), tmp / RECORDS_FILE)
+        pq.write_table(vectors_table(chunk.records["image_id"].tolist(), chunk.vectors), tmp / VECTORS_FILE)
+        pq.write_table(to_table(chunk.errors, shard_errors_schema()), tmp / ERRORS_FILE)
 
     write_dir_atomic(out, write)  # the shard is complete or absent
     return str(out)

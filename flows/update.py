@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from clustering.index import FingerprintIndex, IndexCorruptError
 from clustering.votes import cluster_votes
-from fingerprinting.fingerprinter import Fingerprinter, attributor_params, parsing_policy
+from fingerprinting.fingerprinter import ModelIdentity, attributor_params, parsing_policy
 from fingerprinting.parsing import aggregate_parsed_by, parsed_columns
 from fingerprinting.shown import ParsingPolicy, calibrate_pooled
 from flows import schemas
@@ -38,7 +38,7 @@ from flows.atomic import COMMIT_MARKER, STAGING, Transaction
 from flows.clustering_step import CLUSTERER_STATE, Clustered, assign_new, recluster, save_state
 from flows.designs import MIN_SIMILARITY, lend_designs, match_designs
 from flows.known import KnownGenerators
-from flows.model import cached_fingerprinter
+from flows.model import cached_identity
 from flows.report import Report, render_report, report_pictures
 from flows.runs import Prepared, RunContext, RunOptions, RunSummary, new_meta
 from flows.schemas import NO_CLUSTER, vectors_from_table, vectors_table
@@ -126,7 +126,7 @@ def update(
     `options.model` is resolved (flows.runs.begin_run); its `recluster` and `min_cluster_size` steer the clustering.
     """
     started = time.perf_counter()
-    fingerprinter = cached_fingerprinter(options.model)
+    fingerprinter = cached_identity(options.model)  # its identity, calibration and policy: no network
     known = KnownGenerators(store)
     meta = store.meta() or new_meta(fingerprinter, options.model)
     before = {IMAGES: store.images(), CLUSTERS: store.clusters(), ERRORS: store.errors(), PATHS: store.paths()}
@@ -187,7 +187,7 @@ def _clustering_stage(
 
 
 def _attribution_stage(
-    clustering: _Pass, new: _NewImages, known: KnownGenerators, fingerprinter: Fingerprinter
+    clustering: _Pass, new: _NewImages, known: KnownGenerators, fingerprinter: ModelIdentity
 ) -> tuple[list[str], list[str | None], np.ndarray]:
     """Open-set attribution against the registered generators: of every image on a full pass, else of the new ones.
 
@@ -212,7 +212,7 @@ def _images_stage(
 
 def _judge(
     store: StoreFolder, images: pd.DataFrame, meta: dict, previous: pd.DataFrame, new: _NewImages, clustering: _Pass,
-    fingerprinter: Fingerprinter,
+    fingerprinter: ModelIdentity,
 ) -> pd.DataFrame:
     """Verdicts of the new images; of every image when the calibration changed (flows.verdicts)."""
     if not needs_rejudging(meta, fingerprinter):
@@ -234,7 +234,7 @@ def _tables_stage(
     return _Tables(images, paths, clusters, errors, errors_met)
 
 
-def _next_meta(meta: dict, clustering: _Pass, fingerprinter: Fingerprinter, images_new: int, images_total: int, run_id: str) -> dict:
+def _next_meta(meta: dict, clustering: _Pass, fingerprinter: ModelIdentity, images_new: int, images_total: int, run_id: str) -> dict:
     """The store's record after this run: id counters, registry digest, verdict calibration, clustering bookkeeping."""
     meta = dict(meta)
     meta.update(
@@ -435,7 +435,7 @@ def _clusters_table(images: pd.DataFrame, previous: pd.DataFrame, run_id: str, p
 
 def _lend_designs(
     clusters: pd.DataFrame, previous: pd.DataFrame, images: pd.DataFrame, clustering: _Pass, known: KnownGenerators,
-    fingerprinter: Fingerprinter,
+    fingerprinter: ModelIdentity,
 ) -> pd.DataFrame:
     """``clusters`` with the known design of the registered generator each is close to, where there is one (flows.designs).
 

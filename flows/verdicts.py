@@ -13,24 +13,24 @@ import numpy as np
 import pandas as pd
 
 from fingerprinting.calibration import GENERATED
-from fingerprinting.fingerprinter import Fingerprinter, verdict_calibrator
+from fingerprinting.fingerprinter import ModelIdentity, verdict_calibrator
 
 VERDICT_META = "verdict_calibration"  # meta key: digest of the calibration that made the verdicts ("": none)
 # Where a model has a detector but no calibration, "generated" is the raw score's reading.
 UNCALIBRATED_THRESHOLD = 0.5
 
 
-def calibration_digest(fingerprinter: Fingerprinter) -> str:
+def calibration_digest(fingerprinter: ModelIdentity) -> str:
     calibrator = verdict_calibrator(fingerprinter)
     return calibrator.digest if calibrator is not None else ""
 
 
-def needs_rejudging(meta: dict, fingerprinter: Fingerprinter) -> bool:
+def needs_rejudging(meta: dict, fingerprinter: ModelIdentity) -> bool:
     """Whether the stored verdicts were made by another calibration than this fingerprinter's (or none)."""
     return meta.get(VERDICT_META) != calibration_digest(fingerprinter)
 
 
-def judge(images: pd.DataFrame, image_ids: list[str], vectors: np.ndarray, fingerprinter: Fingerprinter) -> pd.DataFrame:
+def judge(images: pd.DataFrame, image_ids: list[str], vectors: np.ndarray, fingerprinter: ModelIdentity) -> pd.DataFrame:
     """``images`` with `verdict` and `ood_score` set for ``image_ids`` (aligned with ``vectors``)."""
     images = images.set_index("image_id")
     if image_ids:
@@ -51,7 +51,7 @@ def unknown_generators(images: pd.DataFrame) -> pd.Series:
     return images["attributed_generator"].isna() & generated.astype(bool)
 
 
-def verdicts_of(scores: np.ndarray, vectors: np.ndarray, fingerprinter: Fingerprinter) -> tuple[np.ndarray, np.ndarray]:
+def verdicts_of(scores: np.ndarray, vectors: np.ndarray, fingerprinter: ModelIdentity) -> tuple[np.ndarray, np.ndarray]:
     """(verdicts, ood scores) of images with fake ``scores`` and fingerprints ``vectors``; None / NaN where unjudged."""
     calibrator = verdict_calibrator(fingerprinter)
     scores = np.asarray(scores, dtype=np.float64)
