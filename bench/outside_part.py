@@ -38,6 +38,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from bench.baselines.marra import MarraFingerprinter
+from bench.outside_fen import OUTSIDE_FEN, FoldFingerprints, centre_square, fen_fold_fingerprints
+from bench.outside_fen import version as fen_version
 from bench.outside_parsing import generator_designs, generator_table, parse_images, parsing_table
 from clustering import metrics
 from clustering.attribution import OpenSetAttributor
@@ -52,6 +54,7 @@ from fingerprinting.zoo.external.photographs import camera_photos, load_camera_p
 from flows.markdown import markdown_table
 
 VIEWS = ("clean", "jpeg85", "half_jpeg85")
+FEN = "FEN-style (Asnani)"
 PHOTO_FOLDS = 2
 SHIPPED = "genprint learned (shipped)"
 # Above this many dimensions a method's vectors are reduced by PCA before its logistic regression.
@@ -66,6 +69,10 @@ class Fingerprints:
     vectors: np.ndarray
     fake_scores: np.ndarray | None
 
+    def fold(self, held: str, photo_fold: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """(vectors, fake scores) that fold is judged with: the same for every fold, nothing here trains per fold."""
+        return self.vectors, self.fake_scores
+
 
 def measure(work: Path, threads: int, log: Callable[[str], None]) -> str:
     """Build (or reuse) the external corpus under ``work`` and return the section's markdown."""
@@ -76,12 +83,16 @@ def measure(work: Path, threads: int, log: Callable[[str], None]) -> str:
     shipped = load_fingerprinter("default")
     methods: dict[str, Fingerprinter] = {SHIPPED: shipped, "spectral": load_fingerprinter("spectral"), "Marra 2019": MarraFingerprinter(64)}
     cache = work / "fingerprints"
-    prints = {label: cached(cache, summary, fingerprinter.version, lambda f=fingerprinter: fingerprint_corpus(images, f, log))
-              for label, fingerprinter in methods.items()}
+    prints: dict[str, Fingerprints | FoldFingerprints] = {
+        label: cached(cache, summary, fingerprinter.version, lambda f=fingerprinter: fingerprint_corpus(images, f, log))
+        for label, fingerprinter in methods.items()}
+    generators = pd.read_parquet(summary.out / "generators.parquet")
+    prints[FEN] = cached_folds(cache, summary, fen_version(OUTSIDE_FEN), images,
+                               lambda: fen_fold_fingerprints(images, generators, folds(images), OUTSIDE_FEN, log))
     prints["self-description (real only)"] = self_descriptions(images, log)
     detection = detection_table(images, prints)
     grouping = grouping_table(images, prints)
-    attribution = attribution_table(images, prints, {**methods, "self-description (real only)": None})
+    attribution = attribution_table(images, prints, {**methods, FEN: None, "self-description (real only)": None})
     whole = whole_photo_table(shipped, images, prints[SHIPPED], work / "whole", log)
     designs = generator_designs(images, parse_images(images, shipped, work / "parsed" / f"{cache_key(summary, shipped.version)}.parquet", log), shipped)
     generators = pd.read_parquet(summary.out / "generators.parquet")
@@ -96,17 +107,35 @@ def cache_key(summary, version: str) -> str:
 def cached(folder: Path, summary, version: str, compute: Callable[[], Fingerprints]) -> Fingerprints:
     """A method's fingerprints of this corpus, kept under ``folder`` by corpus options and model version:
     fingerprinting 36,000 images takes minutes per method, and a rerun after a later stage fails needs none."""
+    def arrays() -> dict[str, np.ndarray]:
+        prints = compute()
+        return {"vectors": prints.vectors} | ({"fake_scores": prints.fake_scores} if prints.fake_scores is not None else {})
+
+    stored = _cached_arrays(folder, summary, version, arrays)
+    return Fingerprints(stored["vectors"], stored.get("fake_scores"))
+
+
+def cached_folds(folder: Path, summary, version: str, images: pd.DataFrame, compute: Callable[[], FoldFingerprints]) -> FoldFingerprints:
+    """``cached`` for a method trained per fold; the folds are named again from ``images``, in ``folds`` order."""
+    def arrays() -> dict[str, np.ndarray]:
+        prints = compute()
+        return {"vectors": prints.vectors, "fake_scores": prints.fake_scores}
+
+    stored = _cached_arrays(folder, summary, version, arrays)
+    return FoldFingerprints([(held, p) for held, p, _, _ in folds(images)], stored["vectors"], stored["fake_scores"])
+
+
+def _cached_arrays(folder: Path, summary, version: str, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     key = cache_key(summary, version)
     path = folder / f"{key}.npz"
     if path.is_file():
         with np.load(path) as stored:
-            return Fingerprints(stored["vectors"], stored["fake_scores"] if "fake_scores" in stored.files else None)
-    prints = compute()
+            return {name: stored[name] for name in stored.files}
+    arrays = compute()
     folder.mkdir(parents=True, exist_ok=True)
-    arrays = {"vectors": prints.vectors} | ({"fake_scores": prints.fake_scores} if prints.fake_scores is not None else {})
     np.savez(folder / f"{key}.partial.npz", **arrays)
     os.replace(folder / f"{key}.partial.npz", path)
-    return prints
+    return arrays
 
 
 def load_images(corpus: Path) -> pd.DataFrame:
@@ -133,21 +162,10 @@ def fingerprint_corpus(images: pd.DataFrame, fingerprinter: Fingerprinter, log: 
     return Fingerprints(vectors, None if np.isnan(scores).all() else scores)
 
 
-def _pixels(path: str) -> np.ndarray:
-    """A corpus image as a 64 px square: its centre crop (larger), or reflected up to it (the 32 px half views)."""
-    with Image.open(path) as image:
-        pixels = np.asarray(image.convert("RGB"))
-    h, w = pixels.shape[:2]
-    if h >= 64 and w >= 64:
-        top, left = (h - 64) // 2, (w - 64) // 2
-        return pixels[top : top + 64, left : left + 64]
-    return np.pad(pixels, ((0, 64 - h), (0, 64 - w), (0, 0)), mode="reflect")
-
-
 def self_descriptions(images: pd.DataFrame, log: Callable[[str], None]) -> Fingerprints:
     """Per photograph fold, the anomaly score of a detector fitted on the other fold's photographs only; as
     vectors, every image described with the last fold's filters (filters hold no label: they only predict pixels)."""
-    pixels = np.stack([_pixels(p) for p in images["path"]])
+    pixels = np.stack([centre_square(p) for p in images["path"]])
     real = ~images["is_fake"].to_numpy()
     scores = np.zeros(len(images), np.float32)
     for fold in range(PHOTO_FOLDS):
@@ -181,14 +199,15 @@ def _detector(samples: int, dim: int):
     return make_pipeline(StandardScaler(), *reduce, LogisticRegression(C=0.1, max_iter=2000))
 
 
-def detection_table(images: pd.DataFrame, prints: dict[str, Fingerprints]) -> pd.DataFrame:
-    """Per method, held-out family and view: AUC, photographs called generated, the family called generated or unsure."""
+def detection_table(images: pd.DataFrame, prints: dict[str, Fingerprints | FoldFingerprints]) -> pd.DataFrame:
+    """Per method, held-out family and view: AUC, photographs called generated, the family called generated or unsure.
+    A method trained per fold is judged by its own head only (it already learnt without the held-out family)."""
     fake = images["is_fake"].to_numpy()
     view = images["view"].to_numpy()
     photo = images["photo"].to_numpy()
     rows = []
     for label, fp in prints.items():
-        variants = {f"{label} + leave-one-family-out detector": "trained"}
+        variants = {} if isinstance(fp, FoldFingerprints) else {f"{label} + leave-one-family-out detector": "trained"}
         if fp.fake_scores is not None:
             variants = {label: "own"} | variants
         for name, kind in variants.items():
@@ -198,14 +217,15 @@ def detection_table(images: pd.DataFrame, prints: dict[str, Fingerprints]) -> pd
                 for family, p, train, test in folds(images):
                     if family != held:
                         continue
-                    if kind == "trained":
-                        model = _detector(len(train), fp.vectors.shape[1]).fit(fp.vectors[train], fake[train])
-                        train_scores, scores[test] = model.predict_proba(fp.vectors[train])[:, 1], model.predict_proba(fp.vectors[test])[:, 1]
-                    else:
-                        train_scores, scores[test] = fp.fake_scores[train], fp.fake_scores[test]
+                    vectors, own_scores = fp.fold(held, p)
                     reals = train[~fake[train]]
-                    calibration = VerdictCalibrator().fit(train_scores[~fake[train]], fp.vectors[reals], groups=photo[reals])
-                    verdicts[test] = calibration.predict(scores[test], fp.vectors[test])
+                    if kind == "trained":
+                        model = _detector(len(train), vectors.shape[1]).fit(vectors[train], fake[train])
+                        real_scores, scores[test] = model.predict_proba(vectors[reals])[:, 1], model.predict_proba(vectors[test])[:, 1]
+                    else:
+                        real_scores, scores[test] = own_scores[reals], own_scores[test]
+                    calibration = VerdictCalibrator().fit(real_scores, vectors[reals], groups=photo[reals])
+                    verdicts[test] = calibration.predict(scores[test], vectors[test])
                 for v in VIEWS:
                     at = np.flatnonzero((view == v) & ~np.isnan(scores))
                     is_fake = fake[at]
@@ -216,29 +236,48 @@ def detection_table(images: pd.DataFrame, prints: dict[str, Fingerprints]) -> pd
     return pd.DataFrame(rows)
 
 
-def grouping_table(images: pd.DataFrame, prints: dict[str, Fingerprints]) -> pd.DataFrame:
-    """Per method, held-out family and view: F's images with every photograph crop, clustered with the defaults."""
+def _spaces(images: pd.DataFrame, fp: Fingerprints | FoldFingerprints, held: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(vectors, rows they cover) to measure with while ``held`` is held out: every row in one space, or, for
+    a method trained per fold, each photograph fold's rows in the space of the net that never saw them."""
+    if isinstance(fp, Fingerprints):
+        return [(fp.vectors, np.ones(len(images), bool))]
+    return [(fp.fold(held, p)[0], images["fold"].to_numpy() == p) for p in range(PHOTO_FOLDS)]
+
+
+def _mean(measured: list[dict[str, float]]) -> dict[str, float]:
+    """One space's figures as they are; several spaces' averaged, figure by figure."""
+    return measured[0] if len(measured) == 1 else pd.DataFrame(measured).mean().to_dict()
+
+
+def grouping_table(images: pd.DataFrame, prints: dict[str, Fingerprints | FoldFingerprints]) -> pd.DataFrame:
+    """Per method, held-out family and view: F's images with every photograph crop, clustered with the defaults
+    (a method trained per fold: each photograph fold clustered on its own, the mean of both folds' figures)."""
     fake = images["is_fake"].to_numpy()
     rows = []
     for label, fp in prints.items():
         for held in sorted(set(images["family"].dropna())):
             for v in VIEWS:
-                in_view = images["view"].to_numpy() == v
-                fakes = np.flatnonzero(in_view & (images["family"].to_numpy() == held))
-                reals = np.flatnonzero(in_view & ~fake)
-                both = np.concatenate([fakes, reals])
-                labels = OriginClusterer().fit(fp.vectors[both]).labels_
-                truth = images["member_id"].to_numpy()[fakes]
-                report = metrics.clustering_report(truth, labels[: len(fakes)])
-                rows.append({"method": label, "family": held, "view": v, "ari": report["ari"], "bcubed_f1": report["bcubed_f1"],
-                             "noise_fraction": report["noise_fraction"], "clusters_found": report["clusters_found"],
-                             "clusters_true": report["clusters_true"],
-                             "photos_in_fake_clusters": metrics.real_in_generated_clusters(labels, np.arange(len(both)) < len(fakes))})
+                measured = []
+                for vectors, covered in _spaces(images, fp, held):
+                    in_view = (images["view"].to_numpy() == v) & covered
+                    fakes = np.flatnonzero(in_view & (images["family"].to_numpy() == held))
+                    reals = np.flatnonzero(in_view & ~fake)
+                    both = np.concatenate([fakes, reals])
+                    labels = OriginClusterer().fit(vectors[both]).labels_
+                    truth = images["member_id"].to_numpy()[fakes]
+                    report = metrics.clustering_report(truth, labels[: len(fakes)])
+                    measured.append({"ari": report["ari"], "bcubed_f1": report["bcubed_f1"],
+                                     "noise_fraction": report["noise_fraction"], "clusters_found": report["clusters_found"],
+                                     "clusters_true": report["clusters_true"],
+                                     "photos_in_fake_clusters": metrics.real_in_generated_clusters(labels, np.arange(len(both)) < len(fakes))})
+                rows.append({"method": label, "family": held, "view": v} | _mean(measured))
     return pd.DataFrame(rows)
 
 
-def attribution_table(images: pd.DataFrame, prints: dict[str, Fingerprints], methods: dict[str, Fingerprinter | None]) -> pd.DataFrame:
-    """Per method and held-out family: the other family registered, its other images known, F's unknown."""
+def attribution_table(images: pd.DataFrame, prints: dict[str, Fingerprints | FoldFingerprints],
+                      methods: dict[str, Fingerprinter | None]) -> pd.DataFrame:
+    """Per method and held-out family: the other family registered, its other images known, F's unknown
+    (a method trained per fold: within each photograph fold, the mean of both folds' figures)."""
     member = images["member_id"].to_numpy()
     source = images["source_id"].to_numpy()
     rows = []
@@ -246,21 +285,23 @@ def attribution_table(images: pd.DataFrame, prints: dict[str, Fingerprints], met
         fingerprinter = methods[label]
         params = attributor_params(fingerprinter) if fingerprinter is not None else {}
         for held in sorted(set(images["family"].dropna())):
-            registered = (images["family"].to_numpy() != held) & images["is_fake"].to_numpy()
-            in_gallery = registered & np.array([zlib.crc32(s.encode()) % 2 == 0 for s in source])
-            gallery = np.flatnonzero(in_gallery & (images["view"].to_numpy() == "clean"))
-            attributor = OpenSetAttributor(**params).fit(fp.vectors[gallery], member[gallery].tolist())
-            for v in VIEWS:
-                in_view = images["view"].to_numpy() == v
-                known = np.flatnonzero(registered & ~in_gallery & in_view)
-                unknown = np.flatnonzero((images["family"].to_numpy() == held) & in_view)
-                best_known, score_known = attributor.name(fp.vectors[known])
-                _, score_unknown = attributor.name(fp.vectors[unknown])
-                right = np.asarray(best_known, dtype=object) == member[known]
-                rows.append({"method": label, "family": held, "view": v,
-                             "closed_set_accuracy": float(right.mean()),
-                             "open_set_auroc": metrics.open_set_auroc(score_known, score_unknown),
-                             "oscr": metrics.oscr(score_known, right, score_unknown)})
+            measured: dict[str, list[dict[str, float]]] = {v: [] for v in VIEWS}
+            for vectors, covered in _spaces(images, fp, held):
+                registered = (images["family"].to_numpy() != held) & images["is_fake"].to_numpy() & covered
+                in_gallery = registered & np.array([zlib.crc32(s.encode()) % 2 == 0 for s in source])
+                gallery = np.flatnonzero(in_gallery & (images["view"].to_numpy() == "clean"))
+                attributor = OpenSetAttributor(**params).fit(vectors[gallery], member[gallery].tolist())
+                for v in VIEWS:
+                    in_view = (images["view"].to_numpy() == v) & covered
+                    known = np.flatnonzero(registered & ~in_gallery & in_view)
+                    unknown = np.flatnonzero((images["family"].to_numpy() == held) & in_view)
+                    best_known, score_known = attributor.name(vectors[known])
+                    _, score_unknown = attributor.name(vectors[unknown])
+                    right = np.asarray(best_known, dtype=object) == member[known]
+                    measured[v].append({"closed_set_accuracy": float(right.mean()),
+                                        "open_set_auroc": metrics.open_set_auroc(score_known, score_unknown),
+                                        "oscr": metrics.oscr(score_known, right, score_unknown)})
+            rows += [{"method": label, "family": held, "view": v} | _mean(m) for v, m in measured.items()]
     return pd.DataFrame(rows)
 
 
@@ -318,6 +359,10 @@ def _pivot(table: pd.DataFrame, value: str) -> pd.DataFrame:
 def render(summary, images: pd.DataFrame, detection: pd.DataFrame, grouping: pd.DataFrame, attribution: pd.DataFrame, whole: pd.DataFrame,
            designs: pd.DataFrame, generators: pd.DataFrame, shipped: Fingerprinter) -> str:
     fakes = images[images["is_fake"] & (images["view"] == "clean")]
+    fen_note = (f"DnCNN {OUTSIDE_FEN.layers} layers x {OUTSIDE_FEN.channels} channels, reduced from the paper's 17 x 64 to fit "
+                f"minutes of CPU; {OUTSIDE_FEN.epochs} epochs of {OUTSIDE_FEN.steps_per_epoch} batches of {OUTSIDE_FEN.batch_size} "
+                f"random {OUTSIDE_FEN.crop} px crops, with the zoo training's augmentation, of the clean and JPEG 85 views and the "
+                "half-size view of the 128 px images")
     reals = images[~images["is_fake"] & (images["view"] == "clean")]
     lines = [
         "## Outside the zoo: real generators trained by others, camera photographs never used by the zoo",
@@ -328,7 +373,9 @@ def render(summary, images: pd.DataFrame, detection: pd.DataFrame, grouping: pd.
         f"{reals['photo'].nunique()} photographs, {' and '.join(map(str, summary.options['sizes']))} px pooled; each also as JPEG 85 "
         "and as a 0.5x resize then JPEG 85. Leave-one-family-out: a method that trains learns from the other family and half of "
         "the photographs (split by name) and is tested on the held-out family and the other half; nothing here was tuned on these "
-        "images. FEN-style is not in this section yet (it needs a leave-one-family-out training of its own).",
+        f"images. FEN-style is trained here, once per held-out family and photograph half ({fen_note}), and judged by its own "
+        "fake head; its grouping and attribution figures are the mean over the two photograph halves, each measured on its own "
+        "in the space of the net that never saw it.",
         "",
         "### Detection per held-out family",
         "",
