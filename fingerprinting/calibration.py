@@ -6,12 +6,10 @@ a real photograph scores as high. ``VerdictCalibrator`` learns, from camera phot
 - a ``generated`` threshold: the larger of a one-sided upper confidence bound on the photographs'
   score quantile ``1 - target_fpr`` (a new image like the calibration ones exceeds it with
   probability at most ``target_fpr``, at the stated confidence) and, given the photograph of each
-  sample (``groups``), the largest over photographs of the same upper confidence bound on each
-  photograph's own ``1 - target_fpr`` quantile: crops of one photograph are alike, so a photograph
-  that scores high as a whole must not be outvoted by the others, and its own empirical quantile
-  would leave a new photograph like it above ``target_fpr`` about half the time (with G
-  photographs exchangeable, a new one has its quantile under the largest of G with probability
-  G / (G + 1), and each bound holds at the stated confidence);
+  sample (``groups``), the lowest score leaving at most ``target_fpr`` of every photograph's
+  samples above it: crops of one photograph are alike, so a photograph that scores high as a whole
+  must not be outvoted by the others (with G photographs exchangeable, a new one keeps at most
+  ``target_fpr`` of its samples above that bound with probability G / (G + 1));
 - a ``real`` threshold: the score below which ``real_share`` of the photographs fall;
 - an out-of-distribution score: the mean distance of a fingerprint to its ``n_neighbors`` nearest
   calibration fingerprints (FAISS), divided by the calibration set's own leave-one-out
@@ -133,7 +131,7 @@ class VerdictCalibrator:
             groups = np.arange(len(scores))
         else:
             groups = np.asarray(groups)
-            self.generated_threshold_ = max(self.generated_threshold_, _worst_group_bound(scores, groups, 1 - self.target_fpr, self.confidence))
+            self.generated_threshold_ = max(self.generated_threshold_, _worst_group_bound(scores, groups, self.target_fpr))
         if len(np.unique(groups)) < 2:
             raise ValueError("calibration needs samples from at least two photographs")
         self.real_threshold_ = min(float(np.quantile(scores, self.real_share)), self.generated_threshold_)
@@ -266,9 +264,13 @@ def upper_quantile_bound(values: np.ndarray, quantile: float, confidence: float)
     return float(ordered[int(np.argmax(enough))])
 
 
-def _worst_group_bound(scores: np.ndarray, groups: np.ndarray, quantile: float, confidence: float) -> float:
-    """The largest over groups of each group's ``upper_quantile_bound`` (its own scores only)."""
-    return max(upper_quantile_bound(scores[groups == group], quantile, confidence) for group in np.unique(groups))
+def _worst_group_bound(scores: np.ndarray, groups: np.ndarray, share: float) -> float:
+    """The lowest threshold leaving at most ``share`` of every group's scores above it."""
+    bound = -np.inf
+    for group in np.unique(groups):
+        ordered = np.sort(scores[groups == group])
+        bound = max(bound, float(ordered[len(ordered) - 1 - int(np.floor(share * len(ordered)))]))
+    return bound
 
 
 def _mean_distance(squared: np.ndarray) -> np.ndarray:
