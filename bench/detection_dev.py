@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 
 from bench.outside_part import PHOTO_FOLDS, VIEWS, _detector, load_images
+from fingerprinting.training_data import read_pixels
 from flows.markdown import markdown_table
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -34,10 +34,8 @@ NOISE_BLOCK = 8
 
 def read_by_size(images: pd.DataFrame) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Every image decoded, grouped by width: {width: (rows of ``images``, (n, h, w, 3) uint8)}."""
-    groups = {}
-    for width, rows in images.groupby("width").indices.items():
-        groups[int(width)] = (rows, np.stack([np.asarray(Image.open(p).convert("RGB")) for p in images["path"].to_numpy()[rows]]))
-    return groups
+    paths = images["path"].to_numpy()
+    return {int(width): (rows, read_pixels(list(paths[rows]))) for width, rows in images.groupby("width").indices.items()}
 
 
 def _residual(gray: np.ndarray) -> np.ndarray:
