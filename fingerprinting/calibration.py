@@ -3,13 +3,18 @@
 A fake score alone is not something an analyst can act on: its scale says nothing about how often
 a real photograph scores as high. ``VerdictCalibrator`` learns, from camera photographs only:
 
-- a ``generated`` threshold: the larger of a one-sided upper confidence bound on the photographs'
-  score quantile ``1 - target_fpr`` (a new image like the calibration ones exceeds it with
-  probability at most ``target_fpr``, at the stated confidence) and, given the photograph of each
-  sample (``groups``), the lowest score leaving at most ``target_fpr`` of every photograph's
+- a ``generated`` threshold, the largest of three bounds: a one-sided upper confidence bound on
+  the photographs' score quantile ``1 - target_fpr`` (a new image like the calibration ones exceeds
+  it with probability at most ``target_fpr``, at the stated confidence); given the photograph of
+  each sample (``groups``), the lowest score leaving at most ``target_fpr`` of every photograph's
   samples above it: crops of one photograph are alike, so a photograph that scores high as a whole
   must not be outvoted by the others (with G photographs exchangeable, a new one keeps at most
-  ``target_fpr`` of its samples above that bound with probability G / (G + 1));
+  ``target_fpr`` of its samples above that bound with probability G / (G + 1)); and, from at least
+  three photographs, a normal tolerance bound on the logit of each photograph's own ``1 -
+  target_fpr`` quantile: with probability ``confidence``, at least ``photo_coverage`` of new
+  photographs keep at most ``target_fpr`` of their samples above it. The order-statistic bounds
+  never reach past the highest calibration score, so a photograph that scores higher than all the
+  others (some do: data/MODEL_CARD.md) is bounded only by a rule that extrapolates;
 - a ``real`` threshold: the score below which ``real_share`` of the photographs fall;
 - an out-of-distribution score: the mean distance of a fingerprint to its ``n_neighbors`` nearest
   calibration fingerprints (FAISS), divided by the calibration set's own leave-one-out
@@ -47,6 +52,8 @@ VERDICTS = (GENERATED, REAL, UNSURE)
 FORMAT = "genprint-verdict-calibration"
 FORMAT_VERSION = 1
 SIDECAR_SUFFIX = ".verdict.safetensors"
+# Scores are float32 probabilities: 1.0 and 0.0 happen, and the logit needs them one float32 step inside.
+SCORE_FLOOR = 2.0**-24
 
 
 class VerdictCalibrator:
@@ -61,6 +68,9 @@ class VerdictCalibrator:
         too few scores for that bound (under about 300 at the defaults) the threshold is the
         highest calibration score. The threshold is never below the per-photograph bound (module
         docstring).
+    photo_coverage : float or None, default 0.95
+        Share of new photographs the per-photograph tolerance bound (module docstring) is for; None
+        leaves it out. Used only with ``groups`` from at least three photographs.
     real_share : float, default 0.9
         Share of the calibration photographs at or below the ``real`` threshold.
     n_neighbors : int, default 5
@@ -91,20 +101,23 @@ class VerdictCalibrator:
         *,
         target_fpr: float = 0.01,
         confidence: float = 0.95,
+        photo_coverage: float | None = 0.95,
         real_share: float = 0.9,
         n_neighbors: int = 5,
         ood_quantile: float = 0.99,
     ) -> None:
         self.target_fpr = target_fpr
         self.confidence = confidence
+        self.photo_coverage = photo_coverage
         self.real_share = real_share
         self.n_neighbors = n_neighbors
         self.ood_quantile = ood_quantile
 
-    def get_params(self) -> dict[str, float | int]:
+    def get_params(self) -> dict[str, float | int | None]:
         return {
             "target_fpr": self.target_fpr,
             "confidence": self.confidence,
+            "photo_coverage": self.photo_coverage,
             "real_share": self.real_share,
             "n_neighbors": self.n_neighbors,
             "ood_quantile": self.ood_quantile,
@@ -126,12 +139,19 @@ class VerdictCalibrator:
             raise ValueError("calibration scores must be finite: a fingerprinter without a detection head has no verdict")
         if not 0 < self.target_fpr < 1 or not 0 < self.confidence < 1 or not 0 < self.real_share < 1:
             raise ValueError("target_fpr, confidence and real_share must lie in (0, 1)")
+        if self.photo_coverage is not None and not 0 < self.photo_coverage < 1:
+            raise ValueError("photo_coverage must lie in (0, 1), or be None")
         self.generated_threshold_ = upper_quantile_bound(scores, 1 - self.target_fpr, self.confidence)
         if groups is None:
             groups = np.arange(len(scores))
         else:
             groups = np.asarray(groups)
             self.generated_threshold_ = max(self.generated_threshold_, _worst_group_bound(scores, groups, self.target_fpr))
+            if self.photo_coverage is not None and len(np.unique(groups)) >= 3:
+                self.generated_threshold_ = max(
+                    self.generated_threshold_,
+                    group_tolerance_bound(scores, groups, self.target_fpr, self.photo_coverage, self.confidence),
+                )
         if len(np.unique(groups)) < 2:
             raise ValueError("calibration needs samples from at least two photographs")
         self.real_threshold_ = min(float(np.quantile(scores, self.real_share)), self.generated_threshold_)
@@ -264,13 +284,34 @@ def upper_quantile_bound(values: np.ndarray, quantile: float, confidence: float)
     return float(ordered[int(np.argmax(enough))])
 
 
-def _worst_group_bound(scores: np.ndarray, groups: np.ndarray, share: float) -> float:
-    """The lowest threshold leaving at most ``share`` of every group's scores above it."""
-    bound = -np.inf
+def group_tolerance_bound(scores: np.ndarray, groups: np.ndarray, share: float, coverage: float, confidence: float) -> float:
+    """A score that, with probability ``confidence``, at least ``coverage`` of new groups keep ``share`` or less of their scores above.
+
+    Each group's own ``1 - share`` quantile (the order statistic ``_worst_group_bound`` uses), on the
+    logit scale, where these quantiles of camera photographs spread roughly normally; the one-sided
+    normal tolerance bound on them (noncentral t factor), mapped back to a score.
+    """
+    from scipy.special import expit, logit
+    from scipy.stats import nct, norm
+
+    quantiles = logit(np.clip(_group_quantiles(scores, groups, share), SCORE_FLOOR, 1 - SCORE_FLOOR))
+    n = len(quantiles)
+    factor = nct.ppf(confidence, n - 1, norm.ppf(coverage) * np.sqrt(n)) / np.sqrt(n)
+    return float(expit(quantiles.mean() + factor * quantiles.std(ddof=1)))
+
+
+def _group_quantiles(scores: np.ndarray, groups: np.ndarray, share: float) -> np.ndarray:
+    """Per group, the lowest of its scores that leaves at most ``share`` of them above it."""
+    out = []
     for group in np.unique(groups):
         ordered = np.sort(scores[groups == group])
-        bound = max(bound, float(ordered[len(ordered) - 1 - int(np.floor(share * len(ordered)))]))
-    return bound
+        out.append(float(ordered[len(ordered) - 1 - int(np.floor(share * len(ordered)))]))
+    return np.asarray(out)
+
+
+def _worst_group_bound(scores: np.ndarray, groups: np.ndarray, share: float) -> float:
+    """The lowest threshold leaving at most ``share`` of every group's scores above it."""
+    return float(_group_quantiles(scores, groups, share).max())
 
 
 def _mean_distance(squared: np.ndarray) -> np.ndarray:

@@ -130,3 +130,28 @@ def test_without_groups_each_sample_stands_alone() -> None:
     pooled = VerdictCalibrator().fit(scores, vectors)
     assert pooled.generated_threshold_ == upper_quantile_bound(scores, 0.99, 0.95) < scores.max()
     assert VerdictCalibrator().fit(scores, vectors, groups).generated_threshold_ >= pooled.generated_threshold_
+
+
+def test_a_photograph_above_all_the_others_is_bounded_only_by_the_tolerance_bound() -> None:
+    rng = np.random.default_rng(7)
+    effects = rng.normal(-3.0, 1.0, 21)
+    effects[0] = effects[1:].max() + 0.2  # one photograph scores higher than every other, as some camera photographs do
+    logits = effects[:, None] + rng.normal(0, 0.3, (21, 100))
+    scores = 1 / (1 + np.exp(-logits.ravel()))
+    vectors = rng.normal(size=(len(scores), DIM)).astype(np.float32)
+    groups = np.repeat(np.arange(21), 100)
+    held = groups == 0
+    order_statistics = VerdictCalibrator(photo_coverage=None).fit(scores[~held], vectors[~held], groups[~held])
+    tolerant = VerdictCalibrator().fit(scores[~held], vectors[~held], groups[~held])
+    # The order-statistic bounds cannot reach past the others' highest score; the held-out photograph does.
+    assert order_statistics.generated_threshold_ <= scores[~held].max()
+    assert (scores[held] > order_statistics.generated_threshold_).mean() > 0.01
+    assert tolerant.generated_threshold_ > scores[~held].max()
+    assert (scores[held] > tolerant.generated_threshold_).mean() <= 0.01
+    # Too few photographs for a spread: the order-statistic bounds alone.
+    two = groups < 2
+    assert VerdictCalibrator().fit(scores[two], vectors[two], groups[two]).generated_threshold_ == (
+        VerdictCalibrator(photo_coverage=None).fit(scores[two], vectors[two], groups[two]).generated_threshold_
+    )
+    with pytest.raises(ValueError, match="photo_coverage"):
+        VerdictCalibrator(photo_coverage=1.0).fit(scores, vectors, groups)

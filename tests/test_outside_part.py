@@ -50,7 +50,8 @@ def test_every_table_has_a_row_per_method_family_and_view(images, corpus: Path, 
     # spectral has no head of its own: only its trained detector; the self-description has both.
     assert len(detection) == (1 + 2) * 2 * len(outside_part.VIEWS)
     assert detection["auc"].between(0, 1).all()
-    assert detection[["photos_generated", "photos_real", "family_flagged"]].stack().between(0, 1).all()
+    assert detection[["photos_generated", "photos_real", "family_generated", "family_flagged"]].stack().between(0, 1).all()
+    assert (detection["family_generated"] <= detection["family_flagged"]).all()
     grouping = outside_part.grouping_table(images, prints)
     assert len(grouping) == 2 * 2 * len(outside_part.VIEWS) and grouping["ari"].between(-1, 1).all()
     attribution = outside_part.attribution_table(images, prints, {"spectral": spectral, "self-description (real only)": None})
