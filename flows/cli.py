@@ -7,11 +7,14 @@ import re
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from flows.progress import progress_bar
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 app = typer.Typer(
     help="genprint: find where generated images come from (fingerprint, cluster, attribute, parse).",
@@ -136,9 +139,10 @@ def calibrate(
     path = calibrator.save(out or sidecar_path(weights))
     typer.echo(
         f"{path}: {calibrator.n_samples_} camera images of {calibrator.n_groups_} photographs; generated above "
-        f"{calibrator.generated_threshold_:.4f}, real at or below {calibrator.real_threshold_:.4f}, unsure between or where ood_score > 1"
+        f"{calibrator.generated_threshold_:.7f}, real at or below {calibrator.real_threshold_:.4f}, unsure between or where ood_score > 1"
     )
     table = leave_one_photo_out(samples, target_fpr=target_fpr)
+    table["photo"] = _short_photo_names(table["photo"])
     typer.echo("leaving each photograph out in turn (calibrated on the others):")
     typer.echo(table.to_string(index=False))
     for kind, rows in table.groupby("kind"):
@@ -147,6 +151,13 @@ def calibrate(
                    f"({rows['generated'].sum() / max(1, rows['images'].sum()):.2%}; worst photograph {worst:.2%})")
     if check_zoo is not None:
         typer.echo(_zoo_verdicts(check_zoo, fingerprinter, calibrator, VERDICTS))
+
+
+def _short_photo_names(names: pd.Series) -> pd.Series:
+    """Photograph files named below the folder they share (a lone file by its name); the packages' photographs as they are."""
+    files = [name for name in names.unique() if os.sep in name]
+    common = os.path.commonpath(files) if len(files) > 1 else os.path.dirname(files[0]) if files else ""
+    return names.map(lambda name: os.path.relpath(name, common) if name in files else name)
 
 
 def _zoo_verdicts(zoo_dir: Path, fingerprinter, calibrator, verdicts: tuple[str, ...]) -> str:
