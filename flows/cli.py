@@ -114,6 +114,11 @@ def calibrate(
     photos: list[Path] = typer.Option([], "--photos", help="More camera photographs to calibrate on (files; repeatable), beside the packages' ones."),
     crops_per_photo: int = typer.Option(96, "--crops-per-photo", help="Crops of each photograph at its resolution (half as many of its 0.5x copy)."),
     target_fpr: float = typer.Option(0.01, "--target-fpr", help="Share of camera photographs that may be called generated."),
+    photo_coverage: float = typer.Option(
+        0.95, "--photo-coverage",
+        help="Share of new photographs that should keep at most --target-fpr of their images above the generated threshold "
+             "(a tolerance bound across photographs, at 95 % confidence); 0 leaves that bound out.",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the crop positions."),
     check_zoo: Optional[Path] = typer.Option(None, "--check-zoo", help="A zoo corpus whose images are judged afterwards (shares called generated / unsure / real)."),
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: all cores, at most 8)."),
@@ -127,6 +132,11 @@ def calibrate(
     pin_threads(threads or None)
     if model == "spectral":
         raise typer.BadParameter("the spectral fingerprint has no detector: there is no fake score to calibrate", param_hint="--model")
+    if not 0 < target_fpr < 1:
+        raise typer.BadParameter(f"{target_fpr}: a share, between 0 and 1", param_hint="--target-fpr")
+    if not 0 <= photo_coverage < 1:
+        raise typer.BadParameter(f"{photo_coverage}: a share below 1, or 0 to leave the bound out", param_hint="--photo-coverage")
+    rule = dict(target_fpr=target_fpr, photo_coverage=photo_coverage or None)
     weights = DEFAULT_CHECKPOINT if model == "default" else Path(model)
     try:
         fingerprinter = load_learned(weights)
@@ -135,13 +145,13 @@ def calibrate(
     # The regions the zoo photographs were split into depend on the training zoo's image side.
     zoo_size = int(fingerprinter.checkpoint.training.get("zoo", {}).get("image_side", 64))
     samples = camera_samples(bundled_camera_photos(zoo_size) + [str(p) for p in photos], fingerprinter, crops_per_photo, seed)
-    calibrator = fit_calibration(samples, fingerprinter.checkpoint.version, target_fpr=target_fpr)
+    calibrator = fit_calibration(samples, fingerprinter.checkpoint.version, **rule)
     path = calibrator.save(out or sidecar_path(weights))
     typer.echo(
         f"{path}: {calibrator.n_samples_} camera images of {calibrator.n_groups_} photographs; generated above "
         f"{calibrator.generated_threshold_:.7f}, real at or below {calibrator.real_threshold_:.4f}, unsure between or where ood_score > 1"
     )
-    table = leave_one_photo_out(samples, target_fpr=target_fpr)
+    table = leave_one_photo_out(samples, **rule)
     table["photo"] = _short_photo_names(table["photo"])
     typer.echo("leaving each photograph out in turn (calibrated on the others):")
     typer.echo(table.to_string(index=False))

@@ -144,5 +144,13 @@ def test_calibrate_command_writes_a_calibration_and_shows_it_left_out(calibrated
     loaded = VerdictCalibrator.load(out)
     assert loaded.n_groups_ == 13 and loaded.model_version_ == load_learned(calibrated.model).checkpoint.version
     assert "extra.png" in result.stdout and "crop:" in result.stdout and "called generated" in result.stdout
+    assert loaded.photo_coverage == 0.95
+    without = CliRunner().invoke(
+        app, ["calibrate", "--model", calibrated.model, "--out", str(out), "--crops-per-photo", "4", "--photos", str(photo), "--photo-coverage", "0"]
+    )
+    assert without.exit_code == 0, without.output
+    assert VerdictCalibrator.load(out).photo_coverage is None and VerdictCalibrator.load(out).generated_threshold_ <= loaded.generated_threshold_
+    bad = CliRunner().invoke(app, ["calibrate", "--model", calibrated.model, "--out", str(out), "--crops-per-photo", "4", "--photo-coverage", "1.5"])
+    assert bad.exit_code == 2 and "--photo-coverage" in bad.output
     refused = CliRunner().invoke(app, ["calibrate", "--model", "spectral", "--out", str(out)])
     assert refused.exit_code == 2 and "no detector" in refused.output
