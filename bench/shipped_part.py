@@ -18,9 +18,10 @@ from bench.report import SPLIT_NAMES
 from clustering import metrics
 from clustering.attribution import OpenSetAttributor
 from clustering.origin import OriginClusterer
-from fingerprinting.augment import jpeg
+from fingerprinting.augment import each_image, jpeg
+from fingerprinting.calibration import VERDICTS
 from fingerprinting.evaluation import parsing_figures
-from fingerprinting.fingerprinter import Fingerprinter
+from fingerprinting.fingerprinter import Fingerprinter, parsing_policy, verdict_calibrator
 from fingerprinting.models import load_fingerprinter
 from fingerprinting.network import HeadSpec
 from fingerprinting.parsing import discrete_names
@@ -63,16 +64,35 @@ def measure(work: Path, threads: int, log: Callable[[str], None], zoo: dict | No
         table, _, _ = quality.evaluate_method(part, fingerprinter, views=VIEWS)
         label = SHIPPED if name == "default" else "spectral"
         tables.append(table.assign(method=label))
-        if name == "default":  # the only one with parsing heads
+        if name == "default":  # the only one with parsing heads and a verdict
             parsing_tables.append(degraded_parsing(part, fingerprinter, "jpeg75").assign(method=label))
             parsing_tables.append(lent_parsing(part, fingerprinter, generators).assign(method=LENT))
+            verdict_table = verdict_shares(part, fingerprinter)
+            policy = parsing_policy(fingerprinter)
+            hidden = sorted(head for head, shown in policy.shown.items() if not shown) if policy else []
         defaults, steps = default_clustering(part, fingerprinter, label)
         tables.append(defaults)
         step_tables.append(steps)
         log(f"shipped: {label} measured")
     never_seen = generators[generators["split"].isin(NEVER_SEEN["held_out"])]
     return render(pd.concat(tables, ignore_index=True), pd.concat(step_tables, ignore_index=True), pd.concat(parsing_tables, ignore_index=True), options,
-                  loss_ceilings(never_seen))
+                  loss_ceilings(never_seen), verdict_table, hidden)
+
+
+def verdict_shares(part: quality.Partition, fingerprinter: Fingerprinter) -> pd.DataFrame:
+    """Shares of each split's query images that the product's calibrated verdict calls generated, unsure and real, per view."""
+    calibrator = verdict_calibrator(fingerprinter)
+    if calibrator is None:
+        raise ValueError(f"{fingerprinter.version}: no verdict calibration to measure")
+    rows = []
+    for view, change in VIEWS.items():
+        for split, images in {**{s: part.query_fakes[s] for s in quality.FAKE_SPLITS}, "real": part.query_reals}.items():
+            pixels = part.data.pixels[images] if change is None else each_image(part.data.pixels[images], change)
+            output = fingerprinter.fingerprint(pixels)
+            verdict = calibrator.predict(output.fake_scores, output.vectors)
+            rows.append({"view": view, "split": SPLIT_NAMES.get(split, split), "images": len(images),
+                         **{name: float(np.mean(verdict == name)) for name in VERDICTS}})
+    return pd.DataFrame(rows)
 
 
 def loss_ceilings(generators: pd.DataFrame) -> str:
@@ -155,8 +175,10 @@ def default_clustering(part: quality.Partition, fingerprinter: Fingerprinter, la
     return pd.DataFrame(rows), pd.DataFrame(steps)
 
 
-def render(table: pd.DataFrame, steps: pd.DataFrame, parsing_rows: pd.DataFrame, options: dict, ceilings: str) -> str:
-    """The section; ``parsing_rows``: parsing measured apart from ``table`` (after JPEG 75, with lent designs); ``ceilings``: loss-F1 ceilings."""
+def render(table: pd.DataFrame, steps: pd.DataFrame, parsing_rows: pd.DataFrame, options: dict, ceilings: str, verdict_table: pd.DataFrame,
+           hidden: list[str]) -> str:
+    """The section; ``parsing_rows``: parsing measured apart from ``table`` (after JPEG 75, with lent designs); ``ceilings``: loss-F1
+    ceilings; ``verdict_table``: ``verdict_shares`` of the shipped model; ``hidden``: the parsing heads its policy does not show."""
     table = table.assign(split=table["split"].map(lambda s: SPLIT_NAMES.get(s, s)))
     parsing_rows = parsing_rows.assign(split=parsing_rows["split"].map(lambda s: SPLIT_NAMES.get(s, s)))
     grouping = ["method", "view", "split", "nn_same_member", "ari", "bcubed_f1", "noise_fraction", "real_in_clusters", "real_in_generated_clusters", "clusters_found", "clusters_true"]
@@ -205,7 +227,17 @@ def render(table: pd.DataFrame, steps: pd.DataFrame, parsing_rows: pd.DataFrame,
         "",
         markdown_table(fakes[fakes["auc"].notna()].reindex(columns=detection)),
         "",
+        "The shipped model's verdict (its calibration, `fingerprinting/weights/default.verdict.safetensors`): shares of each split's "
+        "query images called `generated`, `unsure` and `real` (the reals: held-out crops of the photographs the detector trained on):",
+        "",
+        markdown_table(verdict_table),
+        "",
         "### Parsing (`member`: the prediction pooled over a member's images, as over a cluster)",
+        "",
+        ("Parsing as the product shows it: the shipped parsing policy (`fingerprinting/weights/default.parsing.json`, decided on "
+         "generators trained by others too) hides " + ", ".join(f"`{head}`" for head in hidden) + " (null: not estimable from images), "
+         "so those heads count as wrong below; what the hidden heads would have said: data/MODEL_CARD.md and the outside section."
+         if hidden else "Every parsing head is shown."),
         "",
         markdown_table(pd.concat([fakes[fakes.reindex(columns=["member_loss_f1"])["member_loss_f1"].notna()], parsing_rows], ignore_index=True).reindex(columns=parsing)),
         "",

@@ -6,6 +6,7 @@ import pytest
 
 from bench import shipped_part
 from bench.methods import shipped_training_seed
+from bench.report import SPLIT_NAMES
 from fingerprinting.parsing import discrete_names
 
 SMALL_ZOO = dict(members=8, images_per_member=12, size=32, seed=3, steps=10)
@@ -26,6 +27,11 @@ def test_section_has_both_models_every_table_and_the_verdicts(tmp_path) -> None:
         assert f"| genprint learned (shipped) | clean | {step} |" in steps and f"| spectral | clean | {step} |" in steps
     for step in (shipped_part.NO_LOOSE_SPLIT, shipped_part.DEFAULT_STEP):  # the defaults' own steps after re-encoding too
         assert f"| genprint learned (shipped) | jpeg75 | {step} |" in steps
+    judged = markdown.split("The shipped model's verdict")[1].split("###")[0]
+    rows = [line.split("|")[1:-1] for line in judged.splitlines() if line.startswith("| clean |") or line.startswith("| jpeg75 |")]
+    assert {(row[0].strip(), row[1].strip()) for row in rows} == {(view, split) for view in ("clean", "jpeg75")
+                                                              for split in (SPLIT_NAMES[s] for s in ("train", "unseen_seed", "unseen_arch", "real"))}
+    assert all(abs(sum(float(cell) for cell in row[3:6]) - 1) < 1e-3 for row in rows)  # generated + real + unsure
     verdict = next(line for line in markdown.splitlines() if line.startswith("Against the issues' targets"))
     assert verdict.count("target") >= 5 and all(word in ("met", "NOT") for word in _verdict_words(verdict))
     assert "Parsing per member beats the majority class on " in verdict
@@ -33,6 +39,8 @@ def test_section_has_both_models_every_table_and_the_verdicts(tmp_path) -> None:
     lent = next(line for line in markdown.splitlines() if line.startswith("With the train members registered with their designs"))
     assert "member_upsampling_accuracy" in lent and "member_loss_f1" in lent and "Designs lent: " in lent
     parsing = markdown.split("### Parsing")[1]
+    shown = next(line for line in parsing.splitlines() if line.startswith("Parsing as the product shows it"))
+    assert "`upsampling`" in shown  # the shipped policy hides it: the figures below count it as wrong
     for split in ("unseen seed", "unseen architecture", "unseen seed + architecture"):
         assert f"| {shipped_part.LENT} | clean | {split} |" in parsing
     assert "| genprint learned (shipped) | jpeg75 | unseen seed + architecture |" in parsing  # parsing after re-encoding too
