@@ -151,6 +151,13 @@ def calibrate(
         f"{path}: {calibrator.n_samples_} camera images of {calibrator.n_groups_} photographs; generated above "
         f"{calibrator.generated_threshold_:.7f}, real at or below {calibrator.real_threshold_:.4f}, unsure between or where ood_score > 1"
     )
+    if calibrator.generated_threshold_ >= _HIGHEST_SCORE:
+        typer.echo(
+            "warning: the generated threshold lies above every fake score below 1.0 that the detector can give: only scores saturated "
+            "at 1.0 will be called generated (these photographs score as high as generated images; more photographs, or a lower "
+            "--photo-coverage, lower it)",
+            err=True,
+        )
     table = leave_one_photo_out(samples, **rule)
     table["photo"] = _short_photo_names(table["photo"])
     typer.echo("leaving each photograph out in turn (calibrated on the others):")
@@ -161,6 +168,10 @@ def calibrate(
                    f"({rows['generated'].sum() / max(1, rows['images'].sum()):.2%}; worst photograph {worst:.2%})")
     if check_zoo is not None:
         typer.echo(_zoo_verdicts(check_zoo, fingerprinter, calibrator, VERDICTS))
+
+
+# Fake scores are float32: the largest one below 1.
+_HIGHEST_SCORE = 1 - 2.0**-24
 
 
 def _short_photo_names(names: pd.Series) -> pd.Series:

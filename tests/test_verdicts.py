@@ -150,6 +150,11 @@ def test_calibrate_command_writes_a_calibration_and_shows_it_left_out(calibrated
     )
     assert without.exit_code == 0, without.output
     assert VerdictCalibrator.load(out).photo_coverage is None and VerdictCalibrator.load(out).generated_threshold_ <= loaded.generated_threshold_
+    strict = CliRunner().invoke(
+        app, ["calibrate", "--model", calibrated.model, "--out", str(out), "--crops-per-photo", "4", "--photos", str(photo), "--photo-coverage", "0.9999"]
+    )
+    assert strict.exit_code == 0 and "only scores saturated at 1.0 will be called generated" in strict.output
+    assert VerdictCalibrator.load(out).generated_threshold_ >= 1 - 2.0**-24
     bad = CliRunner().invoke(app, ["calibrate", "--model", calibrated.model, "--out", str(out), "--crops-per-photo", "4", "--photo-coverage", "1.5"])
     assert bad.exit_code == 2 and "--photo-coverage" in bad.output
     refused = CliRunner().invoke(app, ["calibrate", "--model", "spectral", "--out", str(out)])
