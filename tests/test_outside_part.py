@@ -52,6 +52,7 @@ def test_every_table_has_a_row_per_method_family_and_view(images, corpus: Path, 
     assert detection["auc"].between(0, 1).all()
     assert detection[["photos_generated", "photos_real", "family_generated", "family_flagged"]].stack().between(0, 1).all()
     assert (detection["family_generated"] <= detection["family_flagged"]).all()
+    assert (detection["worst_photo_generated"].between(detection["photos_generated"], 1)).all()
     grouping = outside_part.grouping_table(images, prints)
     assert len(grouping) == 2 * 2 * len(outside_part.VIEWS) and grouping["ari"].between(-1, 1).all()
     attribution = outside_part.attribution_table(images, prints, {"spectral": spectral, "self-description (real only)": None})
