@@ -288,8 +288,8 @@ def group_tolerance_bound(scores: np.ndarray, groups: np.ndarray, share: float, 
     """A score that, with probability ``confidence``, at least ``coverage`` of new groups keep ``share`` or less of their scores above.
 
     Each group's own ``1 - share`` quantile (the order statistic ``_worst_group_bound`` uses), on the
-    logit scale, where these quantiles of camera photographs spread roughly normally; the one-sided
-    normal tolerance bound on them (noncentral t factor), mapped back to a score.
+    logit scale, where camera photographs' quantiles look normal (data/MODEL_CARD.md tests it); the
+    one-sided normal tolerance bound on them (noncentral t factor), mapped back to a score.
     """
     from scipy.special import expit, logit
     from scipy.stats import nct, norm
