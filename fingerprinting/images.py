@@ -133,7 +133,11 @@ def _read_bytes(path: PathLike) -> bytes:
         if status.st_size > MAX_FILE_BYTES:
             raise ImageLoadError(path, f"file too large: {status.st_size} bytes > {MAX_FILE_BYTES}")
         with os.fdopen(descriptor, "rb", closefd=False) as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
+            # The size fstat gave, and a byte more to see growth: asking for the cap itself allocates
+            # the cap (256 MiB) for every file, which costs more than decoding a small image.
+            data = handle.read(status.st_size + 1)
+            if len(data) > status.st_size:  # grew since fstat (or a size-0 special file): read on, up to the cap
+                data += handle.read(MAX_FILE_BYTES + 1 - len(data))
     except OSError as exc:
         raise ImageLoadError(path, _os_reason(path, exc)) from exc
     finally:

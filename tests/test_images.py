@@ -227,6 +227,13 @@ def test_oversized_file_is_refused_before_reading(tmp_path: Path) -> None:
     assert reason(path) == f"file too large: {MAX_FILE_BYTES + 1} bytes > {MAX_FILE_BYTES}"
 
 
+def test_a_file_longer_than_its_stated_size_is_read_whole() -> None:
+    # Linux's /proc files state size 0 and hold text: read past the stated size, they are text, not empty.
+    status = Path("/proc/self/status")
+    assert status.stat().st_size == 0
+    assert reason(status) == "not an image (text)"
+
+
 def test_missing_file(tmp_path: Path) -> None:
     assert reason(tmp_path / "gone.png") == "file not found"
 
