@@ -185,5 +185,7 @@ FINDINGS = (
     "cores busy a whole run cannot reach half the decode-only rate without a cheaper network or fewer crops, which would change "
     "the fingerprints (not done). What was cut: the shards now decode on every core, one shard ahead of the network; the "
     "report's map no longer takes a full SVD (seconds); a run with nothing new reads the model's config instead of loading "
-    "the network (no torch import: about 2.7 s -> 0.9 s)."
+    "the network (no torch import: about 2.7 s -> 0.9 s); each file is read by the size it states instead of a read "
+    "asking for the 256 MiB cap, which allocated the cap for every file (a whole run over 3,000 of these JPEGs: 0.90 of the "
+    "time, A/B of 3 pairs)."
 )
