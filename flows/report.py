@@ -14,7 +14,8 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -26,6 +27,7 @@ from markupsafe import Markup
 
 from fingerprinting.calibration import UNSURE, VERDICTS
 from fingerprinting.parsing import LOSS_TYPES_COLUMN, loss_columns
+from fingerprinting.runtime import pinned_threads
 from flows.investigate import IMAGE_IDS_META
 from flows.parsed_view import described_design
 from flows.schemas import NO_CLUSTER
@@ -102,14 +104,25 @@ def report_pictures(
         batch_map = _batch_map(store, sample, len(images), list(new_ids), new_vectors)
     old = cached.get("thumbnails", {}) if cached else {}
     wanted = _pictured_members(_members_by_cluster(images), clusters)
-    thumbnails = {i: old[i] if i in old else drawing.thumbnail_uri(p) for i, p in wanted.items()}
+    new = [(i, p) for i, p in wanted.items() if i not in old]
+    drawn = dict(zip([i for i, _ in new], _on_every_core(drawing.thumbnail_uri, [p for _, p in new])))
+    thumbnails = {i: old[i] if i in old else drawn[i] for i in wanted}
     return Pictures(cards, batch_map, thumbnails, signature)
 
 
 def cluster_cards(images: pd.DataFrame, clusters: pd.DataFrame) -> list[dict]:
     """What the index shows of each of the largest clusters, pictures included."""
     path_of = dict(zip(images["image_id"], images["path"]))
-    return [_cluster_card(row, images, path_of) for row in clusters.head(CLUSTERS_SHOWN).itertuples(index=False)]
+    rows = list(clusters.head(CLUSTERS_SHOWN).itertuples(index=False))
+    return _on_every_core(lambda row: _cluster_card(row, images, path_of), rows)
+
+
+def _on_every_core(function: Callable, items: list) -> list:
+    """``[function(item) for item in items]`` on a thread per core: decoding, resizing and PNG encoding release the GIL."""
+    if len(items) <= 1 or pinned_threads() <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(pinned_threads(), thread_name_prefix="genprint-pictures") as pool:
+        return list(pool.map(function, items))
 
 
 def _batch_map(
