@@ -95,7 +95,6 @@ def measure(work: Path, threads: int, log: Callable[[str], None]) -> str:
     attribution = attribution_table(images, prints, {**methods, FEN: None, "self-description (real only)": None})
     whole = whole_photo_table(shipped, images, prints[SHIPPED], work / "whole", log)
     designs = generator_designs(images, parse_images(images, shipped, work / "parsed" / f"{cache_key(summary, shipped.version)}.parquet", log), shipped)
-    generators = pd.read_parquet(summary.out / "generators.parquet")
     return render(summary, images, detection, grouping, attribution, whole, designs, generators, shipped)
 
 

@@ -124,7 +124,7 @@ def calibrate(
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: all cores, at most 8)."),
 ) -> None:
     """Calibrate a checkpoint's verdicts (generated / real / unsure) on camera photographs, and show them left out one at a time."""
-    from fingerprinting.calibration import VERDICTS, sidecar_path
+    from fingerprinting.calibration import SCORE_FLOOR, VERDICTS, sidecar_path
     from fingerprinting.camera_photos import bundled_camera_photos, calibrate as fit_calibration, camera_samples, leave_one_photo_out
     from fingerprinting.models import DEFAULT_CHECKPOINT, load_learned
     from fingerprinting.runtime import pin_threads
@@ -151,7 +151,7 @@ def calibrate(
         f"{path}: {calibrator.n_samples_} camera images of {calibrator.n_groups_} photographs; generated above "
         f"{calibrator.generated_threshold_:.7f}, real at or below {calibrator.real_threshold_:.4f}, unsure between or where ood_score > 1"
     )
-    if calibrator.generated_threshold_ >= _HIGHEST_SCORE:
+    if calibrator.generated_threshold_ >= 1 - SCORE_FLOOR:  # the largest float32 fake score below 1
         typer.echo(
             "warning: the generated threshold lies above every fake score below 1.0 that the detector can give: only scores saturated "
             "at 1.0 will be called generated (these photographs score as high as generated images; more photographs, or a lower "
@@ -168,10 +168,6 @@ def calibrate(
                    f"({rows['generated'].sum() / max(1, rows['images'].sum()):.2%}; worst photograph {worst:.2%})")
     if check_zoo is not None:
         typer.echo(_zoo_verdicts(check_zoo, fingerprinter, calibrator, VERDICTS))
-
-
-# Fake scores are float32: the largest one below 1.
-_HIGHEST_SCORE = 1 - 2.0**-24
 
 
 def _short_photo_names(names: pd.Series) -> pd.Series:
