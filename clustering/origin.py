@@ -15,7 +15,7 @@ from clustering.cohesive_selection import cohesion, cohesive_eom_labels
 from clustering.graph import mutual_reachability_tree
 from clustering.loose_split import split_loose_clusters
 from clustering.params import Flag, Number, OneOf, check_params
-from clustering.pooled import acceptance_bounds, compact, pooled_centroids, reassign
+from clustering.pooled import absorb_noise, acceptance_bounds, compact, pooled_centroids, reassign
 from clustering.vectors import normalise
 from clustering.whitened_split import split_excess_scatter
 
@@ -77,6 +77,9 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
     (`clustering.loose_split`). When no cluster is left, the whole set is tried as one group in the
     input space (PCA centring would remove the very fingerprint one origin's images share), refined
     and stripped of loose parts: a batch from one generator, with a few strays, becomes one cluster.
+    Last, with `absorb_noise`, each noise point joins the cluster with the nearest pooled
+    fingerprint if it is as close to it as the cluster's members are (`clustering.pooled`): the
+    more origins a batch holds, the more of each one's images HDBSCAN leaves as noise.
 
     With `refine`, pooled refinement (`clustering.refine`) runs after HDBSCAN: split clusters while
     held-out evidence says they hold two origins, merge neighbouring clusters whose pooled
@@ -107,6 +110,10 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
         Dimensions kept by PCA; None, or at least the number of points or features, skips PCA.
     refine : bool, default=False
         Run pooled refinement (split, merge, re-assign) after HDBSCAN.
+    absorb_noise : bool, default=True
+        Let each point HDBSCAN left as noise join the cluster with the nearest pooled fingerprint
+        when it is as close to it as the cluster's own members (`assign_mads`); clustered points
+        stay where they are. Without `refine` only (its re-assignment covers noise).
     split_excess : float or None, default=None
         Split a cluster in two while its held-out whitened spread exceeds this many times the
         batch's typical within-cluster variance (`clustering.whitened_split`); None: never.
@@ -184,6 +191,7 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
         "min_samples": Number(integer=True, low=1, optional=True),
         "n_components": Number(integer=True, low=1, optional=True),
         "refine": Flag(),
+        "absorb_noise": Flag(),
         "split_excess": Number(low=0, optional=True),
         "merge_evidence": Number(optional=True),
         "split_evidence": Number(optional=True),
@@ -203,6 +211,7 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
         min_samples: int | None = 5,
         n_components: int | None = 64,
         refine: bool = False,
+        absorb_noise: bool = True,
         split_excess: float | None = None,
         merge_evidence: float | None = 2.0,
         split_evidence: float | None = None,
@@ -218,6 +227,7 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
         self.min_samples = min_samples
         self.n_components = n_components
         self.refine = refine
+        self.absorb_noise = absorb_noise
         self.split_excess = split_excess
         self.merge_evidence = merge_evidence
         self.split_evidence = split_evidence
@@ -260,6 +270,9 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
         labels = self._drop_loose(X, labels)
         labels = self._split_loose(X, labels)
         clock.lap("split_loose")
+        if self.absorb_noise and not self.refine:  # refinement's re-assignment places noise already
+            labels = absorb_noise(reduced, compact(labels), self.assign_mads)
+            clock.lap("absorb_noise")
         if labels.max(initial=-1) < 0 and (grouped := self._one_group(X, clock)) is not None:
             labels, reduced, pca = grouped, X, None  # `assign` then works in the input space too
         self.pca_, self.hdbscan_labels_, self.outlier_scores_ = pca, hdbscan_labels, outlier_scores
@@ -379,10 +392,11 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
 
     def _split_loose(self, X: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """Labels with the clusters less cohesive than `split_cohesion` clustered again on their own
-        (`clustering.loose_split`), by a clusterer with these parameters that does not recurse itself."""
+        (`clustering.loose_split`), by a clusterer with these parameters that does not recurse itself
+        (nor absorb noise: `fit` does that once, into the final clusters)."""
         if self.split_cohesion is None or labels.max(initial=-1) < 0:
             return labels
-        inner = clone(self).set_params(split_cohesion=None)
+        inner = clone(self).set_params(split_cohesion=None, absorb_noise=False)  # noise is absorbed once, after
         return split_loose_clusters(
             X, compact(labels), self.split_cohesion, self.min_cluster_size_, inner.fit_predict
         )

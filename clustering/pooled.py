@@ -88,6 +88,26 @@ def acceptance_bounds(
     return median - n_mads * MAD_TO_STD * mad, median
 
 
+def absorb_noise(vectors: np.ndarray, labels: np.ndarray, n_mads: float) -> np.ndarray:
+    """Labels with each noise point joined to the nearest pooled fingerprint when it lies within
+    that cluster's acceptance bound; clustered points keep their cluster.
+
+    Density clustering leaves as noise the points that reach a cluster's density only after it has
+    split from its neighbours; the more origins a batch holds, the closer those neighbours and the
+    more such points (at a million the larger share). Their cluster's pooled fingerprint, averaged
+    over many members, still places them.
+    """
+    n_clusters = int(labels.max(initial=-1)) + 1
+    noise = np.flatnonzero(labels < 0)
+    if n_clusters == 0 or len(noise) == 0:
+        return labels
+    centroids = pooled_centroids(vectors, labels, n_clusters)
+    bounds, _ = acceptance_bounds(vectors, labels, centroids, n_mads)
+    labels = labels.copy()
+    labels[noise] = reassign(vectors[noise], centroids, bounds)[0]
+    return labels
+
+
 def reassign(
     vectors: np.ndarray, centroids: np.ndarray, bounds: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:

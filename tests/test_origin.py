@@ -47,9 +47,28 @@ def test_learned_state_is_consistent(data, fitted):
     assert (np.diff(sizes) <= 0).all()  # numbered by decreasing size
 
 
+def test_absorbing_noise_places_hdbscan_noise_and_moves_no_clustered_point():
+    # Many origins close together: HDBSCAN leaves a large share of their images as noise.
+    data = make_fingerprints(n_origins=60, images_per_origin=40, n_real=300, dim=64, noise=1.1,
+                             seed_distance=1.0, seed=3)
+    g = data.generated
+    plain = OriginClusterer(absorb_noise=False).fit(data.vectors)
+    absorbed = OriginClusterer().fit(data.vectors)
+    assert metrics.noise_fraction(plain.labels_[g]) > 0.15
+    assert metrics.noise_fraction(absorbed.labels_[g]) < 0.5 * metrics.noise_fraction(plain.labels_[g])
+    assert metrics.adjusted_rand(data.origins[g], absorbed.labels_[g]) > metrics.adjusted_rand(
+        data.origins[g], plain.labels_[g]
+    ) + 0.05
+    clustered = plain.labels_ >= 0
+    assert metrics.adjusted_rand(plain.labels_[clustered], absorbed.labels_[clustered]) == 1.0
+    # A photograph carries no origin's fingerprint: none is as close to a pooled one as its members.
+    assert (absorbed.labels_[~g] >= 0).mean() <= 0.02
+    assert "absorb_noise" in absorbed.timings_
+
+
 def test_refinement_recovers_noise_hdbscan_left(data):
     g = data.generated
-    raw = OriginClusterer(min_cluster_size=10, refine=False).fit(data.vectors)
+    raw = OriginClusterer(min_cluster_size=10, refine=False, absorb_noise=False).fit(data.vectors)
     refined = OriginClusterer(min_cluster_size=10, refine=True).fit(data.vectors)
     assert metrics.noise_fraction(refined.labels_[g]) < metrics.noise_fraction(raw.labels_[g])
     assert metrics.bcubed(data.origins[g], refined.labels_[g])[2] >= metrics.bcubed(
