@@ -1,11 +1,14 @@
 """Development check of OriginClusterer settings on batch-level grouping (issue 25), one JSON line per set.
 
     python -m bench.grouping_dev '{"split_excess": 3.0}' --zoo ZOO_DIR --synthetic \\
-        --external EXT_DIR --external-fingerprints EXT_FEATS.npz [--cache DIR]
+        --external EXT_DIR --external-fingerprints EXT_FEATS.npz [--cache DIR] \\
+        [--never-seen] [--per-member N] [--synthetic-n N]
 
 Sets: a zoo (`genprint zoo build`; its images fingerprinted with the shipped model and spectral, cached
 under --cache), with its seed pairs (each `unseen_seed` member and its train parent: pairwise ARI,
-told apart at >= 0.8); synthetic origins in pairs sharing a design (`bench.clustering_scale`, 1e4);
+told apart at >= 0.8), or with --never-seen its unseen-seed and unseen-architecture members and the
+reals only, and with --per-member N subsampled to N images a member (10 N reals); synthetic origins in
+pairs sharing a design (`bench.clustering_scale`, 1e4 or --synthetic-n);
 an external corpus (images.parquet with `size`, `view`, `member_id`; fingerprints precomputed per
 view as `VIEW_learned` / `VIEW_spectral`, rows in that table's order for 64 px), whole and
 subsampled to 10 images per generator. Each fingerprint alone and both concatenated (fused).
@@ -37,7 +40,7 @@ def _variants(learned: np.ndarray, spectral: np.ndarray) -> Iterator[tuple[str, 
     yield from (("learned", learned), ("spectral", spectral), ("fused", _fused(learned, spectral)))
 
 
-def zoo_cases(root: Path, cache: Path) -> Iterator[Case]:
+def zoo_cases(root: Path, cache: Path, never_seen: bool = False, per_member: int | None = None) -> Iterator[Case]:
     path = cache / f"{root.resolve().name}_fingerprints.npz"
     if not path.is_file():
         from fingerprinting.models import load_fingerprinter
@@ -54,8 +57,22 @@ def zoo_cases(root: Path, cache: Path) -> Iterator[Case]:
     codes = {m: i for i, m in enumerate(sorted(generators.member_id))}
     truth = np.array([codes.get(m, -1) for m in saved["member"]])
     pairs = [(codes[g.member_id], codes[g.parent_id]) for g in generators.itertuples() if g.split == "unseen_seed"]
+    keep, label = np.ones(len(truth), bool), ""
+    if never_seen:  # the parents are training members: no pair is left to tell apart
+        unseen = {codes[g.member_id] for g in generators.itertuples() if g.split in ("unseen_seed", "unseen_arch")}
+        keep, pairs, label = (truth < 0) | np.isin(truth, list(unseen)), [], " never-seen"
+    if per_member is not None:
+        rng = np.random.default_rng(0)
+        rows = np.flatnonzero(keep)
+        picked = [rng.choice(rows[truth[rows] == c], min(per_member, np.sum(truth[rows] == c)), replace=False)
+                  for c in np.unique(truth[rows])]
+        keep = np.zeros(len(truth), bool)
+        keep[np.concatenate(picked)] = True
+        reals = np.flatnonzero(keep & (truth < 0))
+        keep[rng.permutation(reals)[10 * per_member:]] = False
+        label += f" {per_member} per member"
     for name, vectors in _variants(saved["learned"], saved["spectral"]):
-        yield f"zoo {root.name} {name}", vectors, truth, pairs
+        yield f"zoo {root.name}{label} {name}", vectors[keep], truth[keep], pairs
 
 
 def external_cases(root: Path, fingerprints: Path) -> Iterator[Case]:
@@ -78,12 +95,12 @@ def external_cases(root: Path, fingerprints: Path) -> Iterator[Case]:
                 yield f"external {view} 10 per generator {name}", vectors[ten], truth[ten], []
 
 
-def synthetic_case() -> Case:
+def synthetic_case(n: int = 10_000) -> Case:
     from bench.clustering_scale import scale_fingerprints
 
-    data = scale_fingerprints(10_000, 64)
+    data = scale_fingerprints(n, 64)
     # scale_fingerprints puts origins 2i and 2i+1 on one design.
-    return "synthetic 1e4", data.vectors, data.origins, [(2 * i + 1, 2 * i) for i in range(data.origins.max() // 2)]
+    return f"synthetic {n:.0e}", data.vectors, data.origins, [(2 * i + 1, 2 * i) for i in range(data.origins.max() // 2)]
 
 
 def measure(params: dict, case: Case) -> dict:
@@ -93,7 +110,7 @@ def measure(params: dict, case: Case) -> dict:
     generated = truth >= 0
     report = metrics.clustering_report(truth[generated], labels[generated])
     row = {"set": name, "ari": round(report["ari"], 3), "bcubed_f1": round(report["bcubed_f1"], 3),
-           "noise": round(report["noise_fraction"], 3), "clusters": int(labels.max() + 1), "true": int(truth.max() + 1),
+           "noise": round(report["noise_fraction"], 3), "clusters": int(labels.max() + 1), "true": len(np.unique(truth[generated])),
            "real_in_generated": round(metrics.real_in_generated_clusters(labels, generated), 3),
            "seconds": round(time.perf_counter() - start, 1)}
     if pairs:
@@ -111,11 +128,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--external", type=Path)
     parser.add_argument("--external-fingerprints", type=Path)
     parser.add_argument("--cache", type=Path, default=Path("data/grouping_dev"))
+    parser.add_argument("--never-seen", action="store_true", help="zoo: only unseen-seed and unseen-architecture members, and the reals")
+    parser.add_argument("--per-member", type=int, help="zoo: at most this many images a member (and 10x as many reals)")
+    parser.add_argument("--synthetic-n", type=int, default=10_000, help="synthetic: about this many fingerprints")
     args = parser.parse_args(argv)
     params = json.loads(args.params)
-    cases: list[Iterator[Case]] = [zoo_cases(root, args.cache) for root in args.zoo]
+    cases: list[Iterator[Case]] = [zoo_cases(root, args.cache, args.never_seen, args.per_member) for root in args.zoo]
     if args.synthetic:
-        cases.append(iter([synthetic_case()]))
+        cases.append(iter([synthetic_case(args.synthetic_n)]))
     if args.external is not None:
         cases.append(external_cases(args.external, args.external_fingerprints))
     for group in cases:
