@@ -41,11 +41,11 @@ VIEWS = {"clean": None, "jpeg75": lambda image: jpeg(image, 75)}
 TARGETS = {"ari": 0.85, "bcubed_f1": 0.85, "noise_fraction": 0.15, "real_in_generated_clusters": 0.05, "open_set_auroc": 0.95,
            "closed_set_accuracy": 0.99, "auc": 0.98, "auc_content_matched": 0.98, "member_upsampling_accuracy": 0.9, "member_loss_f1": 0.85}
 AT_MOST = ("noise_fraction", "real_in_generated_clusters")  # targets that are ceilings
-# OriginClusterer's steps after HDBSCAN: the loose-cluster split and noise absorption (on by default), pooled refinement (off).
-DEFAULT_STEP = "HDBSCAN + loose-cluster split + noise absorbed (the defaults)"
+# OriginClusterer's steps after HDBSCAN: the loose-cluster split (on by default), noise absorption and pooled refinement (off).
+DEFAULT_STEP = "HDBSCAN + loose-cluster split (the defaults)"
 NO_LOOSE_SPLIT = "HDBSCAN only"
-REFINEMENT_STEPS = {NO_LOOSE_SPLIT: {"split_cohesion": None, "absorb_noise": False}, "HDBSCAN + loose-cluster split": {"absorb_noise": False},
-                    DEFAULT_STEP: {}, "+ re-assign": {"refine": True, "merge_evidence": None},
+REFINEMENT_STEPS = {NO_LOOSE_SPLIT: {"split_cohesion": None}, DEFAULT_STEP: {}, "+ noise absorbed": {"absorb_noise": True},
+                    "+ re-assign": {"refine": True, "merge_evidence": None},
                     "+ merge + re-assign": {"refine": True}, "+ split + merge + re-assign": {"refine": True, "split_evidence": 4.0}}
 
 

@@ -79,7 +79,10 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
     and stripped of loose parts: a batch from one generator, with a few strays, becomes one cluster.
     Last, with `absorb_noise`, each noise point joins the cluster with the nearest pooled
     fingerprint if it is as close to it as the cluster's members are (`clustering.pooled`): the
-    more origins a batch holds, the more of each one's images HDBSCAN leaves as noise.
+    more origins a batch holds, the more of each one's images HDBSCAN leaves as noise. It is off
+    by default: where the fingerprint does not tell photographs from a generator's images (real
+    generators outside the zoo) it draws photographs into generated clusters (`BENCHMARKS.md`,
+    development note on absorbing noise).
 
     With `refine`, pooled refinement (`clustering.refine`) runs after HDBSCAN: split clusters while
     held-out evidence says they hold two origins, merge neighbouring clusters whose pooled
@@ -110,7 +113,7 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
         Dimensions kept by PCA; None, or at least the number of points or features, skips PCA.
     refine : bool, default=False
         Run pooled refinement (split, merge, re-assign) after HDBSCAN.
-    absorb_noise : bool, default=True
+    absorb_noise : bool, default=False
         Let each point HDBSCAN left as noise join the cluster with the nearest pooled fingerprint
         when it is as close to it as the cluster's own members (`assign_mads`); clustered points
         stay where they are. Without `refine` only (its re-assignment covers noise).
@@ -211,7 +214,7 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
         min_samples: int | None = 5,
         n_components: int | None = 64,
         refine: bool = False,
-        absorb_noise: bool = True,
+        absorb_noise: bool = False,
         split_excess: float | None = None,
         merge_evidence: float | None = 2.0,
         split_evidence: float | None = None,

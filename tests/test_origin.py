@@ -52,8 +52,8 @@ def test_absorbing_noise_places_hdbscan_noise_and_moves_no_clustered_point():
     data = make_fingerprints(n_origins=60, images_per_origin=40, n_real=300, dim=64, noise=1.1,
                              seed_distance=1.0, seed=3)
     g = data.generated
-    plain = OriginClusterer(absorb_noise=False).fit(data.vectors)
-    absorbed = OriginClusterer().fit(data.vectors)
+    plain = OriginClusterer().fit(data.vectors)
+    absorbed = OriginClusterer(absorb_noise=True).fit(data.vectors)
     assert metrics.noise_fraction(plain.labels_[g]) > 0.15
     assert metrics.noise_fraction(absorbed.labels_[g]) < 0.5 * metrics.noise_fraction(plain.labels_[g])
     assert metrics.adjusted_rand(data.origins[g], absorbed.labels_[g]) > metrics.adjusted_rand(
@@ -68,7 +68,7 @@ def test_absorbing_noise_places_hdbscan_noise_and_moves_no_clustered_point():
 
 def test_refinement_recovers_noise_hdbscan_left(data):
     g = data.generated
-    raw = OriginClusterer(min_cluster_size=10, refine=False, absorb_noise=False).fit(data.vectors)
+    raw = OriginClusterer(min_cluster_size=10, refine=False).fit(data.vectors)
     refined = OriginClusterer(min_cluster_size=10, refine=True).fit(data.vectors)
     assert metrics.noise_fraction(refined.labels_[g]) < metrics.noise_fraction(raw.labels_[g])
     assert metrics.bcubed(data.origins[g], refined.labels_[g])[2] >= metrics.bcubed(
