@@ -156,7 +156,7 @@ def section(rows: list[tuple[str, str, int, Timed]], targets: list[tuple[str, st
         "",
         "Each figure is a whole process, timed from its start to its exit as a user or a scheduler sees it (`subprocess` and "
         "`time.perf_counter`): `genprint` with its defaults (threads: all cores, at most 8; no `PREFECT_API_URL`, so no Prefect) "
-        f"against decoding the same files in full with Pillow (`Image.load`) on a pool of one process per core. The images are "
+        "against decoding the same files in full with Pillow (`Image.load`) on a pool of one process per core. The images are "
         "distinct crops of the two scikit-learn photographs, mirrored or not (`bench/speed_photos.py`); every first run starts "
         "from an empty store. Medians of the repeats shown; the 1-minute load average as each process started is beside it "
         "(the machine's other users slow the whole-run figures; CPU seconds are less sensitive to them).",
