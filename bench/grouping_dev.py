@@ -64,12 +64,12 @@ def zoo_cases(root: Path, cache: Path, never_seen: bool = False, per_member: int
     if per_member is not None:
         rng = np.random.default_rng(0)
         rows = np.flatnonzero(keep)
-        picked = [rng.choice(rows[truth[rows] == c], min(per_member, np.sum(truth[rows] == c)), replace=False)
-                  for c in np.unique(truth[rows])]
+        picked = []
+        for c in np.unique(truth[rows]):
+            of_c = rows[truth[rows] == c]
+            picked.append(rng.choice(of_c, min(10 * per_member if c < 0 else per_member, len(of_c)), replace=False))
         keep = np.zeros(len(truth), bool)
         keep[np.concatenate(picked)] = True
-        reals = np.flatnonzero(keep & (truth < 0))
-        keep[rng.permutation(reals)[10 * per_member:]] = False
         label += f" {per_member} per member"
     for name, vectors in _variants(saved["learned"], saved["spectral"]):
         yield f"zoo {root.name}{label} {name}", vectors[keep], truth[keep], pairs

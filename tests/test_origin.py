@@ -61,7 +61,7 @@ def test_absorbing_noise_places_hdbscan_noise_and_moves_no_clustered_point():
     ) + 0.05
     clustered = plain.labels_ >= 0
     assert metrics.adjusted_rand(plain.labels_[clustered], absorbed.labels_[clustered]) == 1.0
-    # A photograph carries no origin's fingerprint: none is as close to a pooled one as its members.
+    # A photograph carries no origin's fingerprint: few are as close to a pooled one as its members.
     assert (absorbed.labels_[~g] >= 0).mean() <= 0.02
     assert "absorb_noise" in absorbed.timings_
 
