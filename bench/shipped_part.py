@@ -18,7 +18,7 @@ from bench.report import SPLIT_NAMES
 from clustering import metrics
 from clustering.attribution import OpenSetAttributor
 from clustering.origin import OriginClusterer
-from fingerprinting.augment import each_image, jpeg
+from fingerprinting.augment import jpeg
 from fingerprinting.calibration import VERDICTS
 from fingerprinting.evaluation import parsing_figures
 from fingerprinting.fingerprinter import Fingerprinter, parsing_policy, verdict_calibrator
@@ -88,8 +88,7 @@ def verdict_shares(part: quality.Partition, fingerprinter: Fingerprinter) -> pd.
     rows = []
     for view, change in VIEWS.items():
         for split, images in {**{s: part.query_fakes[s] for s in quality.FAKE_SPLITS}, "real": part.query_reals}.items():
-            pixels = part.data.pixels[images] if change is None else each_image(part.data.pixels[images], change)
-            output = fingerprinter.fingerprint(pixels)
+            output = fingerprinter.fingerprint(quality.apply(part.data.pixels[images], change))
             verdict = calibrator.predict(output.fake_scores, output.vectors)
             rows.append({"view": view, "split": SPLIT_NAMES.get(split, split), "images": len(images),
                          **{name: float(np.mean(verdict == name)) for name in VERDICTS}})
