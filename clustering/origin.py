@@ -15,7 +15,7 @@ from clustering.cohesive_selection import cohesion, cohesive_eom_labels
 from clustering.graph import mutual_reachability_tree
 from clustering.loose_split import split_loose_clusters
 from clustering.params import Flag, Number, OneOf, check_params
-from clustering.pooled import absorb_noise, acceptance_bounds, compact, pooled_centroids, reassign
+from clustering.pooled import absorb_noise, acceptance_bounds, compact, place_by_pooled, pooled_centroids, reassign
 from clustering.vectors import normalise
 from clustering.whitened_split import split_excess_scatter
 
@@ -376,12 +376,9 @@ class OriginClusterer(ClusterMixin, BaseEstimator):
         if self.merge_evidence is not None:
             labels = compact(refine.merge_agreeing(reduced, labels, self.merge_evidence, rng))
             clock.lap("merge")
-        n_clusters = labels.max(initial=-1) + 1
-        if n_clusters == 0:
+        if labels.max(initial=-1) < 0:
             return labels
-        centroids = pooled_centroids(reduced, labels, n_clusters)
-        bounds, _ = acceptance_bounds(reduced, labels, centroids, self.assign_mads)
-        labels, _ = reassign(reduced, centroids, bounds)
+        labels = place_by_pooled(reduced, labels, self.assign_mads)
         clock.lap("reassign")
         return labels
 

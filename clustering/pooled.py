@@ -97,15 +97,20 @@ def absorb_noise(vectors: np.ndarray, labels: np.ndarray, n_mads: float) -> np.n
     more such points (at a million the larger share). Their cluster's pooled fingerprint, averaged
     over many members, still places them.
     """
-    n_clusters = int(labels.max(initial=-1)) + 1
     noise = np.flatnonzero(labels < 0)
-    if n_clusters == 0 or len(noise) == 0:
+    if labels.max(initial=-1) < 0 or len(noise) == 0:
         return labels
-    centroids = pooled_centroids(vectors, labels, n_clusters)
-    bounds, _ = acceptance_bounds(vectors, labels, centroids, n_mads)
     labels = labels.copy()
-    labels[noise] = reassign(vectors[noise], centroids, bounds)[0]
+    labels[noise] = place_by_pooled(vectors, labels, n_mads, noise)
     return labels
+
+
+def place_by_pooled(vectors: np.ndarray, labels: np.ndarray, n_mads: float, points: np.ndarray | None = None) -> np.ndarray:
+    """Cluster of each of ``points`` (every point if None): the nearest pooled fingerprint of ``labels``'
+    clusters when the point lies within that cluster's acceptance bound, else -1."""
+    centroids = pooled_centroids(vectors, labels, int(labels.max(initial=-1)) + 1)
+    bounds, _ = acceptance_bounds(vectors, labels, centroids, n_mads)
+    return reassign(vectors if points is None else vectors[points], centroids, bounds)[0]
 
 
 def reassign(
