@@ -162,6 +162,12 @@ def cnn_scores(groups: dict[int, tuple[np.ndarray, np.ndarray]], fake: np.ndarra
     return scores
 
 
+def view_aucs(fake: np.ndarray, view: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """ROC AUC in each platform view over the rows scored (NaN: not scored)."""
+    at = {v: (view == v) & ~np.isnan(scores) for v in VIEWS}
+    return {v: roc_auc_score(fake[rows], scores[rows]) for v, rows in at.items()}
+
+
 def auc_table(images: pd.DataFrame, features: dict[str, np.ndarray], groups, cnn_steps: int) -> pd.DataFrame:
     """ROC AUC per feature set, classifier, setting, family and view."""
     fake = images["is_fake"].to_numpy()
@@ -182,11 +188,7 @@ def auc_table(images: pd.DataFrame, features: dict[str, np.ndarray], groups, cnn
                 x = features[name]
                 out[test] = _classifier(classifier, len(train), x.shape[1]).fit(x[train], fake[train]).predict_proba(x[test])[:, 1]
         for (setting, held), out in scores.items():
-            row = {"features": name, "classifier": classifier, "setting": setting, "held-out family": held}
-            for v in VIEWS:
-                at = (view == v) & ~np.isnan(out)
-                row[v] = roc_auc_score(fake[at], out[at])
-            rows.append(row)
+            rows.append({"features": name, "classifier": classifier, "setting": setting, "held-out family": held, **view_aucs(fake, view, out)})
     return pd.DataFrame(rows)
 
 

@@ -26,11 +26,10 @@ import pandas as pd
 import torch
 from PIL import Image
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.metrics import roc_auc_score
 from torch import nn
 
-from bench.detection_dev import noise_statistics, per_image, read_by_size
-from bench.outside_part import PHOTO_FOLDS, VIEWS, fingerprint_corpus, load_images
+from bench.detection_dev import noise_statistics, per_image, read_by_size, view_aucs
+from bench.outside_part import PHOTO_FOLDS, fingerprint_corpus, load_images
 from fingerprinting.models import load_fingerprinter
 from fingerprinting.zoo.external.build import DOWNSCALE_FILTERS, MARKER, _build_fakes
 from fingerprinting.zoo.external.photographs import camera_photos
@@ -160,11 +159,7 @@ def auc_table(images: pd.DataFrame, features: np.ndarray) -> pd.DataFrame:
                 test = np.flatnonzero((fold == p) & (~fake | (family == held)))
                 model = HistGradientBoostingClassifier(max_iter=200, random_state=0).fit(features[train], fake[train])
                 scores[test] = model.predict_proba(features[test])[:, 1]
-            row = {"held-out family": held, "trained on": recipe}
-            for v in VIEWS:
-                at = (view == v) & ~np.isnan(scores)
-                row[v] = roc_auc_score(fake[at], scores[at])
-            rows.append(row)
+            rows.append({"held-out family": held, "trained on": recipe, **view_aucs(fake, view, scores)})
     return pd.DataFrame(rows)
 
 

@@ -6,6 +6,7 @@ import pandas as pd
 import torch
 
 from bench import super_resolution_dev as dev
+from bench.outside_part import VIEWS
 
 
 def _smooth_crops(n: int, side: int, seed: int) -> np.ndarray:
@@ -52,7 +53,7 @@ def test_auc_table_holds_the_family_out_of_every_recipe_that_says_so():
     # reals near 0; fakes shifted along an axis, SPAN's the zoo family's: a detector finds only what it trained on
     for family, axis in (("", None), ("realcugan", 0), ("span", 1), (dev.FAMILY, 1)):
         for fold in (0, 1):
-            for view in dev.VIEWS:
+            for view in VIEWS:
                 x = rng.normal(0, 1, (40, 3))
                 if axis is not None:
                     x[:, axis] += 4
