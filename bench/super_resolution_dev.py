@@ -119,32 +119,33 @@ def train_upscaler(design: Design, crops: np.ndarray, steps: int, seed: int) -> 
 
 def build_family(work: Path, networks: int, steps: int, images: int, sizes: tuple[int, ...], seed: int) -> pd.DataFrame:
     """Train the networks (or reuse them) and write their images beside the corpus's layout; their rows as images.parquet's."""
+    work = work / f"seed{seed}-steps{steps}-images{images}"  # a network's images are reused only under the options that made them
     crops, _ = sample_crops(training_regions(usable_photos(HR_SIDE), HR_SIDE), 4000, HR_SIDE, np.random.default_rng(seed))
     photos, _ = camera_photos()
     options = {"images_per_generator": images, "seed": seed}
     rows = []
     for index, design in enumerate(sample_designs(networks, seed)):
         member = f"{FAMILY}-{index:02d}"
+        folders = {size: work / "members" / member / str(size) for size in sizes}
+        pending = [size for size, folder in folders.items() if not (folder / MARKER).exists()]
         started = time.monotonic()
-        model = train_upscaler(design, crops, steps, seed + index)
-        trained = time.monotonic() - started
-        generator = SimpleNamespace(member_id=member, scale=design.scale)
-        for size in sizes:
-            folder = work / "members" / member / str(size)
-            if not (folder / MARKER).exists():
-                _build_fakes(work, generator, model, photos, size, options)
+        if pending:
+            model = train_upscaler(design, crops, steps, seed + index)
+            for size in pending:
+                _build_fakes(work, SimpleNamespace(member_id=member, scale=design.scale), model, photos, size, options)
+        for size, folder in folders.items():
             records = json.loads((folder / MARKER).read_text())["images"]
             for record in records:
                 for view, suffix in VIEW_SUFFIX.items():
                     rows.append({"path": str(folder / f"{record['index']:06d}{suffix}"), "view": view, "member_id": member, "family": FAMILY,
                                  "is_fake": True, "photo": record["photo"], "size": size, "width": size // 2 if view == "half_jpeg85" else size})
-        print(f"{member}: {asdict(design)} trained {trained:.0f} s", flush=True)
+        print(f"{member}: {asdict(design)} {'built' if pending else 'reused'} in {time.monotonic() - started:.0f} s", flush=True)
     table = pd.DataFrame(rows)
     table["fold"] = [zlib.crc32(p.encode()) % PHOTO_FOLDS for p in table["photo"]]
     return table
 
 
-def auc_table(images: pd.DataFrame, features: np.ndarray) -> pd.DataFrame:
+def auc_table(images: pd.DataFrame, features: np.ndarray, boosting_rounds: int = 200) -> pd.DataFrame:
     """Per held-out external family and training recipe: ROC AUC per view, both photograph folds pooled."""
     fake, family, fold, view = (images[c].to_numpy() for c in ("is_fake", "family", "fold", "view"))
     family = np.where(fake, family, "")
@@ -157,7 +158,7 @@ def auc_table(images: pd.DataFrame, features: np.ndarray) -> pd.DataFrame:
             for p in range(PHOTO_FOLDS):
                 train = np.flatnonzero((fold != p) & (~fake | np.isin(family, list(fakes))))
                 test = np.flatnonzero((fold == p) & (~fake | (family == held)))
-                model = HistGradientBoostingClassifier(max_iter=200, random_state=0).fit(features[train], fake[train])
+                model = HistGradientBoostingClassifier(max_iter=boosting_rounds, random_state=0).fit(features[train], fake[train])
                 scores[test] = model.predict_proba(features[test])[:, 1]
             rows.append({"held-out family": held, "trained on": recipe, **view_aucs(fake, view, scores)})
     return pd.DataFrame(rows)
