@@ -86,6 +86,11 @@ def resampling_spectrum(pixels: np.ndarray) -> np.ndarray:
     return np.concatenate(features, 1).astype(np.float32)
 
 
+def head_logit(fake_scores: np.ndarray) -> np.ndarray:
+    """A head's fake probability back on the logit scale, where boosting and linear models see its spread."""
+    return np.log(fake_scores + 1e-7) - np.log(1 - fake_scores + 1e-7)
+
+
 def per_image(groups: dict[int, tuple[np.ndarray, np.ndarray]], describe, count: int) -> np.ndarray:
     parts = {width: describe(pixels) for width, (_, pixels) in groups.items()}
     out = np.zeros((count, next(iter(parts.values())).shape[1]), np.float32)
@@ -202,7 +207,7 @@ def main() -> None:
     images = load_images(args.corpus)
     groups = read_by_size(images)
     shipped, spectral = np.load(args.shipped), np.load(args.spectral)
-    logit = np.log(shipped["fake_scores"] + 1e-7) - np.log(1 - shipped["fake_scores"] + 1e-7)
+    logit = head_logit(shipped["fake_scores"])
     noise = per_image(groups, noise_statistics, len(images))
     features = {"shipped vector + head logit": np.c_[shipped["vectors"], logit], "spectral": spectral["vectors"], "noise statistics": noise,
                 "resampling spectrum": per_image(groups, resampling_spectrum, len(images)),

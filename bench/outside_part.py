@@ -137,11 +137,16 @@ def _cached_arrays(folder: Path, summary, version: str, compute: Callable[[], di
     return arrays
 
 
+def photo_fold(photo: str) -> int:
+    """The photograph fold of a photograph's name: fixed by the name, so no run can leak a test photograph into training."""
+    return zlib.crc32(photo.encode()) % PHOTO_FOLDS
+
+
 def load_images(corpus: Path) -> pd.DataFrame:
     """images.parquet with absolute paths and each image's photograph fold."""
     images = pd.read_parquet(corpus / "images.parquet")
     images["path"] = [str(corpus / p) for p in images["path"]]
-    images["fold"] = [zlib.crc32(p.encode()) % PHOTO_FOLDS for p in images["photo"]]
+    images["fold"] = [photo_fold(p) for p in images["photo"]]
     return images.reset_index(drop=True)
 
 
@@ -320,20 +325,18 @@ def whole_photo_table(shipped: Fingerprinter, images: pd.DataFrame, crops: Finge
     real = ~images["is_fake"].to_numpy()
     rows = []
     for form, scale in forms.items():
-        paths, photo_fold = [], []
-        for photo in photos:
-            paths.append(_photo_file(photo.name, folder, scale))
-            photo_fold.append(zlib.crc32(photo.name.encode()) % PHOTO_FOLDS)
+        paths = [_photo_file(photo.name, folder, scale) for photo in photos]
+        fold_of_photo = np.array([photo_fold(photo.name) for photo in photos])
         scores, vectors = [], []
         for chunk in embed_paths(paths, shipped, chunk_size=4):
             scores.append(chunk.records["fake_score"].to_numpy())
             vectors.append(chunk.vectors)
-        scores, vectors, photo_fold = np.concatenate(scores), np.concatenate(vectors), np.array(photo_fold)
+        scores, vectors = np.concatenate(scores), np.concatenate(vectors)
         verdicts = np.empty(len(paths), dtype=object)
         for fold in range(PHOTO_FOLDS):
             train = np.flatnonzero(real & (images["fold"].to_numpy() != fold))
             calibration = VerdictCalibrator().fit(crops.fake_scores[train], crops.vectors[train], groups=images["photo"].to_numpy()[train])
-            mine = photo_fold == fold
+            mine = fold_of_photo == fold
             verdicts[mine] = calibration.predict(scores[mine], vectors[mine])
         rows.append({"photographs": form, "files": len(paths), "median_fake_score": float(np.median(scores)),
                      "fake_score_above_0.5": int((scores > 0.5).sum()),

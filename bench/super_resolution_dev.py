@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,12 +27,12 @@ from PIL import Image
 from sklearn.ensemble import HistGradientBoostingClassifier
 from torch import nn
 
-from bench.detection_dev import noise_statistics, per_image, read_by_size, view_aucs
-from bench.outside_part import PHOTO_FOLDS, fingerprint_corpus, load_images
+from bench.detection_dev import head_logit, noise_statistics, per_image, read_by_size, view_aucs
+from bench.outside_part import PHOTO_FOLDS, fingerprint_corpus, load_images, photo_fold
 from fingerprinting.models import load_fingerprinter
-from fingerprinting.zoo.external.build import DOWNSCALE_FILTERS, MARKER, _build_fakes
+from fingerprinting.zoo.external.build import DOWNSCALE_FILTERS, MARKER, build_fakes
 from fingerprinting.zoo.external.photographs import camera_photos
-from fingerprinting.zoo.external.views import VIEW_SUFFIX
+from fingerprinting.zoo.external.views import VIEW_SUFFIX, view_side
 from fingerprinting.zoo.layers import act_layer, conv3x3, upsample_layer
 from fingerprinting.zoo.photos import sample_crops, training_regions, usable_photos
 from flows.markdown import markdown_table
@@ -132,16 +131,16 @@ def build_family(work: Path, networks: int, steps: int, images: int, sizes: tupl
         if pending:
             model = train_upscaler(design, crops, steps, seed + index)
             for size in pending:
-                _build_fakes(work, SimpleNamespace(member_id=member, scale=design.scale), model, photos, size, options)
+                build_fakes(work, SimpleNamespace(member_id=member, scale=design.scale), model, photos, size, options)
         for size, folder in folders.items():
             records = json.loads((folder / MARKER).read_text())["images"]
             for record in records:
                 for view, suffix in VIEW_SUFFIX.items():
                     rows.append({"path": str(folder / f"{record['index']:06d}{suffix}"), "view": view, "member_id": member, "family": FAMILY,
-                                 "is_fake": True, "photo": record["photo"], "size": size, "width": size // 2 if view == "half_jpeg85" else size})
+                                 "is_fake": True, "photo": record["photo"], "size": size, "width": view_side(size, view)})
         print(f"{member}: {asdict(design)} {'built' if pending else 'reused'} in {time.monotonic() - started:.0f} s", flush=True)
     table = pd.DataFrame(rows)
-    table["fold"] = [zlib.crc32(p.encode()) % PHOTO_FOLDS for p in table["photo"]]
+    table["fold"] = [photo_fold(p) for p in table["photo"]]
     return table
 
 
@@ -182,9 +181,8 @@ def main() -> None:
     vectors = np.concatenate([shipped_cache["vectors"], ours.vectors])
     scores = np.concatenate([shipped_cache["fake_scores"], ours.fake_scores])
     images = pd.concat([corpus, family], ignore_index=True)
-    logit = np.log(scores + 1e-7) - np.log(1 - scores + 1e-7)
     noise = per_image(read_by_size(images), noise_statistics, len(images))
-    print(markdown_table(auc_table(images, np.c_[vectors, logit, noise])))
+    print(markdown_table(auc_table(images, np.c_[vectors, head_logit(scores), noise])))
 
 
 if __name__ == "__main__":

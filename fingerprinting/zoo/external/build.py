@@ -124,7 +124,7 @@ def build_external(
             for size in sizes:
                 if size in pending:
                     progress(done, total, f"{g.member_id}, {size} px")
-                    _build_fakes(out, g, upscaler, photos, size, options)
+                    build_fakes(out, g, upscaler, photos, size, options)
                 done += 1
         _write_tables(out, generators, sizes, options)
     progress(total, total, "complete")
@@ -211,7 +211,8 @@ def _build_reals(out: Path, photos: tuple[CorpusPhoto, ...], size: int, options:
         (folder / MARKER).write_text(json.dumps({"images": records}))
 
 
-def _build_fakes(out: Path, generator: ExternalGenerator, upscaler: Upscaler, photos: tuple[CorpusPhoto, ...], size: int, options: dict) -> None:
+def build_fakes(out: Path, generator: ExternalGenerator, upscaler: Upscaler, photos: tuple[CorpusPhoto, ...], size: int, options: dict) -> None:
+    """One generator's images at `size` under OUT/members: photograph patches downscaled by a random filter, upscaled, centre-cropped, every view."""
     scale = generator.scale
     side = low_res_side(size, scale)
     pool = {p.name: [c for c in _cells(p, _cell_side(size))[0] if _fits(c, scale * side)] for p in photos}
