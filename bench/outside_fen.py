@@ -19,6 +19,7 @@ from PIL import Image
 
 from bench.baselines.fen import FenConfig, FenFingerprinter, fit_fen
 from fingerprinting.embed import embed_paths
+from fingerprinting.fingerprinter import Fingerprinter
 from fingerprinting.network import HeadSpec
 from fingerprinting.training_data import LabelledImages, member_targets
 
@@ -58,8 +59,8 @@ def centre_square(path: str, side: int = TRAIN_SIDE) -> np.ndarray:
     return np.pad(pixels, ((0, side - h), (0, side - w), (0, 0)), mode="reflect")
 
 
-def labelled_external(corpus: pd.DataFrame, generators: pd.DataFrame, rows: np.ndarray, spec: HeadSpec) -> LabelledImages:
-    """``rows`` of the external corpus (``outside_part.load_images``) as training data: 64 px centre crops,
+def labelled_external(corpus: pd.DataFrame, generators: pd.DataFrame, rows: np.ndarray, spec: HeadSpec, side: int = TRAIN_SIDE) -> LabelledImages:
+    """``rows`` of the external corpus (``outside_part.load_images``) as training data: ``side`` px centre crops,
     member labels and the parsing targets of generators.parquet."""
     member_ids = generators["member_id"].astype(str).tolist()
     index = {m: i for i, m in enumerate(member_ids)}
@@ -67,11 +68,24 @@ def labelled_external(corpus: pd.DataFrame, generators: pd.DataFrame, rows: np.n
     member = np.array([-1 if pd.isna(m) else index[str(m)] for m in picked["member_id"]], dtype=np.int64)
     continuous, discrete, losses = member_targets(generators, spec)
     return LabelledImages(
-        pixels=np.stack([centre_square(p) for p in picked["path"]]), member=member, kind=picked["kind"].astype(str).to_numpy(),
+        pixels=np.stack([centre_square(p, side) for p in picked["path"]]), member=member, kind=picked["kind"].astype(str).to_numpy(),
         split=picked["split"].astype(str).to_numpy(), source=np.full(len(rows), -1, dtype=np.int64), member_ids=member_ids,
         member_split=generators["split"].astype(str).to_numpy(), member_family=generators["family"].astype(str).to_numpy(),
         continuous=continuous, discrete=discrete, losses=losses,
     )
+
+
+def fingerprint_rows(images: pd.DataFrame, rows: np.ndarray, fingerprinter: Fingerprinter) -> tuple[np.ndarray, np.ndarray]:
+    """(vectors, fake scores) of ``rows`` of the corpus through the product's loading and cropping; NaN elsewhere."""
+    vectors = np.full((len(images), fingerprinter.dim), np.nan, np.float32)
+    scores = np.full(len(images), np.nan, np.float32)
+    for start, chunk in zip(range(0, len(rows), 512), embed_paths(images["path"].iloc[rows], fingerprinter, chunk_size=512)):
+        if len(chunk.errors):
+            raise RuntimeError(f"{fingerprinter.name}: unreadable corpus images: {chunk.errors['path'].tolist()[:3]}")
+        at = rows[start : start + len(chunk.records)]
+        vectors[at] = chunk.vectors
+        scores[at] = chunk.records["fake_score"].to_numpy(np.float32)
+    return vectors, scores
 
 
 def fen_fold_fingerprints(images: pd.DataFrame, generators: pd.DataFrame, folds: Iterable[tuple[str, int, np.ndarray, np.ndarray]],
@@ -88,14 +102,7 @@ def fen_fold_fingerprints(images: pd.DataFrame, generators: pd.DataFrame, folds:
         net, seconds = fit_fen(data, np.arange(len(rows)), config, spec)
         fingerprinter = FenFingerprinter(net, crop_size=config.crop)
         judged = np.flatnonzero((images["fold"].to_numpy() == p) | np.isin(np.arange(len(images)), train[~fake[train]]))
-        fold_vectors = np.full((len(images), fingerprinter.dim), np.nan, np.float32)
-        fold_scores = np.full(len(images), np.nan, np.float32)
-        for start, chunk in zip(range(0, len(judged), 512), embed_paths(images["path"].iloc[judged], fingerprinter, chunk_size=512)):
-            if len(chunk.errors):
-                raise RuntimeError(f"FEN-style: unreadable corpus images: {chunk.errors['path'].tolist()[:3]}")
-            at = judged[start : start + len(chunk.records)]
-            fold_vectors[at] = chunk.vectors
-            fold_scores[at] = chunk.records["fake_score"].to_numpy(np.float32)
+        fold_vectors, fold_scores = fingerprint_rows(images, judged, fingerprinter)
         keys.append((held, p))
         vectors.append(fold_vectors)
         scores.append(fold_scores)

@@ -73,11 +73,13 @@ def parsing_losses(
 ) -> dict[str, Tensor]:
     """L1 on the min-max scale, cross-entropy per discrete hyperparameter, multi-label BCE for loss types.
 
-    Targets that are NaN (continuous) or -1 (discrete) are unknown for that member and ignored.
+    Targets that are NaN (continuous, loss types) or -1 (discrete) are unknown for that member and
+    ignored: an external generator's design is read from its files, its training objective is not.
     """
     known = ~torch.isnan(continuous_target)
     l1 = (continuous - continuous_target.nan_to_num()).abs()[known].mean() if known.any() else continuous.sum() * 0.0
     ce = torch.stack([F.cross_entropy(logits, discrete_target[:, i], ignore_index=-1) for i, logits in enumerate(discrete)])
     ce = ce.nan_to_num().mean()  # a batch where one hyperparameter is all unknown gives NaN: count it 0
-    bce = F.binary_cross_entropy_with_logits(loss_logits, loss_target)
+    told = ~torch.isnan(loss_target)
+    bce = F.binary_cross_entropy_with_logits(loss_logits[told], loss_target[told]) if told.any() else loss_logits.sum() * 0.0
     return {"continuous": l1, "discrete": ce, "loss_types": bce}

@@ -115,6 +115,13 @@ def test_parsing_losses_ignore_unknown_targets() -> None:
     assert known["continuous"].item() == pytest.approx(1.0 / 5)
     assert known["discrete"].item() == pytest.approx(torch.log(torch.tensor(4.0)).item() / 2)
     assert known["loss_types"].item() == pytest.approx(torch.log(torch.tensor(2.0)).item())
+    # A member whose objective is unknown (NaN loss targets) adds nothing to the loss-type term.
+    loss_logits = torch.tensor([[0.0] * 5, [9.0] * 5])
+    loss_target = torch.tensor([[0.0] * 5, [float("nan")] * 5])
+    masked = parsing_losses(continuous, discrete, loss_logits, torch.full((2, 3), 0.5), torch.full((2, 2), -1), loss_target)
+    assert masked["loss_types"].item() == pytest.approx(torch.log(torch.tensor(2.0)).item())
+    nothing = parsing_losses(continuous, discrete, loss_logits, torch.full((2, 3), 0.5), torch.full((2, 2), -1), torch.full((2, 5), float("nan")))
+    assert nothing["loss_types"].item() == 0.0
 
 
 def test_polyphase_high_pass_equals_the_full_resolution_filter() -> None:
