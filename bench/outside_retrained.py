@@ -80,8 +80,11 @@ def upscaler_generators(table: pd.DataFrame, networks: int, seed: int) -> pd.Dat
 
 def retrained_fold_fingerprints(images: pd.DataFrame, generators: pd.DataFrame, fold_rows: Iterable[tuple[str, int, np.ndarray, np.ndarray]],
                                 zoo: LabelledImages, upscalers: pd.DataFrame, upscaler_designs: pd.DataFrame, config: TrainConfig,
-                                work: Path, log: Callable[[str], None]) -> FoldFingerprints:
-    """Train (or reuse, from ``work``) one network per fold and fingerprint what that fold is judged on."""
+                                work: Path, log: Callable[[str], None], photo_trained_share: float | None = None) -> FoldFingerprints:
+    """Train (or reuse, from ``work``) one network per fold and fingerprint what that fold is judged on.
+
+    ``photo_trained_share``: the share of batch members drawn from the external family and the upscalers
+    (None: every member alike, about a sixth of them)."""
     spec, side = config.network.heads, zoo.pixels.shape[1]
     trainable = ((images["width"] >= side) & (images["height"] >= side)).to_numpy()
     upscaler_trainable = ((upscalers["width"] >= side) & (upscalers["height"] >= side)).to_numpy()
@@ -93,6 +96,11 @@ def retrained_fold_fingerprints(images: pd.DataFrame, generators: pd.DataFrame, 
             external = learnt_from(images, generators, train[trainable[train]], spec, side)
             ours = learnt_from(upscalers, upscaler_designs, np.flatnonzero(upscaler_trainable & (upscalers["fold"].to_numpy() != p)), spec, side)
             data = concat_labelled([zoo, external, ours])
+            if photo_trained_share is not None:
+                learnt = data.member_split == "train"
+                photo_trained = learnt & (np.arange(len(data.member_ids)) >= len(zoo.member_ids))
+                data.member_weight = np.where(photo_trained, photo_trained_share / photo_trained.sum(),
+                                              (1 - photo_trained_share) / max(1, (learnt & ~photo_trained).sum()))
             report = lambda done, total, what: log(f"without {held}, fold {p}: {what}") if done % 300 == 0 else None  # noqa: E731
             result = fit(data, config, report)
             work.mkdir(parents=True, exist_ok=True)
@@ -116,6 +124,8 @@ def main() -> None:
     parser.add_argument("--upscaler-steps", type=int, default=600, help="Their training steps (bench.super_resolution_dev --steps).")
     parser.add_argument("--shipped", type=Path, required=True, help="The outside section's cached shipped-model fingerprints (.npz).")
     parser.add_argument("--work", type=Path, required=True, help="Where the retrained checkpoints go (reused when present).")
+    parser.add_argument("--photo-trained-share", type=float, default=None,
+                        help="Share of each batch's members drawn from the external family and the upscalers (default: as many as any).")
     args = parser.parse_args()
     torch.set_num_threads(2)
     images = load_images(args.corpus)
@@ -124,7 +134,7 @@ def main() -> None:
     upscalers = upscalers.assign(kind="super_resolution", split="train", height=upscalers["width"])
     zoo = load_labelled_images(args.zoo, SHIPPED_RECIPE.network.heads)
     retrained = retrained_fold_fingerprints(images, generators, folds(images), zoo, upscalers, upscaler_generators(upscalers, args.networks, 0),
-                                            SHIPPED_RECIPE, args.work, print)
+                                            SHIPPED_RECIPE, args.work, print, args.photo_trained_share)
     with np.load(args.shipped) as cache:
         shipped = Fingerprints(cache["vectors"], cache["fake_scores"])
     prints = {SHIPPED: shipped, RETRAINED: retrained}

@@ -147,7 +147,8 @@ class _BatchSampler:
     def __call__(self) -> tuple[torch.Tensor, torch.Tensor]:
         config, rng = self.config, self.rng
         members = list(self.by_member)
-        chosen = rng.choice(members, min(config.members_per_batch, len(members)), replace=False)
+        weight = None if self.data.member_weight is None else self.data.member_weight[members]
+        chosen = rng.choice(members, min(config.members_per_batch, len(members)), replace=False, p=None if weight is None else weight / weight.sum())
         fakes = np.concatenate([rng.choice(self.by_member[m], config.images_per_member, replace=len(self.by_member[m]) < config.images_per_member) for m in chosen])
         rows = [fakes]
         if len(self.reals):

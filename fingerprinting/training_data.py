@@ -31,6 +31,8 @@ class LabelledImages:
     continuous: np.ndarray  # (members, n_continuous) float32
     discrete: np.ndarray  # (members, n_discrete) int64
     losses: np.ndarray  # (members, n_loss_types) float32
+    # How often each member is drawn into a batch, relative to the others (None: all alike).
+    member_weight: np.ndarray | None = None
 
     @property
     def is_fake(self) -> np.ndarray:

@@ -15,7 +15,7 @@ from fingerprinting.augment import Augmenter, random_crop
 from fingerprinting.checkpoint import config_path
 from fingerprinting.models import load_fingerprinter
 from fingerprinting.network import HeadSpec
-from fingerprinting.train import TrainConfig, fit, predict, split_for_validation
+from fingerprinting.train import TrainConfig, _BatchSampler, fit, predict, split_for_validation
 from fingerprinting.training_data import LabelledImages, load_labelled_images
 
 TINY_TRAINING = TrainConfig(epochs=4, steps_per_epoch=6, members_per_batch=4, images_per_member=6, reals_per_batch=8, patience=10)
@@ -56,6 +56,17 @@ def test_validation_never_sees_a_training_member_or_real(labelled: LabelledImage
     # The unseen_arch members (and with them the held-out family) are never learnt from.
     assert set(np.flatnonzero(labelled.member_split == "unseen_arch")) <= set(labelled.member[split.validation_rows])
     assert (labelled.member[split.validation_rows] < 0).any() and (labelled.member[split.train_rows] < 0).any()
+
+
+def test_batches_draw_members_by_their_weight(labelled: LabelledImages) -> None:
+    rows = np.arange(len(labelled.member))
+    config = replace(TINY_TRAINING, members_per_batch=1)
+    weighted = replace(labelled, member_weight=np.array([0.0, 3.0] + [1.0] * (len(labelled.member_ids) - 2)))
+    sample = _BatchSampler(weighted, rows, config, np.random.default_rng(0))
+    drawn = np.array([weighted.member[sample()[1].numpy()[0]] for _ in range(200)])
+    assert 0 not in drawn  # weight 0: never in a batch
+    counts = np.bincount(drawn, minlength=len(labelled.member_ids))
+    assert counts[1] > 2 * counts[2:].max()  # weight 3 against 1
 
 
 def test_training_lowers_the_loss_and_separates_members(labelled: LabelledImages) -> None:
