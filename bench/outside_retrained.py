@@ -42,7 +42,8 @@ SHIPPED_RECIPE = TrainConfig(epochs=8, steps_per_epoch=300, patience=4, seed=0)
 
 
 def concat_labelled(parts: list[LabelledImages]) -> LabelledImages:
-    """One training set from several: member indices shifted past the earlier parts' members, content sources past their rows."""
+    """One training set from several: member indices shifted past the earlier parts' members, content sources past their rows
+    (draw weights, ``member_weight``, are the caller's to set on the result)."""
     offsets = np.cumsum([0] + [len(p.member_ids) for p in parts[:-1]])
     row_offsets = np.cumsum([0] + [len(p.member) for p in parts[:-1]])
     return LabelledImages(
@@ -97,7 +98,7 @@ def retrained_fold_fingerprints(images: pd.DataFrame, generators: pd.DataFrame, 
             ours = learnt_from(upscalers, upscaler_designs, np.flatnonzero(upscaler_trainable & (upscalers["fold"].to_numpy() != p)), spec, side)
             data = concat_labelled([zoo, external, ours])
             if photo_trained_share is not None:
-                learnt = data.member_split == "train"
+                learnt = np.isin(data.member_split, config.training_splits)
                 photo_trained = learnt & (np.arange(len(data.member_ids)) >= len(zoo.member_ids))
                 data.member_weight = np.where(photo_trained, photo_trained_share / photo_trained.sum(),
                                               (1 - photo_trained_share) / max(1, (learnt & ~photo_trained).sum()))
