@@ -197,10 +197,16 @@ def auc_table(images: pd.DataFrame, features: dict[str, np.ndarray], groups, cnn
     return pd.DataFrame(rows)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.detection_dev", description=__doc__.split("\n\n")[0])
+def corpus_parser(module: str, doc: str) -> argparse.ArgumentParser:
+    """The command line every external-corpus development check starts from: the corpus and the shipped model's cached fingerprints."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=doc.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, required=True, help="An external corpus (genprint zoo external).")
     parser.add_argument("--shipped", type=Path, required=True, help="The outside section's cached shipped-model fingerprints (.npz).")
+    return parser
+
+
+def main() -> None:
+    parser = corpus_parser("bench.detection_dev", __doc__)
     parser.add_argument("--spectral", type=Path, required=True, help="The outside section's cached spectral fingerprints (.npz).")
     parser.add_argument("--cnn-steps", type=int, default=1500, help="Training steps of the residual CNN per fold (0: leave it out).")
     args = parser.parse_args()

@@ -17,7 +17,6 @@ Prints the outside section's detection and grouping tables for the retrained net
 """
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from bench.detection_dev import corpus_parser
 from bench.outside_fen import FoldFingerprints, fingerprint_rows, labelled_external
 from bench.outside_part import SHIPPED, Fingerprints, detection_table, folds, grouping_table, load_images
 from bench.super_resolution_dev import FAMILY, build_family, sample_designs
@@ -117,13 +117,11 @@ def retrained_fold_fingerprints(images: pd.DataFrame, generators: pd.DataFrame, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.outside_retrained", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpus", type=Path, required=True, help="An external corpus (genprint zoo external).")
+    parser = corpus_parser("bench.outside_retrained", __doc__)
     parser.add_argument("--zoo", type=Path, required=True, help="The training zoo (scripts/train-default.sh's).")
     parser.add_argument("--upscalers", type=Path, required=True, help="bench.super_resolution_dev's --work (reused when complete).")
     parser.add_argument("--networks", type=int, default=24, help="Zoo upscalers (bench.super_resolution_dev --networks).")
     parser.add_argument("--upscaler-steps", type=int, default=600, help="Their training steps (bench.super_resolution_dev --steps).")
-    parser.add_argument("--shipped", type=Path, required=True, help="The outside section's cached shipped-model fingerprints (.npz).")
     parser.add_argument("--work", type=Path, required=True, help="Where the retrained checkpoints go (reused when present).")
     parser.add_argument("--photo-trained-share", type=float, default=None,
                         help="Share of each batch's members drawn from the external family and the upscalers (default: as many as any).")

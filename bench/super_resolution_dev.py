@@ -13,7 +13,6 @@ networks alone (no external generator in training), and both. Prints one markdow
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -27,7 +26,7 @@ from PIL import Image
 from sklearn.ensemble import HistGradientBoostingClassifier
 from torch import nn
 
-from bench.detection_dev import head_logit, noise_statistics, per_image, read_by_size, view_aucs
+from bench.detection_dev import corpus_parser, head_logit, noise_statistics, per_image, read_by_size, view_aucs
 from bench.outside_part import PHOTO_FOLDS, fingerprint_corpus, load_images, photo_fold
 from fingerprinting.models import load_fingerprinter
 from fingerprinting.zoo.external.build import DOWNSCALE_FILTERS, MARKER, build_fakes
@@ -164,9 +163,7 @@ def auc_table(images: pd.DataFrame, features: np.ndarray, boosting_rounds: int =
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.super_resolution_dev", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpus", type=Path, required=True, help="An external corpus (genprint zoo external).")
-    parser.add_argument("--shipped", type=Path, required=True, help="The outside section's cached shipped-model fingerprints (.npz).")
+    parser = corpus_parser("bench.super_resolution_dev", __doc__)
     parser.add_argument("--work", type=Path, required=True, help="Where the networks' images go (reused when complete).")
     parser.add_argument("--networks", type=int, default=12)
     parser.add_argument("--steps", type=int, default=400, help="Training steps per network.")
