@@ -75,6 +75,13 @@ def labelled_external(corpus: pd.DataFrame, generators: pd.DataFrame, rows: np.n
     )
 
 
+def judged_rows(images: pd.DataFrame, photo_fold: int, train: np.ndarray) -> np.ndarray:
+    """What a fold's net is judged on: every row of its photograph fold, and the training photographs' crops
+    (the verdict rule is fitted on those)."""
+    real_train = train[~images["is_fake"].to_numpy()[train]]
+    return np.flatnonzero((images["fold"].to_numpy() == photo_fold) | np.isin(np.arange(len(images)), real_train))
+
+
 def fingerprint_rows(images: pd.DataFrame, rows: np.ndarray, fingerprinter: Fingerprinter) -> tuple[np.ndarray, np.ndarray]:
     """(vectors, fake scores) of ``rows`` of the corpus through the product's loading and cropping; NaN elsewhere."""
     vectors = np.full((len(images), fingerprinter.dim), np.nan, np.float32)
@@ -94,14 +101,13 @@ def fen_fold_fingerprints(images: pd.DataFrame, generators: pd.DataFrame, folds:
     judged on (module docstring)."""
     spec = HeadSpec.from_space()
     trainable = ((images["width"] >= TRAIN_SIDE) & (images["height"] >= TRAIN_SIDE)).to_numpy()
-    fake = images["is_fake"].to_numpy()
     keys, vectors, scores = [], [], []
     for held, p, train, _ in folds:
         rows = train[trainable[train]]
         data = labelled_external(images, generators, rows, spec)
         net, seconds = fit_fen(data, np.arange(len(rows)), config, spec)
         fingerprinter = FenFingerprinter(net, crop_size=config.crop)
-        judged = np.flatnonzero((images["fold"].to_numpy() == p) | np.isin(np.arange(len(images)), train[~fake[train]]))
+        judged = judged_rows(images, p, train)
         fold_vectors, fold_scores = fingerprint_rows(images, judged, fingerprinter)
         keys.append((held, p))
         vectors.append(fold_vectors)

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from bench.detection_dev import corpus_parser
-from bench.outside_fen import FoldFingerprints, fingerprint_rows, labelled_external
+from bench.outside_fen import FoldFingerprints, fingerprint_rows, judged_rows, labelled_external
 from bench.outside_part import SHIPPED, Fingerprints, detection_table, folds, grouping_table, load_images
 from bench.super_resolution_dev import FAMILY, build_family, sample_designs
 from fingerprinting.checkpoint import save_checkpoint
@@ -89,7 +89,6 @@ def retrained_fold_fingerprints(images: pd.DataFrame, generators: pd.DataFrame, 
     spec, side = config.network.heads, zoo.pixels.shape[1]
     trainable = ((images["width"] >= side) & (images["height"] >= side)).to_numpy()
     upscaler_trainable = ((upscalers["width"] >= side) & (upscalers["height"] >= side)).to_numpy()
-    fake = images["is_fake"].to_numpy()
     keys, vectors, scores = [], [], []
     for held, p, train, _ in fold_rows:
         path = work / f"without-{held}-fold{p}.safetensors"
@@ -108,8 +107,7 @@ def retrained_fold_fingerprints(images: pd.DataFrame, generators: pd.DataFrame, 
             save_checkpoint(result.checkpoint, path)
             log(f"without {held}, fold {p}: trained on {len(data.member)} images ({len(external.member)} external, "
                 f"{len(ours.member)} from zoo upscalers) in {result.seconds:.0f} s, best epoch {result.best_epoch}")
-        judged = np.flatnonzero((images["fold"].to_numpy() == p) | np.isin(np.arange(len(images)), train[~fake[train]]))
-        fold_vectors, fold_scores = fingerprint_rows(images, judged, load_fingerprinter(path))
+        fold_vectors, fold_scores = fingerprint_rows(images, judged_rows(images, p, train), load_fingerprinter(path))
         keys.append((held, p))
         vectors.append(fold_vectors)
         scores.append(fold_scores)
