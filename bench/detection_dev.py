@@ -24,12 +24,11 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 
 from bench.outside_part import PHOTO_FOLDS, VIEWS, _detector, load_images
+from fingerprinting.noise_statistics import LUMA, noise_statistics, prediction_residual
 from fingerprinting.training_data import read_pixels
 from flows.markdown import markdown_table
 
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 RESAMPLING_PERIODS = (2, 3, 4, 5, 6, 8)
-NOISE_BLOCK = 8
 
 
 def read_by_size(images: pd.DataFrame) -> dict[int, tuple[np.ndarray, np.ndarray]]:
@@ -38,45 +37,11 @@ def read_by_size(images: pd.DataFrame) -> dict[int, tuple[np.ndarray, np.ndarray
     return {int(width): (rows, read_pixels(list(paths[rows]))) for width, rows in images.groupby("width").indices.items()}
 
 
-def _residual(gray: np.ndarray) -> np.ndarray:
-    """Each pixel minus the mean of its four neighbours: what a smooth image cannot predict."""
-    return gray[:, 1:-1, 1:-1] - 0.25 * (gray[:, :-2, 1:-1] + gray[:, 2:, 1:-1] + gray[:, 1:-1, :-2] + gray[:, 1:-1, 2:])
-
-
-def _blocks(values: np.ndarray, size: int) -> np.ndarray:
-    n, h, w = values.shape[0], values.shape[1] // size * size, values.shape[2] // size * size
-    return values[:, :h, :w].reshape(n, h // size, size, w // size, size).transpose(0, 1, 3, 2, 4).reshape(n, -1, size * size)
-
-
-def noise_statistics(pixels: np.ndarray) -> np.ndarray:
-    """Per image: quantiles of blockwise residual and gradient levels (the flattest blocks show the noise
-    floor), residual shape, cross-channel residual correlation (demosaicing ties the channels' noise)."""
-    rgb = pixels.astype(np.float32)
-    gray = rgb @ LUMA
-    residual = _residual(gray)
-    gradient = np.hypot(np.diff(gray, axis=2)[:, 1:-1, :-1], np.diff(gray, axis=1)[:, :-1, 1:-1])
-    noise, edges = _blocks(residual, NOISE_BLOCK).std(2), _blocks(gradient, NOISE_BLOCK).mean(2)
-    quantiles = (0, 10, 25, 50, 75, 90, 100)
-    features = [np.log(np.percentile(noise, quantiles, axis=1) + 1e-3), np.log(np.percentile(edges, quantiles, axis=1) + 1e-3),
-                np.percentile(np.log((noise + 1e-3) / (edges + 1e-1)), (10, 50, 90), axis=1)]
-    flat = residual.reshape(len(residual), -1)
-    spread = flat.std(1) + 1e-3
-    centred = flat - flat.mean(1, keepdims=True)
-    features.append(np.stack([np.log(spread), (centred**4).mean(1) / spread**4, np.abs(flat).mean(1) / spread, (np.abs(flat) < 0.5).mean(1)]))
-    colour = np.stack([_residual(rgb[..., c]).reshape(len(rgb), -1) for c in range(3)], 2)
-    colour -= colour.mean(1, keepdims=True)
-    covariance = np.einsum("nki,nkj->nij", colour, colour)
-    scale = np.sqrt(np.einsum("nii->ni", covariance)) + 1e-6
-    correlation = covariance / scale[:, :, None] / scale[:, None, :]
-    features.append(np.stack([correlation[:, 0, 1], correlation[:, 0, 2], correlation[:, 1, 2]]))
-    return np.concatenate(features, 0).T.astype(np.float32)
-
-
 def resampling_spectrum(pixels: np.ndarray) -> np.ndarray:
     """Per image and period p: the Fourier magnitudes of the residual's mean energy at each pixel phase
     (row mod p, column mod p). An upsampler of factor p makes energy depend on the phase; a magnitude
     spectrum is blind to where the crop starts."""
-    residual = np.abs(_residual(pixels.astype(np.float32) @ LUMA))
+    residual = np.abs(prediction_residual(pixels.astype(np.float32) @ LUMA))
     features = []
     for period in RESAMPLING_PERIODS:
         n, h, w = residual.shape[0], residual.shape[1] // period * period, residual.shape[2] // period * period

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from fingerprinting.calibration import VerdictCalibrator
     from fingerprinting.network import FingerprintNet
     from fingerprinting.shown import ParsingPolicy
+    from fingerprinting.stacked import StackedDetector
 
 log = logging.getLogger(__name__)
 
@@ -201,3 +202,33 @@ def load_verdict_calibration(path: str | os.PathLike, version: str) -> VerdictCa
         log.warning("%s was calibrated for %s, not %s: no verdicts until `genprint calibrate` is run again", path, calibrator.model_version_, version)
         return None
     return calibrator
+
+
+def detector_digest(path: str | os.PathLike) -> str | None:
+    """The digest of the stacked detector beside the checkpoint at ``path`` (``stacked.sidecar_path``), or None: it has none."""
+    from fingerprinting.stacked import file_digest, sidecar_path
+
+    sidecar = sidecar_path(_weights_path(path))
+    return file_digest(sidecar) if sidecar.is_file() else None
+
+
+def load_detector(path: str | os.PathLike, version: str) -> StackedDetector | None:
+    """The stacked detector beside the checkpoint at ``path``, if there is one fitted for this version.
+
+    A detector fitted on another checkpoint's vectors and head would score features it never saw; its
+    digest is already part of the model's version (``describe_learned`` reads no more than the file's
+    bytes), so it is an error rather than left out.
+    """
+    from fingerprinting.stacked import StackedDetector, sidecar_path
+
+    sidecar = sidecar_path(_weights_path(path))
+    if not sidecar.is_file():
+        return None
+    try:
+        detector = StackedDetector.load(sidecar)
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
+    if detector.fitted_for_ != version:
+        raise CheckpointError(f"{sidecar} was fitted for checkpoint {detector.fitted_for_}, not {version}: "
+                              "run `genprint fit-detector` for this checkpoint again, or remove the file")
+    return detector

@@ -1,6 +1,7 @@
 """The learned fingerprint as a ``Fingerprinter``: vectors, calibrated fake scores and the parsed design."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -10,13 +11,15 @@ import torch
 from fingerprinting.checkpoint import Checkpoint
 from fingerprinting.fingerprinter import FingerprintOutput
 from fingerprinting.network import HeadSpec, NetworkOutput, inference_copy, to_unshuffled_input
-from fingerprinting.models import LEARNED_ATTRIBUTOR_PARAMS, LEARNED_NAME, learned_identity, spectral_part
+from fingerprinting.models import LEARNED_ATTRIBUTOR_PARAMS, LEARNED_NAME, learned_identity, scores_version, spectral_part
 from fingerprinting.parsing import conform_parsed
 from fingerprinting.shown import HeadOutputs, ParsingPolicy, decode_shown
+from fingerprinting.stacked import detector_features
 from fingerprinting.runtime import map_batches, pin_torch
 
 if TYPE_CHECKING:
     from fingerprinting.calibration import VerdictCalibrator
+    from fingerprinting.stacked import StackedDetector
 
 
 def combine_vectors(learned: np.ndarray, spectral: np.ndarray | None, spectral_weight: float) -> np.ndarray:
@@ -40,7 +43,7 @@ class LearnedFingerprinter:
 
     def __init__(
         self, checkpoint: Checkpoint, crop_size: int = 64, batch_size: int = 64, verdict_calibrator: VerdictCalibrator | None = None,
-        parsing_policy: ParsingPolicy | None = None,
+        parsing_policy: ParsingPolicy | None = None, detector: StackedDetector | None = None,
     ) -> None:
         pin_torch()  # before the network first runs: the thread count pin_threads chose
         self.checkpoint = checkpoint
@@ -48,15 +51,25 @@ class LearnedFingerprinter:
         self.parsing_policy = parsing_policy
         # Fake score -> generated / real / unsure (fingerprinting.calibration); None: no verdicts.
         self.verdict_calibrator = verdict_calibrator
+        # Fake scores from the fingerprint, head and noise statistics (fingerprinting.stacked); None: the head's own.
+        self.detector = detector
         self.net = inference_copy(checkpoint.net)
         self.crop_size = crop_size
         self.batch_size = batch_size
         self.spectral = spectral_part(checkpoint.spectral_weight, checkpoint.spectral_options, crop_size)
         # As models.describe_learned gives them without loading the network.
-        self.version, self.dim = learned_identity(checkpoint.version, self.net.config.embedding_dim, self.spectral)
+        self.scores_version = scores_version(checkpoint.version, detector.digest_ if detector is not None else None)
+        self.version, self.dim = learned_identity(self.scores_version, self.net.config.embedding_dim, self.spectral)
 
     def fingerprint(self, crops: np.ndarray) -> FingerprintOutput:
         """(n, s, s, 3) uint8 crops -> L2-normalised vectors, fake scores in [0, 1] and parsed_* columns."""
+        output = self.head_fingerprint(crops)
+        if self.detector is None or not len(crops):
+            return output
+        return replace(output, fake_scores=self.detector.predict_proba(detector_features(output.vectors, output.fake_scores, crops)))
+
+    def head_fingerprint(self, crops: np.ndarray) -> FingerprintOutput:
+        """``fingerprint`` with the network's own head's fake scores: what a stacked detector learns from."""
         outputs = self._run_all(crops)
         if not outputs:
             return FingerprintOutput(np.zeros((0, self.dim), np.float32), np.zeros(0, np.float32), conform_parsed(pd.DataFrame(), 0))

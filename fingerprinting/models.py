@@ -59,14 +59,16 @@ def _checkpoint_of(name: str | os.PathLike) -> Path | None:
 def load_learned(path: str | os.PathLike) -> LearnedFingerprinter:
     """A ``Fingerprinter`` from a checkpoint file (the .safetensors or its .json), with its verdict calibration and parsing policy where it has them."""
     # Imported here so loading, cropping and the spectral fingerprint work without the learned model.
-    from fingerprinting.checkpoint import load_checkpoint, load_parsing_policy, load_verdict_calibration
+    from fingerprinting.checkpoint import load_checkpoint, load_detector, load_parsing_policy, load_verdict_calibration
     from fingerprinting.learned import LearnedFingerprinter
 
     checkpoint = load_checkpoint(path)
+    detector = load_detector(path, checkpoint.version)
     return LearnedFingerprinter(
         checkpoint,
-        verdict_calibrator=load_verdict_calibration(path, checkpoint.version),
+        verdict_calibrator=load_verdict_calibration(path, scores_version(checkpoint.version, detector and detector.digest_)),
         parsing_policy=load_parsing_policy(path, checkpoint.version),
+        detector=detector,
     )
 
 
@@ -94,14 +96,15 @@ class LearnedDescription:
 
 def describe_learned(path: str | os.PathLike) -> LearnedDescription:
     """``load_learned(path)``'s name, version, dim, calibration and parsing policy, from the json config and sidecars only."""
-    from fingerprinting.checkpoint import load_parsing_policy, load_verdict_calibration, read_config
+    from fingerprinting.checkpoint import detector_digest, load_parsing_policy, load_verdict_calibration, read_config
 
     config = read_config(path)
     checkpoint_version = str(config["version"])
+    scores = scores_version(checkpoint_version, detector_digest(path))
     spectral = spectral_part(float(config.get("spectral_weight", 0.0)), dict(config.get("spectral_options", {})))
-    version, dim = learned_identity(checkpoint_version, int(config["network"]["embedding_dim"]), spectral)
+    version, dim = learned_identity(scores, int(config["network"]["embedding_dim"]), spectral)
     return LearnedDescription(
-        version=version, dim=dim, verdict_calibrator=load_verdict_calibration(path, checkpoint_version),
+        version=version, dim=dim, verdict_calibrator=load_verdict_calibration(path, scores),
         parsing_policy=load_parsing_policy(path, checkpoint_version),
     )
 
@@ -114,8 +117,15 @@ def spectral_part(spectral_weight: float, options: dict[str, Any], crop_size: in
     return SpectralFingerprinter(crop_size, **arguments)
 
 
+def scores_version(checkpoint_version: str, detector_digest: str | None) -> str:
+    """What a learned model's fake scores depend on: its checkpoint and, where one is beside it, its stacked detector
+    (``fingerprinting.stacked``). Verdict calibrations are made for this version."""
+    return checkpoint_version if detector_digest is None else f"{checkpoint_version}/detector-{detector_digest[:12]}"
+
+
 def learned_identity(checkpoint_version: str, embedding_dim: int, spectral: SpectralFingerprinter | None) -> tuple[str, int]:
-    """A learned fingerprint's (version, dim): the spectral part's own version too, since its vectors change if that algorithm does."""
+    """A learned fingerprint's (version, dim): the spectral part's own version too, since its vectors change if that algorithm does.
+    ``checkpoint_version`` is its ``scores_version``."""
     if spectral is None:
         return checkpoint_version, embedding_dim
     return f"{checkpoint_version}/spectral-{spectral.version}", embedding_dim + spectral.dim

@@ -105,6 +105,55 @@ def train(
     )
 
 
+@app.command("fit-detector")
+def fit_detector(
+    model: str = typer.Option("default", "--model", help="'default' (the shipped checkpoint) or a checkpoint file."),
+    zoo_dir: Optional[Path] = typer.Option(None, "--zoo", help="A zoo corpus (`genprint zoo build`) whose images it learns from too; "
+                                           "use the checkpoint's training zoo, never one it is benchmarked on."),
+    upscalers: int = typer.Option(24, "--upscalers", help="Small super-resolution networks trained on the zoo's photographs, whose output it learns from."),
+    upscaler_steps: int = typer.Option(600, "--upscaler-steps", help="Training steps of each upscaler."),
+    images_per_upscaler: int = typer.Option(200, "--images-per-upscaler", help="Images of each upscaler at each size (64 and 128 px)."),
+    real_images: int = typer.Option(2400, "--real-images", help="Real photograph crops at each size."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the upscalers, their images and the real crops."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Detector file to write (default: NAME.detector.skops beside the checkpoint, where genprint reads it)."),
+    threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: all cores, at most 8)."),
+) -> None:
+    """Fit a checkpoint's stacked detector: fake scores from its fingerprint, head and noise statistics (run `genprint calibrate` after it).
+
+    Learns from the output of small upscalers trained here on the zoo's photographs, from a zoo's images
+    when --zoo is given, and from real crops of the same photographs, each also as JPEG 85 and as a 0.5x
+    resize then JPEG 85. No external generator and no calibration photograph is used.
+    """
+    import numpy as np
+
+    from fingerprinting.checkpoint import load_checkpoint
+    from fingerprinting.detector_material import MaterialOptions, build_material
+    from fingerprinting.learned import LearnedFingerprinter
+    from fingerprinting.models import DEFAULT_CHECKPOINT
+    from fingerprinting.runtime import pin_threads
+    from fingerprinting.stacked import StackedDetector, crop_features, sidecar_path
+
+    pin_threads(threads or None)
+    if model == "spectral":
+        raise typer.BadParameter("the spectral fingerprint has no head to stack on", param_hint="--model")
+    if min(upscalers, upscaler_steps, images_per_upscaler, real_images) < 1:
+        raise typer.BadParameter("--upscalers, --upscaler-steps, --images-per-upscaler and --real-images must be at least 1")
+    weights = DEFAULT_CHECKPOINT if model == "default" else Path(model)
+    try:
+        # The network alone: a detector beside it (perhaps fitted for other weights) is what this replaces.
+        fingerprinter = LearnedFingerprinter(load_checkpoint(weights))
+    except (ValueError, FileNotFoundError) as exc:  # CheckpointError is a ValueError
+        raise typer.BadParameter(str(exc), param_hint="--model") from None
+    options = MaterialOptions(upscalers, upscaler_steps, images_per_upscaler, real_images, seed)
+    material = build_material(options, fingerprinter.crop_size, zoo_dir, log=typer.echo)
+    features = np.concatenate([crop_features(fingerprinter, crops) for crops in material.crops.values()])
+    is_fake = np.concatenate(list(material.is_fake.values()))
+    detector = StackedDetector().fit(features, is_fake, fitted_for=fingerprinter.checkpoint.version)
+    path = detector.save(out or sidecar_path(weights))
+    typer.echo(f"{path}: fitted on {int(is_fake.sum())} generated and {int((~is_fake).sum())} real crops; "
+               f"run `genprint calibrate --model {model}` next: its verdicts were fitted on the head's scores")
+
+
 @app.command()
 def calibrate(
     model: str = typer.Option("default", "--model", help="'default' (the shipped checkpoint) or a checkpoint file."),
@@ -145,7 +194,7 @@ def calibrate(
     # The regions the zoo photographs were split into depend on the training zoo's image side.
     zoo_size = int(fingerprinter.checkpoint.training.get("zoo", {}).get("image_side", 64))
     samples = camera_samples(bundled_camera_photos(zoo_size) + [str(p) for p in photos], fingerprinter, crops_per_photo, seed)
-    calibrator = fit_calibration(samples, fingerprinter.checkpoint.version, **rule)
+    calibrator = fit_calibration(samples, fingerprinter.scores_version, **rule)
     path = calibrator.save(out or sidecar_path(weights))
     typer.echo(
         f"{path}: {calibrator.n_samples_} camera images of {calibrator.n_groups_} photographs; generated above "

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from fingerprinting.calibration import VERDICTS, VerdictCalibrator, sidecar_path
 from fingerprinting.camera_photos import CROP, WHOLE, bundled_camera_photos, calibrate, camera_samples, leave_one_photo_out
 from fingerprinting.models import DEFAULT_CHECKPOINT, load_learned
+from fingerprinting.stacked import sidecar_path as detector_sidecar
 from fingerprinting.zoo.photos import load_photo
 from flows import Store, schemas
 from flows.cli import app
@@ -28,14 +29,16 @@ RUN = dict(shard_size=16, min_cluster_size=5)
 
 @pytest.fixture(scope="module")
 def calibrated(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    """The shipped weights in a private folder, with a small calibration of their own beside them."""
+    """The shipped weights and stacked detector in a private folder, with a small calibration of their own beside them."""
     folder = tmp_path_factory.mktemp("calibrated")
     weights = folder / "model.safetensors"
     shutil.copy(DEFAULT_CHECKPOINT, weights)
     shutil.copy(DEFAULT_CHECKPOINT.with_suffix(".json"), weights.with_suffix(".json"))
+    if detector_sidecar(DEFAULT_CHECKPOINT).is_file():
+        shutil.copy(detector_sidecar(DEFAULT_CHECKPOINT), detector_sidecar(weights))
     fingerprinter = load_learned(weights)
     samples = camera_samples(bundled_camera_photos(), fingerprinter, crops_per_photo=8)
-    calibrator = calibrate(samples, fingerprinter.checkpoint.version)
+    calibrator = calibrate(samples, fingerprinter.scores_version)
     calibrator.save(sidecar_path(weights))
     # A photograph to hand over as a file (`--photos`): a quarter of the astronaut.
     return SimpleNamespace(model=str(weights), calibrator=calibrator, samples=samples, extra_photo=np.ascontiguousarray(load_photo("astronaut")[256:, 256:]))
@@ -142,7 +145,7 @@ def test_calibrate_command_writes_a_calibration_and_shows_it_left_out(calibrated
     )
     assert result.exit_code == 0, result.output
     loaded = VerdictCalibrator.load(out)
-    assert loaded.n_groups_ == 13 and loaded.model_version_ == load_learned(calibrated.model).checkpoint.version
+    assert loaded.n_groups_ == 13 and loaded.model_version_ == load_learned(calibrated.model).scores_version
     assert "extra.png" in result.stdout and "crop:" in result.stdout and "called generated" in result.stdout
     assert loaded.photo_coverage == 0.95
     without = CliRunner().invoke(
