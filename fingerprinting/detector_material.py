@@ -24,7 +24,7 @@ from fingerprinting.images import MIN_SIDE
 from fingerprinting.zoo.external.build import DOWNSCALE_FILTERS, low_res_side
 from fingerprinting.zoo.external.views import PLATFORM_QUALITY, VIEWS, view_image
 from fingerprinting.zoo.photos import sample_crops, training_regions, usable_photos
-from fingerprinting.zoo.upscalers import HR_SIDE, UpscalerDesign, sample_designs, train_upscaler, training_crops
+from fingerprinting.zoo.upscalers import HR_SIDE, Upscaler, sample_designs, train_upscaler, training_crops
 
 SIZES = (64, 128)  # generated and real image sides, as uploads of small images come
 
@@ -78,12 +78,13 @@ def platform_view(pixels: np.ndarray, view: str) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def upscaled_images(design: UpscalerDesign, model, size: int, count: int, rng: np.random.Generator) -> list[np.ndarray]:
+def upscaled_images(model: Upscaler, size: int, count: int, rng: np.random.Generator) -> list[np.ndarray]:
     """`count` size x size outputs of one upscaler: training-region patches downscaled by a random filter, upscaled, centre-cropped
     (with the margins ``zoo.external`` gives Real-CUGAN and SPAN, so no output shows the network's border)."""
-    side = low_res_side(size, design.scale)
-    patches = real_images(design.scale * side, count, rng)
-    offset = (design.scale * side - size) // 2
+    scale = model.design.scale
+    side = low_res_side(size, scale)
+    patches = real_images(scale * side, count, rng)
+    offset = (scale * side - size) // 2
     out = []
     for patch in patches:
         low = Image.fromarray(patch).resize((side, side), DOWNSCALE_FILTERS[rng.integers(len(DOWNSCALE_FILTERS))])
@@ -107,7 +108,7 @@ def build_material(options: MaterialOptions, crop_size: int, zoo: Path | None = 
     for index, design in enumerate(sample_designs(options.upscalers, options.seed)):
         model = train_upscaler(design, high_res, options.upscaler_steps, options.seed + index)
         for size in SIZES:
-            material.add(upscaled_images(design, model, size, options.images_per_upscaler, rng), True, crop_size)
+            material.add(upscaled_images(model, size, options.images_per_upscaler, rng), True, crop_size)
         log(f"upscaler {index + 1}/{options.upscalers} ({design.upsampling}, x{design.scale}) trained and run")
     for size in SIZES:
         material.add(real_images(size, options.real_images, rng), False, crop_size)

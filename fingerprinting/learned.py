@@ -1,8 +1,9 @@
-"""The learned fingerprint as a ``Fingerprinter``: vectors, calibrated fake scores and the parsed design."""
+"""The learned fingerprint as a ``Fingerprinter``: vectors, calibrated fake scores (its head's, or its stacked detector's) and the parsed design."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,8 @@ from fingerprinting.network import HeadSpec, NetworkOutput, inference_copy, to_u
 from fingerprinting.models import LEARNED_ATTRIBUTOR_PARAMS, LEARNED_NAME, learned_identity, scores_version, spectral_part
 from fingerprinting.parsing import conform_parsed
 from fingerprinting.shown import HeadOutputs, ParsingPolicy, decode_shown
-from fingerprinting.stacked import detector_features
+from fingerprinting.noise_statistics import noise_statistics
+from fingerprinting.stacked import stack_features
 from fingerprinting.runtime import map_batches, pin_torch
 
 if TYPE_CHECKING:
@@ -63,43 +65,67 @@ class LearnedFingerprinter:
 
     def fingerprint(self, crops: np.ndarray) -> FingerprintOutput:
         """(n, s, s, 3) uint8 crops -> L2-normalised vectors, fake scores in [0, 1] and parsed_* columns."""
-        output = self.head_fingerprint(crops)
-        if self.detector is None or not len(crops):
+        batches = self._run_all(crops, with_noise=self.detector is not None)
+        output = self._output(batches)
+        if self.detector is None or not batches:
             return output
-        return replace(output, fake_scores=self.detector.predict_proba(detector_features(output.vectors, output.fake_scores, crops)))
+        return replace(output, fake_scores=self.detector.predict_proba(_detector_features(output, batches)))
 
     def head_fingerprint(self, crops: np.ndarray) -> FingerprintOutput:
-        """``fingerprint`` with the network's own head's fake scores: what a stacked detector learns from."""
-        outputs = self._run_all(crops)
-        if not outputs:
+        """``fingerprint`` with the network's own head's fake scores, whatever detector is attached."""
+        return self._output(self._run_all(crops))
+
+    def detector_features(self, crops: np.ndarray) -> np.ndarray:
+        """What a stacked detector sees of (n, s, s, 3) uint8 crops (``stacked.stack_features``): what one is fitted on."""
+        batches = self._run_all(crops, with_noise=True)
+        return _detector_features(self._output(batches), batches)
+
+    def head_outputs(self, crops: np.ndarray) -> HeadOutputs:
+        """The parsing heads' raw outputs for (n, s, s, 3) uint8 crops: what a parsing policy is fitted on."""
+        return head_outputs(_merged(self._run_all(crops)), self.net.config.heads)
+
+    def _output(self, batches: list[_Batch]) -> FingerprintOutput:
+        if not batches:
             return FingerprintOutput(np.zeros((0, self.dim), np.float32), np.zeros(0, np.float32), conform_parsed(pd.DataFrame(), 0))
-        merged = NetworkOutput(*(_concat([getattr(o, f) for o, _ in outputs]) for f in NetworkOutput._fields))
+        merged = _merged(batches)
         calibration = self.checkpoint.calibration
         scores = torch.sigmoid(calibration.scale * merged.fake_logit + calibration.bias)
-        spectral = np.concatenate([vectors for _, vectors in outputs]) if self.spectral else None
+        spectral = np.concatenate([batch.spectral for batch in batches]) if self.spectral else None
         return FingerprintOutput(
             vectors=combine_vectors(merged.embedding.numpy(), spectral, self.checkpoint.spectral_weight),
             fake_scores=scores.numpy().astype(np.float32),
             parsed=decode_parsed(merged, self.net.config.heads, self.parsing_policy),
         )
 
-    def head_outputs(self, crops: np.ndarray) -> HeadOutputs:
-        """The parsing heads' raw outputs for (n, s, s, 3) uint8 crops: what a parsing policy is fitted on."""
-        outputs = self._run_all(crops)
-        merged = NetworkOutput(*(_concat([getattr(o, f) for o, _ in outputs]) for f in NetworkOutput._fields))
-        return head_outputs(merged, self.net.config.heads)
-
-    def _run_all(self, crops: np.ndarray) -> list[tuple[NetworkOutput, np.ndarray | None]]:
+    def _run_all(self, crops: np.ndarray, with_noise: bool = False) -> list[_Batch]:
         if crops.ndim != 4 or crops.shape[3] != 3:
             raise ValueError(f"expected crops of shape (n, s, s, 3), got {crops.shape}")
         # Batches side by side, each on one thread: see runtime.map_batches.
-        return map_batches(self._run, [crops[start : start + self.batch_size] for start in range(0, len(crops), self.batch_size)])
+        return map_batches(partial(self._run, with_noise=with_noise),
+                           [crops[start : start + self.batch_size] for start in range(0, len(crops), self.batch_size)])
 
-    def _run(self, crops: np.ndarray) -> tuple[NetworkOutput, np.ndarray | None]:
-        """One batch: the network's outputs and the spectral vectors (its vectors do not depend on the batch)."""
+    def _run(self, crops: np.ndarray, with_noise: bool) -> _Batch:
+        """One batch: the network's outputs, the spectral vectors and noise statistics (none depends on the batch).
+        The noise statistics are computed here, on the batch's own thread, so that both cores share them too."""
         with torch.inference_mode():
             output = self.net.forward_unshuffled(to_unshuffled_input(torch.from_numpy(np.ascontiguousarray(crops))), with_residual=False)
-        return output, self.spectral.fingerprint(crops).vectors if self.spectral else None
+        return _Batch(output, self.spectral.fingerprint(crops).vectors if self.spectral else None,
+                      noise_statistics(crops) if with_noise else None)
+
+
+class _Batch(NamedTuple):
+    network: NetworkOutput
+    spectral: np.ndarray | None
+    noise: np.ndarray | None
+
+
+def _detector_features(output: FingerprintOutput, batches: list[_Batch]) -> np.ndarray:
+    """The head's own scores (never a detector's) with the vectors and the batches' noise statistics."""
+    return stack_features(output.vectors, output.fake_scores, np.concatenate([batch.noise for batch in batches]))
+
+
+def _merged(batches: list[_Batch]) -> NetworkOutput:
+    return NetworkOutput(*(_concat([getattr(batch.network, f) for batch in batches]) for f in NetworkOutput._fields))
 
 
 def _concat(parts: list) -> torch.Tensor | tuple[torch.Tensor, ...]:

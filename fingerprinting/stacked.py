@@ -18,8 +18,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fingerprinting.noise_statistics import noise_statistics
-
 if TYPE_CHECKING:
     from fingerprinting.learned import LearnedFingerprinter
 
@@ -34,13 +32,13 @@ def head_logit(fake_scores: np.ndarray) -> np.ndarray:
     return (np.log(scores + 1e-7) - np.log1p(-scores + 1e-7)).astype(np.float32)
 
 
-def detector_features(vectors: np.ndarray, head_scores: np.ndarray, crops: np.ndarray) -> np.ndarray:
-    """(n, dim + 1 + 24): each crop's fingerprint, its head's logit and its noise statistics."""
-    return np.concatenate([vectors, head_logit(head_scores)[:, None], noise_statistics(crops)], 1).astype(np.float32)
+def stack_features(vectors: np.ndarray, head_scores: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """(n, dim + 1 + 24): each crop's fingerprint, its head's logit and its noise statistics (``noise_statistics``)."""
+    return np.concatenate([vectors, head_logit(head_scores)[:, None], noise], 1).astype(np.float32)
 
 
 class StackedDetector:
-    """Histogram gradient boosting on ``detector_features``; ``predict_proba`` gives the fake score.
+    """Histogram gradient boosting on ``stack_features``; ``predict_proba`` gives the fake score.
 
     Parameters
     ----------
@@ -118,10 +116,5 @@ def file_digest(path: str | os.PathLike) -> str:
 
 
 def crop_features(fingerprinter: LearnedFingerprinter, crops: np.ndarray, batch: int = 4096) -> np.ndarray:
-    """``detector_features`` of (n, s, s, 3) crops, with the fingerprinter's vectors and its network's own head."""
-    parts = []
-    for start in range(0, len(crops), batch):
-        chunk = crops[start : start + batch]
-        output = fingerprinter.head_fingerprint(chunk)
-        parts.append(detector_features(output.vectors, output.fake_scores, chunk))
-    return np.concatenate(parts)
+    """``LearnedFingerprinter.detector_features`` of many (n, s, s, 3) crops, a bounded number at a time."""
+    return np.concatenate([fingerprinter.detector_features(crops[start : start + batch]) for start in range(0, len(crops), batch)])

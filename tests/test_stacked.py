@@ -18,7 +18,7 @@ from fingerprinting.learned import LearnedFingerprinter
 from fingerprinting.models import DEFAULT_CHECKPOINT, describe_learned, load_learned
 from fingerprinting.noise_statistics import DIM, noise_statistics
 from fingerprinting.stacked import StackedDetector, crop_features, file_digest, sidecar_path
-from fingerprinting.zoo.upscalers import sample_designs, train_upscaler, training_crops
+from fingerprinting.zoo.upscalers import UpscalerDesign, train_upscaler, training_crops
 from flows.cli import app
 
 
@@ -108,27 +108,27 @@ def test_a_detector_fitted_for_other_weights_is_an_error(checkpoint_copy: Path, 
 
 def test_a_tiny_leave_one_family_out_run_detects_upscalers_of_designs_it_never_saw():
     """Fitted on pixel-shuffle and transposed upscalers against photograph crops, it scores nearest and
-    bilinear upscalers above new photograph crops, in every platform view pooled."""
+    bilinear upscalers above new photograph crops, clean and JPEG 85 pooled."""
     fingerprinter = LearnedFingerprinter(load_checkpoint(DEFAULT_CHECKPOINT))
-    high_res = training_crops(400, seed=0)
+    high_res = training_crops(200, seed=0)
     rng = np.random.default_rng(0)
-    by_type: dict[str, list[np.ndarray]] = {}
-    for index, design in enumerate(sample_designs(8, seed=0)):
-        model = train_upscaler(design, high_res, steps=40, seed=index)
-        by_type.setdefault(design.upsampling, []).extend(upscaled_images(design, model, 64, 16, rng))
-    seen = by_type["pixel_shuffle"] + by_type["transposed"]
-    unseen = by_type["nearest"] + by_type["bilinear"]
+    images = {}
+    for index, upsampling in enumerate(("pixel_shuffle", "transposed", "nearest", "bilinear")):
+        # small networks, briefly trained: the test needs their traces, not their quality
+        model = train_upscaler(UpscalerDesign(upsampling, 2, 16, 2, "relu", False, "l1"), high_res, steps=40, seed=index)
+        images[upsampling] = upscaled_images(model, 64, 24, rng)
 
-    def crops_of(images) -> np.ndarray:
-        return np.stack([platform_view(image, view) for image in images for view in ("clean", "jpeg85")])
+    def crops_of(group: list[np.ndarray]) -> np.ndarray:
+        return np.stack([platform_view(image, view) for image in group for view in ("clean", "jpeg85")])
 
-    train_fake, train_real = crops_of(seen), crops_of(real_images(64, len(seen), rng))
-    test_fake, test_real = crops_of(unseen), crops_of(real_images(64, len(unseen), rng))
+    seen, unseen = images["pixel_shuffle"] + images["transposed"], images["nearest"] + images["bilinear"]
+    train_fake, train_real = crops_of(seen), crops_of(list(real_images(64, len(seen), rng)))
+    test_fake, test_real = crops_of(unseen), crops_of(list(real_images(64, len(unseen), rng)))
     detector = StackedDetector(max_iter=60).fit(
         np.concatenate([crop_features(fingerprinter, train_fake), crop_features(fingerprinter, train_real)]),
         np.r_[np.ones(len(train_fake), bool), np.zeros(len(train_real), bool)])
     scores = detector.predict_proba(np.concatenate([crop_features(fingerprinter, test_fake), crop_features(fingerprinter, test_real)]))
-    assert roc_auc_score(np.r_[np.ones(len(test_fake)), np.zeros(len(test_real))], scores) > 0.6
+    assert roc_auc_score(np.r_[np.ones(len(test_fake)), np.zeros(len(test_real))], scores) > 0.8  # 0.96-1.00 over three seeds
 
 
 def test_fit_detector_command_writes_the_sidecar_the_checkpoint_then_scores_with(tiny_zoo, tmp_path: Path):
