@@ -131,7 +131,7 @@ def test_a_tiny_leave_one_family_out_run_detects_upscalers_of_designs_it_never_s
     assert roc_auc_score(np.r_[np.ones(len(test_fake)), np.zeros(len(test_real))], scores) > 0.8  # 0.96-1.00 over three seeds
 
 
-def test_fit_detector_command_writes_the_sidecar_the_checkpoint_then_scores_with(tiny_zoo, tmp_path: Path):
+def test_fit_detector_then_calibrate_give_a_checkpoint_judged_on_the_detectors_scores(tiny_zoo, tmp_path: Path):
     weights = tmp_path / "model.safetensors"
     shutil.copy(DEFAULT_CHECKPOINT, weights)
     shutil.copy(DEFAULT_CHECKPOINT.with_suffix(".json"), weights.with_suffix(".json"))
@@ -145,5 +145,9 @@ def test_fit_detector_command_writes_the_sidecar_the_checkpoint_then_scores_with
     # clean and JPEG (their 16 px half views are below what a run takes)
     fakes = int(tiny_zoo.images["member_id"].notna().sum())
     assert f"fitted on {2 * 4 * (1 + 1 + 1 + 4 + 4 + 1) + 2 * fakes} generated" in result.output
+    calibrated = CliRunner().invoke(app, ["calibrate", "--model", str(weights), "--crops-per-photo", "4", "--threads", "2"])
+    assert calibrated.exit_code == 0, calibrated.output
+    judged = load_learned(weights)  # the verdicts now judge the detector's scores
+    assert judged.verdict_calibrator is not None and judged.verdict_calibrator.model_version_ == judged.scores_version != judged.checkpoint.version
     refused = CliRunner().invoke(app, ["fit-detector", "--model", "spectral"])
     assert refused.exit_code == 2 and "no head" in refused.output
