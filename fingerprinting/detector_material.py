@@ -10,23 +10,32 @@ the outside section judges the detector on generators and photographs it never s
 """
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from fingerprinting.crops import crop_grid
 from fingerprinting.images import MIN_SIDE
+from fingerprinting.stacked import crop_features
 from fingerprinting.zoo.external.build import DOWNSCALE_FILTERS, low_res_side
 from fingerprinting.zoo.external.views import PLATFORM_QUALITY, VIEWS, view_image
 from fingerprinting.zoo.photos import sample_crops, training_regions, usable_photos
 from fingerprinting.zoo.upscalers import HR_SIDE, Upscaler, sample_designs, train_upscaler, training_crops
 
+if TYPE_CHECKING:
+    from fingerprinting.learned import LearnedFingerprinter
+
 SIZES = (64, 128)  # generated and real image sides, as uploads of small images come
+FORMAT = 1  # of the cached features: raised whenever the same options would give other features
 
 
 @dataclass(frozen=True)
@@ -42,30 +51,36 @@ class MaterialOptions:
 
 @dataclass(frozen=True)
 class Material:
-    """Crops grouped by side (as the fingerprinter takes them) and whether each is generated."""
+    """What the detector learns from, one row per crop: its features (``LearnedFingerprinter.detector_features``),
+    whether it is generated, and where it comes from (``UPSCALERS``, ``ZOO`` or ``PHOTOGRAPHS``)."""
 
-    crops: dict[int, np.ndarray]
-    is_fake: dict[int, np.ndarray]
+    features: np.ndarray
+    is_fake: np.ndarray
+    source: np.ndarray
+
+    def describe(self) -> str:
+        counts = [(source, fake, int(((self.source == source) & (self.is_fake == fake)).sum())) for source in np.unique(self.source) for fake in (True, False)]
+        return f"{len(self.is_fake)} crops (" + ", ".join(f"{n} {'generated' if fake else 'real'} from {source}" for source, fake, n in counts if n) + ")"
 
 
-class _Collector:
-    def __init__(self) -> None:
-        self.crops: dict[int, list[np.ndarray]] = defaultdict(list)
-        self.fake: dict[int, list[bool]] = defaultdict(list)
+UPSCALERS, ZOO, PHOTOGRAPHS = "upscalers", "zoo", "photographs"
 
-    def add(self, images: Iterable[np.ndarray], fake: bool, crop_size: int) -> None:
-        """Each image in every platform view that a run would take, cut into crops as a run cuts it."""
-        for image in images:
-            for view in VIEWS:
-                pixels = platform_view(image, view)
-                if min(pixels.shape[:2]) < MIN_SIDE:  # a run refuses it too
-                    continue
-                for crop in crop_grid(pixels, crop_size, size_agnostic=True):
-                    self.crops[crop.shape[0]].append(crop)
-                    self.fake[crop.shape[0]].append(fake)
 
-    def material(self) -> Material:
-        return Material({s: np.stack(c) for s, c in self.crops.items()}, {s: np.asarray(f, bool) for s, f in self.fake.items()})
+def crops_of(images: Iterable[np.ndarray], crop_size: int) -> dict[int, np.ndarray]:
+    """Each image in every platform view that a run would take, cut into crops as a run cuts it; {side: crops}."""
+    by_side: dict[int, list[np.ndarray]] = defaultdict(list)
+    for image in images:
+        for view in VIEWS:
+            pixels = platform_view(image, view)
+            if min(pixels.shape[:2]) < MIN_SIDE:  # a run refuses it too
+                continue
+            for crop in crop_grid(pixels, crop_size, size_agnostic=True):
+                by_side[crop.shape[0]].append(crop)
+    return {side: np.stack(crops) for side, crops in by_side.items()}
+
+
+def _features(fingerprinter: LearnedFingerprinter, images: Iterable[np.ndarray]) -> np.ndarray:
+    return np.concatenate([crop_features(fingerprinter, crops) for crops in crops_of(images, fingerprinter.crop_size).values()])
 
 
 def platform_view(pixels: np.ndarray, view: str) -> np.ndarray:
@@ -99,19 +114,34 @@ def real_images(size: int, count: int, rng: np.random.Generator) -> np.ndarray:
     return crops
 
 
-def build_material(options: MaterialOptions, crop_size: int, zoo: Path | None = None,
+def build_material(options: MaterialOptions, fingerprinter: LearnedFingerprinter, zoo: Path | None = None, work: Path | None = None,
                    log: Callable[[str], None] = lambda line: None) -> Material:
-    """The upscalers trained and run, the zoo's images read (when given), real crops drawn; all in every view, as crops."""
+    """The upscalers trained and run, the zoo's images read (when given), real crops drawn; all in every view, as crops' features.
+
+    With ``work``, each upscaler's features are kept there, by checkpoint and options, and a later fit
+    (another zoo, an interrupted one) reuses them instead of training the upscaler again.
+    """
     rng = np.random.default_rng(options.seed)
-    material = _Collector()
+    parts: list[tuple[np.ndarray, bool, str]] = []
     high_res = training_crops(4000, options.seed)
+    cache = None if work is None else Path(work) / _cache_key(options, fingerprinter.checkpoint.version)
     for index, design in enumerate(sample_designs(options.upscalers, options.seed)):
+        path = None if cache is None else cache / f"upscaler-{index:02d}.npy"
+        if path is not None and path.is_file():
+            parts.append((np.load(path), True, UPSCALERS))
+            log(f"upscaler {index + 1}/{options.upscalers} ({design.upsampling}, x{design.scale}) reused from {path}")
+            continue
         model = train_upscaler(design, high_res, options.upscaler_steps, options.seed + index)
-        for size in SIZES:
-            material.add(upscaled_images(model, size, options.images_per_upscaler, rng), True, crop_size)
+        # Each upscaler draws its patches from its own generator: a reused one leaves the others' draws as they were.
+        draw = np.random.default_rng([options.seed, index])
+        features = _features(fingerprinter, [image for size in SIZES for image in upscaled_images(model, size, options.images_per_upscaler, draw)])
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path.with_suffix(".partial.npy"), features)
+            os.replace(path.with_suffix(".partial.npy"), path)
+        parts.append((features, True, UPSCALERS))
         log(f"upscaler {index + 1}/{options.upscalers} ({design.upsampling}, x{design.scale}) trained and run")
-    for size in SIZES:
-        material.add(real_images(size, options.real_images, rng), False, crop_size)
+    parts.append((_features(fingerprinter, [image for size in SIZES for image in real_images(size, options.real_images, rng)]), False, PHOTOGRAPHS))
     if zoo is not None:
         from fingerprinting.training_data import read_pixels
         from fingerprinting.zoo import load_zoo
@@ -119,6 +149,12 @@ def build_material(options: MaterialOptions, crop_size: int, zoo: Path | None = 
         images = load_zoo(zoo).images
         for fake, rows in images.groupby(images["member_id"].notna()).groups.items():
             for _, group in images.loc[rows].groupby("width"):
-                material.add(read_pixels(group["path"].tolist()), bool(fake), crop_size)
+                parts.append((_features(fingerprinter, read_pixels(group["path"].tolist())), bool(fake), ZOO))
         log(f"zoo {zoo}: {len(images)} images read")
-    return material.material()
+    return Material(np.concatenate([f for f, _, _ in parts]), np.concatenate([np.full(len(f), fake) for f, fake, _ in parts]),
+                    np.concatenate([np.full(len(f), source) for f, _, source in parts]))
+
+
+def _cache_key(options: MaterialOptions, checkpoint_version: str) -> str:
+    """What an upscaler's features depend on: the material's options (but the zoo and real crops) and the checkpoint."""
+    return hashlib.sha256(json.dumps([asdict(options), checkpoint_version, FORMAT], sort_keys=True).encode()).hexdigest()[:16]

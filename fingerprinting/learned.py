@@ -69,7 +69,10 @@ class LearnedFingerprinter:
         output = self._output(batches)
         if self.detector is None or not batches:
             return output
-        return replace(output, fake_scores=self.detector.predict_proba(_detector_features(output, batches)))
+        # The larger of the two: the detector finds what the head misses on networks trained to convergence by
+        # others, and may call a zoo-like generator real that the head knows (a photographic autoencoder).
+        stacked = self.detector.predict_proba(_detector_features(output, batches))
+        return replace(output, fake_scores=np.maximum(output.fake_scores, stacked))
 
     def head_fingerprint(self, crops: np.ndarray) -> FingerprintOutput:
         """``fingerprint`` with the network's own head's fake scores, whatever detector is attached."""

@@ -116,6 +116,8 @@ def fit_detector(
     real_images: int = typer.Option(2400, "--real-images", help="Real photograph crops at each size."),
     seed: int = typer.Option(0, "--seed", help="Seed of the upscalers, their images and the real crops."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Detector file to write (default: NAME.detector.skops beside the checkpoint, where genprint reads it)."),
+    work: Optional[Path] = typer.Option(None, "--work", help="Keep each upscaler's crop features here: a later fit with the same checkpoint and options "
+                                        "(another --zoo, or an interrupted one) reuses them instead of training the upscalers again."),
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: all cores, at most 8)."),
 ) -> None:
     """Fit a checkpoint's stacked detector: fake scores from its fingerprint, head and noise statistics (run `genprint calibrate` after it).
@@ -124,14 +126,12 @@ def fit_detector(
     when --zoo is given, and from real crops of the same photographs, each also as JPEG 85 and as a 0.5x
     resize then JPEG 85. No external generator and no calibration photograph is used.
     """
-    import numpy as np
-
     from fingerprinting.checkpoint import load_checkpoint
     from fingerprinting.detector_material import MaterialOptions, build_material
     from fingerprinting.learned import LearnedFingerprinter
     from fingerprinting.models import DEFAULT_CHECKPOINT
     from fingerprinting.runtime import pin_threads
-    from fingerprinting.stacked import StackedDetector, crop_features, sidecar_path
+    from fingerprinting.stacked import StackedDetector, sidecar_path
 
     pin_threads(threads or None)
     if model == "spectral":
@@ -145,12 +145,10 @@ def fit_detector(
     except (ValueError, FileNotFoundError) as exc:  # CheckpointError is a ValueError
         raise typer.BadParameter(str(exc), param_hint="--model") from None
     options = MaterialOptions(upscalers, upscaler_steps, images_per_upscaler, real_images, seed)
-    material = build_material(options, fingerprinter.crop_size, zoo_dir, log=typer.echo)
-    features = np.concatenate([crop_features(fingerprinter, crops) for crops in material.crops.values()])
-    is_fake = np.concatenate(list(material.is_fake.values()))
-    detector = StackedDetector().fit(features, is_fake, fitted_for=fingerprinter.checkpoint.version)
+    material = build_material(options, fingerprinter, zoo_dir, work, log=typer.echo)
+    detector = StackedDetector().fit(material.features, material.is_fake, fitted_for=fingerprinter.checkpoint.version)
     path = detector.save(out or sidecar_path(weights))
-    typer.echo(f"{path}: fitted on {int(is_fake.sum())} generated and {int((~is_fake).sum())} real crops; "
+    typer.echo(f"{path}: fitted on {material.describe()}; "
                f"run `genprint calibrate --model {model}` next: its verdicts were fitted on the head's scores")
 
 

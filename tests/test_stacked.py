@@ -91,7 +91,9 @@ def test_a_checkpoint_scores_with_the_detector_beside_it(checkpoint_copy: Path, 
     assert stacked.version == describe_learned(checkpoint_copy).version != plain.version
     assert f"detector-{file_digest(sidecar_path(checkpoint_copy))[:12]}" in stacked.version
     output = stacked.fingerprint(crops)
-    np.testing.assert_allclose(output.fake_scores, detector.predict_proba(features), rtol=1e-6)
+    head_scores = plain.fingerprint(crops).fake_scores
+    np.testing.assert_allclose(output.fake_scores, np.maximum(head_scores, detector.predict_proba(features)), rtol=1e-6)
+    assert (output.fake_scores > head_scores).any()  # the detector raised some: these reals are half labelled fake
     np.testing.assert_array_equal(output.vectors, plain.fingerprint(crops).vectors)  # the vectors are the network's
     np.testing.assert_array_equal(stacked.head_fingerprint(crops).fake_scores, plain.fingerprint(crops).fake_scores)
 
@@ -135,16 +137,22 @@ def test_fit_detector_then_calibrate_give_a_checkpoint_judged_on_the_detectors_s
     weights = tmp_path / "model.safetensors"
     shutil.copy(DEFAULT_CHECKPOINT, weights)
     shutil.copy(DEFAULT_CHECKPOINT.with_suffix(".json"), weights.with_suffix(".json"))
-    result = CliRunner().invoke(app, ["fit-detector", "--model", str(weights), "--zoo", str(tiny_zoo.root), "--upscalers", "2",
-                                      "--upscaler-steps", "5", "--images-per-upscaler", "4", "--real-images", "8", "--threads", "2"])
+    command = ["fit-detector", "--model", str(weights), "--zoo", str(tiny_zoo.root), "--upscalers", "2", "--upscaler-steps", "5",
+               "--images-per-upscaler", "4", "--real-images", "8", "--threads", "2", "--work", str(tmp_path / "work")]
+    result = CliRunner().invoke(app, command)
     assert result.exit_code == 0, result.output
-    assert "genprint calibrate" in result.output and "upscaler 2/2" in result.output and "zoo" in result.output
+    assert "genprint calibrate" in result.output and "upscaler 2/2" in result.output and "trained and run" in result.output
     fingerprinter = load_learned(weights)
     assert fingerprinter.detector is not None and fingerprinter.detector.fitted_for_ == fingerprinter.checkpoint.version
-    # 2 upscalers x 4 images x crops (64 px: 1 clean, 1 JPEG, 1 half; 128 px: 4, 4, 1), and the 32 px zoo's fakes
+    # 2 upscalers x 4 images x crops (64 px: 1 clean, 1 JPEG, 1 half; 128 px: 4, 4, 1), and the 32 px zoo's images
     # clean and JPEG (their 16 px half views are below what a run takes)
-    fakes = int(tiny_zoo.images["member_id"].notna().sum())
-    assert f"fitted on {2 * 4 * (1 + 1 + 1 + 4 + 4 + 1) + 2 * fakes} generated" in result.output
+    zoo_fakes = int(tiny_zoo.images["member_id"].notna().sum())
+    assert f"{2 * 4 * (1 + 1 + 1 + 4 + 4 + 1)} generated from upscalers" in result.output
+    assert f"{2 * zoo_fakes} generated from zoo" in result.output and f"{2 * (len(tiny_zoo.images) - zoo_fakes)} real from zoo" in result.output
+    again = CliRunner().invoke(app, command)  # the upscalers' features kept under --work: not trained again, the same detector
+    assert again.exit_code == 0 and again.output.count("reused from") == 2 and "trained and run" not in again.output
+    np.testing.assert_array_equal(load_learned(weights).detector.predict_proba(np.zeros((1, 297), np.float32)),
+                                  fingerprinter.detector.predict_proba(np.zeros((1, 297), np.float32)))
     calibrated = CliRunner().invoke(app, ["calibrate", "--model", str(weights), "--crops-per-photo", "4", "--threads", "2"])
     assert calibrated.exit_code == 0, calibrated.output
     judged = load_learned(weights)  # the verdicts now judge the detector's scores
