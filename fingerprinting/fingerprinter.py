@@ -49,7 +49,7 @@ class Fingerprinter(ModelIdentity, Protocol):
     attribute ``attributor_params`` (keyword arguments of that class). One with a calibrated verdict
     (``fingerprinting.calibration``) has an attribute ``verdict_calibrator``; one with a parsing
     policy (``fingerprinting.shown``) an attribute ``parsing_policy``; a learned one whose fake scores
-    come from a stacked detector (``fingerprinting.stacked``) an attribute ``detector``.
+    also come from a stacked detector (``fingerprinting.stacked``) an attribute ``detector``.
     """
 
     crop_size: int

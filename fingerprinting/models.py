@@ -117,10 +117,15 @@ def spectral_part(spectral_weight: float, options: dict[str, Any], crop_size: in
     return SpectralFingerprinter(crop_size, **arguments)
 
 
+# How a learned model's head and stacked detector make one fake score (``LearnedFingerprinter.fingerprint``):
+# part of the version, so that scores of another rule never pass for these.
+SCORE_FUSION = "max"
+
+
 def scores_version(checkpoint_version: str, detector_digest: str | None) -> str:
     """What a learned model's fake scores depend on: its checkpoint and, where one is beside it, its stacked detector
-    (``fingerprinting.stacked``). Verdict calibrations are made for this version."""
-    return checkpoint_version if detector_digest is None else f"{checkpoint_version}/detector-{detector_digest[:12]}"
+    (``fingerprinting.stacked``) and the rule fusing it with the head. Verdict calibrations are made for this version."""
+    return checkpoint_version if detector_digest is None else f"{checkpoint_version}/detector-{detector_digest[:12]}-{SCORE_FUSION}"
 
 
 def learned_identity(checkpoint_version: str, embedding_dim: int, spectral: SpectralFingerprinter | None) -> tuple[str, int]:

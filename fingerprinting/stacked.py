@@ -6,7 +6,7 @@ frozen fingerprint, the head's logit and 24 noise statistics (``fingerprinting.n
 fitted on material unlike the zoo's briefly trained generators (``fingerprinting.detector_material``),
 has few parameters to learn a design with. Saved beside a checkpoint as ``NAME.detector.skops``
 (``skops.io``: scikit-learn's own types only, never an arbitrary pickle); the fingerprinter's fake
-scores then come from it.
+score is then the larger of its and the head's (``LearnedFingerprinter.fingerprint``).
 """
 from __future__ import annotations
 
