@@ -394,10 +394,11 @@ def render(summary, images: pd.DataFrame, detection: pd.DataFrame, grouping: pd.
         f"images. FEN-style is trained here, once per held-out family and photograph half ({fen_note}), and judged by its own "
         "fake head; its grouping and attribution figures are the mean over the two photograph halves, each measured on its own "
         "in the space of the net that never saw it." + (
-            " The shipped fake scores come from its stacked detector (`genprint fit-detector`: gradient boosting on the "
-            "fingerprint, the network head's logit and 24 noise statistics per crop, fitted on small upscalers trained here, a "
-            "zoo whose members the network never saw and crops of the zoo's photographs, in every platform view); it saw "
-            f"neither family and none of these images, so it is judged as it ships. \"{HEAD_ONLY}\" is the score without it."
+            " The shipped fake score of a crop is the larger of the network head's and its stacked detector's (`genprint "
+            "fit-detector`: gradient boosting on the fingerprint, the head's logit and 24 noise statistics per crop, fitted on "
+            "small upscalers trained here, a zoo whose members the network never saw and crops of the zoo's photographs, in "
+            "every platform view); the detector saw neither family and none of these images, so it is judged as it ships. "
+            f"\"{HEAD_ONLY}\" is the score without the detector."
             if getattr(shipped, "detector", None) is not None else ""),
         "",
         "### Detection per held-out family",

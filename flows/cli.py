@@ -108,8 +108,9 @@ def train(
 @app.command("fit-detector")
 def fit_detector(
     model: str = typer.Option("default", "--model", help="'default' (the shipped checkpoint) or a checkpoint file."),
-    zoo_dir: Optional[Path] = typer.Option(None, "--zoo", help="A zoo corpus (`genprint zoo build`) whose images it learns from too; "
-                                           "use the checkpoint's training zoo, never one it is benchmarked on."),
+    zoo_dir: Optional[Path] = typer.Option(None, "--zoo", help="A zoo corpus (`genprint zoo build`) whose images it learns from too: one whose members "
+                                           "the checkpoint never trained on (its head then scores them as it scores new generators), "
+                                           "and never one it is benchmarked on."),
     upscalers: int = typer.Option(24, "--upscalers", help="Small super-resolution networks trained on the zoo's photographs, whose output it learns from."),
     upscaler_steps: int = typer.Option(600, "--upscaler-steps", help="Training steps of each upscaler."),
     images_per_upscaler: int = typer.Option(200, "--images-per-upscaler", help="Images of each upscaler at each size (64 and 128 px)."),
@@ -149,7 +150,7 @@ def fit_detector(
     detector = StackedDetector().fit(material.features, material.is_fake, fitted_for=fingerprinter.checkpoint.version)
     path = detector.save(out or sidecar_path(weights))
     typer.echo(f"{path}: fitted on {material.describe()}; "
-               f"run `genprint calibrate --model {model}` next: its verdicts were fitted on the head's scores")
+               f"run `genprint calibrate --model {model}` next: its verdicts were fitted on other scores")
 
 
 @app.command()
