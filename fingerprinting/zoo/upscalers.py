@@ -4,7 +4,7 @@ The zoo's generators are trained briefly on its content; the super-resolution ne
 (Real-CUGAN, SPAN, ...) are trained to convergence on photographs. These upscalers (a head conv, a
 few body convs, one upsampling layer per factor of two, an optional bicubic shortcut) are trained on
 crops of the zoo's photographs' training regions, each downscaled by a random filter, so their
-output shows the traces such networks leave. ``fingerprinting.stacked`` learns from them.
+output shows the traces such networks leave. The stacked detector learns from them (``fingerprinting.detector_material``).
 """
 from __future__ import annotations
 
