@@ -10,6 +10,7 @@ from flows.export_fiftyone import default_name
 from flows.progress import progress_bar
 from flows.runs import RunSummary
 from flows.api import Store, add_known
+from flows.store import StoreError
 
 # Small enough for a few minutes on two cores (the zoo build dominates), broad enough to show clusters.
 DEMO_ZOO = dict(members=8, images_per_member=30, size=64, seed=2026, steps=40)
@@ -60,12 +61,15 @@ def run_demo(out: Path, model: str = "default", progress: bool = True) -> DemoRe
     store = Store(Path(out) / "store")
     known = []
     generators = zoo.generators.set_index("member_id")
-    for member, paths in _references(zoo.images, zoo_dir).items():
-        name = f"zoo-member-{member}"
-        if name not in set(store.known.list()["name"]):  # registered with the design the zoo knows it has
-            add_known(str(store.root), name, paths, model, design=zoo_member_design(generators.loc[member]))
-        known.append(name)
-    summary = store.run([zoo_dir], model=model, progress=progress)
+    try:
+        for member, paths in _references(zoo.images, zoo_dir).items():
+            name = f"zoo-member-{member}"
+            if name not in set(store.known.list()["name"]):  # registered with the design the zoo knows it has
+                add_known(str(store.root), name, paths, model, design=zoo_member_design(generators.loc[member]))
+            known.append(name)
+        summary = store.run([zoo_dir], model=model, progress=progress)
+    except StoreError as error:  # most often a demo store an earlier genprint made with another model version
+        raise StoreError(f"{error} (the demo's store: remove {store.root} to start it again, or pass another --out)") from None
     return DemoResult(zoo_dir, store, known, summary, time.perf_counter() - started)
 
 

@@ -120,3 +120,15 @@ def test_run_without_model_uses_the_stores_own(store_copy, tiny_zoo: SimpleNames
     result = runner.invoke(app, ["run", str(tiny_zoo.root), "--store", str(store_copy.root), "--threads", "2", "--quiet"])
     assert result.exit_code == 0, result.output
     assert "0 new images" in result.stdout and f"report: {store_copy / 'current/report.html'}" in result.stdout
+
+
+def test_a_demo_store_of_another_model_says_how_to_start_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api: str) -> None:
+    from conftest import TINY_ZOO
+
+    from flows import demo
+
+    monkeypatch.setattr(demo, "DEMO_ZOO", dict(TINY_ZOO))  # the pipeline's own path, on a zoo of seconds
+    demo.run_demo(tmp_path, model="spectral", progress=False)
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path), "--model", "default", "--quiet"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"remove {tmp_path / 'store'} to start it again" in result.output
