@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from clustering.atomic_file import write_bytes_atomic
 from fingerprinting.crops import crop_grid
 from fingerprinting.images import MIN_SIDE
 from fingerprinting.stacked import crop_features
@@ -136,9 +136,9 @@ def build_material(options: MaterialOptions, fingerprinter: LearnedFingerprinter
         draw = np.random.default_rng([options.seed, index])
         features = _features(fingerprinter, [image for size in SIZES for image in upscaled_images(model, size, options.images_per_upscaler, draw)])
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.save(path.with_suffix(".partial.npy"), features)
-            os.replace(path.with_suffix(".partial.npy"), path)
+            buffer = io.BytesIO()
+            np.save(buffer, features)
+            write_bytes_atomic(path, buffer.getbuffer())
         parts.append((features, True, UPSCALERS))
         log(f"upscaler {index + 1}/{options.upscalers} ({design.upsampling}, x{design.scale}) trained and run")
     parts.append((_features(fingerprinter, [image for size in SIZES for image in real_images(size, options.real_images, rng)]), False, PHOTOGRAPHS))

@@ -1,4 +1,4 @@
-"""The learned fingerprint as a ``Fingerprinter``: vectors, calibrated fake scores (its head's, or its stacked detector's) and the parsed design."""
+"""The learned fingerprint as a ``Fingerprinter``: vectors, calibrated fake scores (its head's, or the larger of its head's and its stacked detector's) and the parsed design."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -53,7 +53,7 @@ class LearnedFingerprinter:
         self.parsing_policy = parsing_policy
         # Fake score -> generated / real / unsure (fingerprinting.calibration); None: no verdicts.
         self.verdict_calibrator = verdict_calibrator
-        # Fake scores from the fingerprint, head and noise statistics (fingerprinting.stacked); None: the head's own.
+        # A second fake score from the fingerprint, head and noise statistics (fingerprinting.stacked); None: the head's alone.
         self.detector = detector
         self.net = inference_copy(checkpoint.net)
         self.crop_size = crop_size

@@ -63,13 +63,11 @@ def load_learned(path: str | os.PathLike) -> LearnedFingerprinter:
     from fingerprinting.learned import LearnedFingerprinter
 
     checkpoint = load_checkpoint(path)
-    detector = load_detector(path, checkpoint.version)
-    return LearnedFingerprinter(
-        checkpoint,
-        verdict_calibrator=load_verdict_calibration(path, scores_version(checkpoint.version, detector and detector.digest_)),
-        parsing_policy=load_parsing_policy(path, checkpoint.version),
-        detector=detector,
-    )
+    fingerprinter = LearnedFingerprinter(checkpoint, parsing_policy=load_parsing_policy(path, checkpoint.version),
+                                         detector=load_detector(path, checkpoint.version))
+    # Calibrated for the scores the fingerprinter gives, which its detector (if any) is part of.
+    fingerprinter.verdict_calibrator = load_verdict_calibration(path, fingerprinter.scores_version)
+    return fingerprinter
 
 
 @dataclass(frozen=True)
