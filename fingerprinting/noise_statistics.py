@@ -7,6 +7,7 @@ channels whose residuals move together; a network's output smooths, sharpens or 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 NOISE_BLOCK = 8
@@ -18,6 +19,16 @@ def prediction_residual(gray: np.ndarray) -> np.ndarray:
     return gray[:, 1:-1, 1:-1] - 0.25 * (gray[:, :-2, 1:-1] + gray[:, 2:, 1:-1] + gray[:, 1:-1, :-2] + gray[:, 1:-1, 2:])
 
 
+def gradient_magnitude(gray: np.ndarray) -> np.ndarray:
+    """Length of the backward-difference gradient at each interior pixel, in place on one buffer (``np.hypot`` guards against overflow these values never reach, at a cost)."""
+    across = gray[:, 1:-1, 1:-1] - gray[:, 1:-1, :-2]
+    down = gray[:, 1:-1, 1:-1] - gray[:, :-2, 1:-1]
+    across *= across
+    down *= down
+    across += down
+    return np.sqrt(across, out=across)
+
+
 def _blocks(values: np.ndarray, size: int) -> np.ndarray:
     n, h, w = values.shape[0], values.shape[1] // size * size, values.shape[2] // size * size
     return values[:, :h, :w].reshape(n, h // size, size, w // size, size).transpose(0, 1, 3, 2, 4).reshape(n, -1, size * size)
@@ -26,10 +37,12 @@ def _blocks(values: np.ndarray, size: int) -> np.ndarray:
 def noise_statistics(pixels: np.ndarray) -> np.ndarray:
     """Per image (n, h, w, 3) uint8 -> (n, DIM): quantiles of blockwise residual and gradient levels (the flattest blocks show the noise
     floor), residual shape, cross-channel residual correlation (demosaicing ties the channels' noise)."""
+    # No numpy BLAS here (a matmul, `@`): it runs on the batches' threads (runtime.map_batches), where BLAS's own
+    # threads would fight them for the cores; sums of products and torch's bmm stay on the calling thread.
     rgb = pixels.astype(np.float32)
-    gray = rgb @ LUMA
+    gray = rgb[..., 0] * LUMA[0] + rgb[..., 1] * LUMA[1] + rgb[..., 2] * LUMA[2]
     residual = prediction_residual(gray)
-    gradient = np.hypot(np.diff(gray, axis=2)[:, 1:-1, :-1], np.diff(gray, axis=1)[:, :-1, 1:-1])
+    gradient = gradient_magnitude(gray)
     noise, edges = _blocks(residual, NOISE_BLOCK).std(2), _blocks(gradient, NOISE_BLOCK).mean(2)
     quantiles = (0, 10, 25, 50, 75, 90, 100)
     features = [np.log(np.percentile(noise, quantiles, axis=1) + 1e-3), np.log(np.percentile(edges, quantiles, axis=1) + 1e-3),
@@ -42,7 +55,7 @@ def noise_statistics(pixels: np.ndarray) -> np.ndarray:
     planes = np.ascontiguousarray(rgb.transpose(0, 3, 1, 2)).reshape(-1, *rgb.shape[1:3])
     colour = prediction_residual(planes).reshape(len(rgb), 3, -1)
     colour -= colour.mean(2, keepdims=True)
-    covariance = np.matmul(colour, colour.transpose(0, 2, 1))  # batched BLAS, where einsum loops
+    covariance = torch.bmm(torch.from_numpy(colour), torch.from_numpy(colour).transpose(1, 2)).numpy()
     scale = np.sqrt(np.einsum("nii->ni", covariance)) + 1e-6
     correlation = covariance / scale[:, :, None] / scale[:, None, :]
     features.append(np.stack([correlation[:, 0, 1], correlation[:, 0, 2], correlation[:, 1, 2]]))

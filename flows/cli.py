@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from flows.defaults import DEFAULT_SHARD_SIZE
 from flows.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -315,7 +316,7 @@ def run(
     ),
     store: StoreOption = ...,
     model: ModelOption = None,
-    shard_size: int = typer.Option(256, "--shard-size", help="Images per fingerprinting task (a unit of retry and resume)."),
+    shard_size: int = typer.Option(DEFAULT_SHARD_SIZE, "--shard-size", help="Images per fingerprinting task (a unit of retry and resume)."),
     recluster: Optional[bool] = typer.Option(
         None, "--recluster/--assign-only", help="Force a full re-clustering, or only assign new images (default: the store decides)."
     ),
@@ -514,7 +515,7 @@ def serve(
     store: StoreOption = ...,
     cron: str = typer.Option(..., "--cron", help="When to run, as a cron expression (UTC), e.g. '*/15 * * * *'."),
     model: ModelOption = None,
-    shard_size: int = typer.Option(256, "--shard-size", help="Images per fingerprinting task."),
+    shard_size: int = typer.Option(DEFAULT_SHARD_SIZE, "--shard-size", help="Images per fingerprinting task."),
     dask_address: DaskOption = None,
     threads: ThreadsOption = 0,
 ) -> None:

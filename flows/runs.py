@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from fingerprinting.fingerprinter import ModelIdentity
+from flows.defaults import DEFAULT_SHARD_SIZE
 from flows.model import check_model
 from flows.shards import Shard, is_done, model_key, plan_shards
 from flows.sources import ProgressCallback, check_sources, discover, identify
@@ -44,7 +45,7 @@ class RunOptions:
     """
 
     model: str | None = None
-    shard_size: int = 256
+    shard_size: int = DEFAULT_SHARD_SIZE
     wait: float = 0.0
     recluster: bool | None = None
     min_cluster_size: int | None = None

@@ -16,7 +16,7 @@ from fingerprinting.checkpoint import CheckpointError, load_checkpoint
 from fingerprinting.detector_material import platform_view, real_images, upscaled_images
 from fingerprinting.learned import LearnedFingerprinter
 from fingerprinting.models import DEFAULT_CHECKPOINT, describe_learned, load_learned
-from fingerprinting.noise_statistics import DIM, noise_statistics
+from fingerprinting.noise_statistics import DIM, LUMA, gradient_magnitude, noise_statistics, prediction_residual
 from fingerprinting.stacked import StackedDetector, crop_features, file_digest, sidecar_path
 from fingerprinting.zoo.upscalers import UpscalerDesign, train_upscaler, training_crops
 from flows.cli import app
@@ -39,6 +39,22 @@ def test_noise_statistics_see_the_noise_floor():
     assert (loud[:, 0] > quiet[:, 0] + 1).all()  # log of the flattest block's residual spread: about log(6) apart
     assert noise_statistics(_noise(rng, 2, 16, 5.0)).shape == (2, DIM)  # the smallest crops a half-size view gives
 
+
+
+def test_noise_statistics_correlations_and_gradients_are_numpys():
+    """The hand-fused paths (no BLAS, gradients in place) against numpy's plain ones on correlated noisy crops."""
+    rng = np.random.default_rng(2)
+    shared = rng.normal(0, 8, (3, 40, 40, 1))
+    pixels = np.clip(128 + shared + rng.normal(0, 4, (3, 40, 40, 3)), 0, 255).astype(np.uint8)
+    stats = noise_statistics(pixels)
+    for crop, row in zip(pixels.astype(np.float32), stats):
+        residuals = prediction_residual(crop.transpose(2, 0, 1)).reshape(3, -1)
+        expected = np.corrcoef(residuals)[[0, 0, 1], [1, 2, 2]]
+        np.testing.assert_allclose(row[-3:], expected, atol=1e-4)
+        assert (row[-3:] > 0.5).all()  # the shared noise ties the channels
+    gray = pixels.astype(np.float32) @ LUMA
+    plain = np.hypot(np.diff(gray, axis=2)[:, 1:-1, :-1], np.diff(gray, axis=1)[:, :-1, 1:-1])
+    np.testing.assert_allclose(gradient_magnitude(gray), plain, rtol=1e-5, atol=1e-4)
 
 def test_a_detector_round_trips_through_its_file(tmp_path: Path):
     rng = np.random.default_rng(1)
