@@ -37,8 +37,9 @@ def _blocks(values: np.ndarray, size: int) -> np.ndarray:
 def noise_statistics(pixels: np.ndarray) -> np.ndarray:
     """Per image (n, h, w, 3) uint8 -> (n, DIM): quantiles of blockwise residual and gradient levels (the flattest blocks show the noise
     floor), residual shape, cross-channel residual correlation (demosaicing ties the channels' noise)."""
-    # No numpy BLAS here (a matmul, `@`): it runs on the batches' threads (runtime.map_batches), where BLAS's own
-    # threads would fight them for the cores; sums of products and torch's bmm stay on the calling thread.
+    # No numpy BLAS here (a matmul, `@`): this runs on the batches' threads (runtime.map_batches), where BLAS's own
+    # threads would fight them for the cores; sums of products stay on the calling thread, and torch's bmm on the
+    # one torch thread map_batches gives each batch.
     rgb = pixels.astype(np.float32)
     gray = rgb[..., 0] * LUMA[0] + rgb[..., 1] * LUMA[1] + rgb[..., 2] * LUMA[2]
     residual = prediction_residual(gray)

@@ -56,6 +56,7 @@ def test_noise_statistics_correlations_and_gradients_are_numpys():
     plain = np.hypot(np.diff(gray, axis=2)[:, 1:-1, :-1], np.diff(gray, axis=1)[:, :-1, 1:-1])
     np.testing.assert_allclose(gradient_magnitude(gray), plain, rtol=1e-5, atol=1e-4)
 
+
 def test_a_detector_round_trips_through_its_file(tmp_path: Path):
     rng = np.random.default_rng(1)
     features = np.concatenate([_features(rng, 200, 0), _features(rng, 200, 2)])
