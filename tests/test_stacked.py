@@ -40,7 +40,6 @@ def test_noise_statistics_see_the_noise_floor():
     assert noise_statistics(_noise(rng, 2, 16, 5.0)).shape == (2, DIM)  # the smallest crops a half-size view gives
 
 
-
 def test_noise_statistics_correlations_and_gradients_are_numpys():
     """The hand-fused paths (no BLAS, gradients in place) against numpy's plain ones on correlated noisy crops."""
     rng = np.random.default_rng(2)
